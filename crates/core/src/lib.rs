@@ -1,0 +1,18 @@
+//! The core every function shares: the project's own request and response
+//! types, the one [`Error`] type and its problem+json rendering, config
+//! reading, and the request pipeline ([`service::serve`]) that adds request
+//! ids, CORS, body limits, `/health` and a log line around each handler.
+//!
+//! It knows nothing of the `worker` crate, JWTs or PostgREST: those live in
+//! `edge-worker`, `edge-auth` and `edge-db`, so this crate builds and tests
+//! natively with nothing but serde.
+
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod service;
+
+pub use config::{ConfigError, Source, Vars};
+pub use error::{Error, FieldError, Result};
+pub use http::{BodyKind, Headers, Method, Request, Response};
+pub use service::{serve, HttpConfig, LogLine, Service};

@@ -1,0 +1,351 @@
+//! PostgREST access in two modes the types keep apart.
+//!
+//! - [`UserDb`] acts **as the caller**: it forwards the caller's verified JWT
+//!   as `Authorization: Bearer` and the project's anon (publishable) key as
+//!   `apikey`, so row-level security decides what the query sees. It can only
+//!   be built from an [`edge_auth::AuthenticatedUser`], which only
+//!   verification produces.
+//! - [`ServiceDb`] acts **as the service**: it bypasses RLS. It can only be
+//!   built from a [`ServiceKey`], which a function has only if its config
+//!   reads `SUPABASE_SERVICE_ROLE_KEY`, and the two types share no trait, so a
+//!   handler written against `UserDb` cannot be handed the service client.
+//!
+//! Both hand out `postgrest` query builders and run them through
+//! [`execute`], which maps PostgREST's and Postgres's errors to the project's
+//! [`Error`] (see [`map_error`] for the table). This crate deliberately has
+//! no query helpers of its own: the `postgrest` builder is the query API.
+//!
+//! See PostgREST's error docs: <https://docs.postgrest.org/en/v12/references/errors.html>.
+
+use edge_auth::AuthenticatedUser;
+use edge_core::{ConfigError, Error, Vars};
+use postgrest::{Builder, Postgrest};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+/// Where PostgREST is and the public key every request carries.
+#[derive(Clone)]
+pub struct PostgrestConfig {
+    /// `POSTGREST_URL`, or `${SUPABASE_URL}/rest/v1` when unset.
+    pub url: String,
+    /// `SUPABASE_ANON_KEY`: the anon JWT or an `sb_publishable_...` key; sent
+    /// as `apikey` on as-user requests. Public by design.
+    pub anon_key: String,
+}
+
+impl std::fmt::Debug for PostgrestConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgrestConfig").field("url", &self.url).finish_non_exhaustive()
+    }
+}
+
+impl PostgrestConfig {
+    pub fn from_vars(vars: &Vars<'_>) -> Result<Self, ConfigError> {
+        let url = vars.url_or("POSTGREST_URL", || {
+            vars.optional("SUPABASE_URL")
+                .map(|base| format!("{}/rest/v1", base.trim_end_matches('/')))
+        })?;
+        let anon_key = header_safe("SUPABASE_ANON_KEY", vars.required("SUPABASE_ANON_KEY")?)?;
+        Ok(Self { url, anon_key })
+    }
+}
+
+/// The service credential. Never printed: `Debug` is redacted.
+#[derive(Clone)]
+pub struct ServiceKey(String);
+
+impl std::fmt::Debug for ServiceKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ServiceKey(<redacted>)")
+    }
+}
+
+impl ServiceKey {
+    /// `SUPABASE_SERVICE_ROLE_KEY`: a legacy `service_role` JWT or an
+    /// `sb_secret_...` key. Only functions that do trusted work read it.
+    pub fn from_vars(vars: &Vars<'_>) -> Result<Self, ConfigError> {
+        const NAME: &str = "SUPABASE_SERVICE_ROLE_KEY";
+        header_safe(NAME, vars.required(NAME)?).map(Self)
+    }
+}
+
+/// `postgrest` panics on a header value it cannot encode; refuse such a
+/// value when the config is read instead.
+fn header_safe(name: &str, value: String) -> Result<String, ConfigError> {
+    if value.bytes().all(|b| b.is_ascii_graphic()) {
+        Ok(value)
+    } else {
+        Err(ConfigError::new(name, "contains characters not allowed in an HTTP header"))
+    }
+}
+
+/// PostgREST as the service role. Build once per isolate and reuse.
+#[derive(Clone)]
+pub struct ServiceDb {
+    client: Postgrest,
+    url: String,
+    headers: Vec<(&'static str, String)>,
+}
+
+impl ServiceDb {
+    pub fn new(config: &PostgrestConfig, key: &ServiceKey) -> Self {
+        // Supabase's gateway accepts an `sb_secret_` key only as `apikey` and
+        // swaps in a service_role JWT itself; a legacy JWT key must also be
+        // the bearer, since that is what PostgREST reads.
+        let mut headers = vec![("apikey", key.0.clone())];
+        if !key.0.starts_with("sb_secret_") {
+            headers.push(("authorization", format!("Bearer {}", key.0)));
+        }
+        let client = headers
+            .iter()
+            .fold(Postgrest::new(&config.url), |c, (n, v)| c.insert_header(*n, v));
+        Self {
+            client,
+            url: config.url.clone(),
+            headers,
+        }
+    }
+
+    pub fn from(&self, table: &str) -> Builder {
+        self.client.from(table)
+    }
+
+    pub fn rpc(&self, function: &str, params: &serde_json::Value) -> Builder {
+        self.client.rpc(function, params.to_string())
+    }
+
+    /// Whether PostgREST answers as the service (for `/health?deep=1`): a
+    /// `HEAD` of the API root checks the connection and the key without
+    /// transferring the OpenAPI document.
+    pub async fn ping(&self) -> Result<(), Error> {
+        let request = self
+            .headers
+            .iter()
+            .fold(reqwest::Client::new().head(format!("{}/", self.url)), |r, (n, v)| {
+                r.header(*n, v)
+            });
+        let response = request
+            .send()
+            .await
+            .map_err(|e| Error::unavailable(format!("PostgREST {} unreachable: {e}", self.url)))?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(Error::unavailable(format!(
+                "PostgREST {} answered {} to the service key",
+                self.url,
+                response.status()
+            )))
+        }
+    }
+}
+
+/// PostgREST as the calling user: RLS applies to everything it does.
+pub struct UserDb {
+    client: Postgrest,
+}
+
+impl UserDb {
+    pub fn new(config: &PostgrestConfig, user: &AuthenticatedUser) -> Self {
+        // A verified JWT is base64url and dots, always a valid header value.
+        let client = Postgrest::new(&config.url)
+            .insert_header("apikey", &config.anon_key)
+            .insert_header("authorization", format!("Bearer {}", user.token()));
+        Self { client }
+    }
+
+    pub fn from(&self, table: &str) -> Builder {
+        self.client.from(table)
+    }
+
+    pub fn rpc(&self, function: &str, params: &serde_json::Value) -> Builder {
+        self.client.rpc(function, params.to_string())
+    }
+}
+
+/// Runs a query and decodes the JSON answer. Every failure is an [`Error`].
+pub async fn execute<T: DeserializeOwned>(query: Builder) -> Result<T, Error> {
+    let body = execute_raw(query).await?;
+    serde_json::from_slice(&body)
+        .map_err(|e| Error::internal(format!("decoding PostgREST answer: {e}")))
+}
+
+/// Runs a query whose answer is not needed (`Prefer: return=minimal`).
+pub async fn execute_unit(query: Builder) -> Result<(), Error> {
+    execute_raw(query).await.map(drop)
+}
+
+async fn execute_raw(query: Builder) -> Result<Vec<u8>, Error> {
+    let response = query
+        .execute()
+        .await
+        .map_err(|e| Error::unavailable(format!("PostgREST unreachable: {e}")))?;
+    let status = response.status().as_u16();
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| Error::unavailable(format!("reading PostgREST answer: {e}")))?;
+    if (200..300).contains(&status) {
+        Ok(body.to_vec())
+    } else {
+        Err(map_error(status, &body))
+    }
+}
+
+/// PostgREST's error body: <https://docs.postgrest.org/en/v12/references/errors.html>.
+#[derive(Debug, Default, Deserialize)]
+pub struct PostgrestError {
+    #[serde(default)]
+    pub code: Option<String>,
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default)]
+    pub details: Option<String>,
+    #[serde(default)]
+    pub hint: Option<String>,
+}
+
+/// The prefix of a `raise exception` message that names the HTTP status the
+/// caller should get: `raise exception 'http_402: Not enough credits'`
+/// becomes a 402 whose detail is `Not enough credits`. Only 4xx statuses are
+/// honoured; the text after the prefix is shown to the client, so SQL must
+/// write it for them.
+pub const RAISE_PREFIX: &str = "http_";
+
+/// Maps a PostgREST error answer to an [`Error`]:
+///
+/// | PostgREST / Postgres                          | HTTP |
+/// |-----------------------------------------------|------|
+/// | `23505` unique violation                      | 409  |
+/// | `23514` check, `23502` not-null, `23503` foreign key, `22xxx` data errors | 422 |
+/// | `42501` insufficient privilege / RLS          | 403  |
+/// | `P0001` with message `http_4xx: detail`       | 4xx  |
+/// | `PTxxx` (PostgREST's own status override)     | xxx  |
+/// | `PGRST301`/`PGRST302` JWT rejected            | 401  |
+/// | `PGRST116` no row for `.single()`             | 404  |
+/// | any 5xx, `PGRST000`-`PGRST003` connection     | 503 with `Retry-After` |
+/// | anything else                                 | 500 (our query is wrong) |
+pub fn map_error(status: u16, body: &[u8]) -> Error {
+    let err: PostgrestError = serde_json::from_slice(body).unwrap_or_default();
+    let code = err.code.as_deref().unwrap_or("");
+    let message = err.message.as_deref().unwrap_or("");
+    let internal = || {
+        format!(
+            "PostgREST {status} {code}: {message} (details: {}, hint: {})",
+            err.details.as_deref().unwrap_or("-"),
+            err.hint.as_deref().unwrap_or("-")
+        )
+    };
+    if let Some(mapped) = raised_status(code, message) {
+        return mapped;
+    }
+    match code {
+        "23505" => Error::conflict("A record with these values already exists."),
+        "23514" | "23502" | "23503" => Error::Client {
+            status: 422,
+            detail: "The values break a rule of the data model.".into(),
+        },
+        c if c.starts_with("22") => Error::Client {
+            status: 422,
+            detail: "A value is malformed or out of range.".into(),
+        },
+        "42501" => Error::forbidden("You are not allowed to do this."),
+        "PGRST301" | "PGRST302" => Error::unauthorized(internal()),
+        "PGRST116" => Error::NotFound,
+        "PGRST000" | "PGRST001" | "PGRST002" | "PGRST003" => Error::unavailable(internal()),
+        _ if status >= 500 => Error::unavailable(internal()),
+        _ => Error::internal(internal()),
+    }
+}
+
+fn raised_status(code: &str, message: &str) -> Option<Error> {
+    let (status, detail) = if code == "P0001" {
+        let rest = message.strip_prefix(RAISE_PREFIX)?;
+        let (status, detail) = rest.split_once(':')?;
+        (status.trim().parse::<u16>().ok()?, detail.trim())
+    } else {
+        (code.strip_prefix("PT")?.parse::<u16>().ok()?, message)
+    };
+    (400..500).contains(&status).then(|| match status {
+        404 => Error::NotFound,
+        _ => Error::Client {
+            status,
+            detail: detail.to_owned(),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mapped(status: u16, code: &str, message: &str) -> Error {
+        let body = serde_json::json!({"code": code, "message": message, "details": null, "hint": null});
+        map_error(status, body.to_string().as_bytes())
+    }
+
+    #[test]
+    fn postgres_errors_map_to_http_statuses() {
+        let cases = [
+            (409, "23505", "duplicate key value violates unique constraint \"x_key\"", 409),
+            (400, "23514", "new row violates check constraint \"credits_nonnegative\"", 422),
+            (400, "23502", "null value in column \"title\"", 422),
+            (409, "23503", "insert or update violates foreign key constraint", 422),
+            (400, "22001", "value too long for type character varying(255)", 422),
+            (403, "42501", "new row violates row-level security policy for table \"tickets\"", 403),
+            (401, "42501", "permission denied for table tickets", 403),
+            (400, "P0001", "http_402: Not enough credits", 402),
+            (400, "P0001", "http_404: no such ticket", 404),
+            (400, "P0001", "http_500: sneaky", 500),
+            (400, "P0001", "plain exception", 500),
+            (402, "PT402", "Payment Required", 402),
+            (401, "PGRST301", "JWSError JWSInvalidSignature", 401),
+            (406, "PGRST116", "JSON object requested, multiple (or no) rows returned", 404),
+            (503, "PGRST001", "Database client error", 503),
+            (502, "", "", 503),
+            (400, "PGRST100", "failed to parse filter", 500),
+        ];
+        for (status, code, message, expected) in cases {
+            let err = mapped(status, code, message);
+            assert_eq!(err.status(), expected, "{status} {code} {message}");
+        }
+    }
+
+    #[test]
+    fn raised_detail_reaches_the_client_but_constraint_names_do_not() {
+        let err = mapped(400, "P0001", "http_402: Not enough credits");
+        let text = String::from_utf8(err.to_response("r").body).expect("utf8");
+        assert!(text.contains("Not enough credits"));
+
+        let err = mapped(409, "23505", "duplicate key value violates unique constraint \"user_mails_idem_key\"");
+        let text = String::from_utf8(err.to_response("r").body).expect("utf8");
+        assert!(!text.contains("user_mails_idem_key"));
+    }
+
+    #[test]
+    fn unparseable_error_bodies_still_map() {
+        assert_eq!(map_error(500, b"<html>bad gateway</html>").status(), 503);
+        assert_eq!(map_error(400, b"").status(), 500);
+    }
+
+    #[test]
+    fn service_key_is_never_printed_and_must_be_header_safe() {
+        let vars = [("SUPABASE_SERVICE_ROLE_KEY", "sb_secret_abc")];
+        let key = ServiceKey::from_vars(&Vars(&vars)).expect("key");
+        assert!(!format!("{key:?}").contains("abc"));
+        let bad = [("SUPABASE_SERVICE_ROLE_KEY", "abc\ndef")];
+        assert_eq!(
+            ServiceKey::from_vars(&Vars(&bad)).unwrap_err().name,
+            "SUPABASE_SERVICE_ROLE_KEY"
+        );
+    }
+
+    #[test]
+    fn postgrest_url_defaults_to_the_supabase_rest_path() {
+        let vars = [("SUPABASE_URL", "https://abc.supabase.co/"), ("SUPABASE_ANON_KEY", "sb_publishable_x")];
+        let config = PostgrestConfig::from_vars(&Vars(&vars)).expect("config");
+        assert_eq!(config.url, "https://abc.supabase.co/rest/v1");
+        let vars = [("POSTGREST_URL", "http://127.0.0.1:3000"), ("SUPABASE_ANON_KEY", "k")];
+        assert_eq!(PostgrestConfig::from_vars(&Vars(&vars)).expect("config").url, "http://127.0.0.1:3000");
+    }
+}

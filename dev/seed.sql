@@ -1,0 +1,89 @@
+/*
+ * dev/seed.sql: demo data for local runs only.
+ *
+ * Applied after dev/bootstrap.sql and the migrations, as `postgres`. The ids
+ * are fixed: crates/stack mints demo JWTs for these three users, so tokens
+ * and rows agree without a lookup. Every demo user's password is `password`.
+ *
+ *   owner    11111111-1111-4111-8111-111111111111  owner@example.com
+ *   member   22222222-2222-4222-8222-222222222222  member@example.com
+ *   outsider 33333333-3333-4333-8333-333333333333  outsider@example.com
+ *   team     aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa  'Acme Support' (acme)
+ *            owner as 'owner', member as 'member', outsider not a member
+ *
+ * Personal accounts are not inserted here: the sign-up trigger creates them
+ * (id = user id), exactly as it will for real users. Re-running is harmless.
+ */
+
+-- Shaped like the rows GoTrue writes for a confirmed email sign-up (empty
+-- strings, not nulls, in the token columns: GoTrue cannot scan nulls there).
+insert into auth.users (
+  instance_id,
+  id,
+  aud,
+  role,
+  email,
+  encrypted_password,
+  email_confirmed_at,
+  confirmation_token,
+  recovery_token,
+  email_change_token_new,
+  email_change,
+  raw_app_meta_data,
+  raw_user_meta_data,
+  created_at,
+  updated_at
+)
+select
+  '00000000-0000-0000-0000-000000000000',
+  demo.id,
+  'authenticated',
+  'authenticated',
+  demo.email,
+  extensions.crypt('password', extensions.gen_salt('bf')),
+  now(),
+  '',
+  '',
+  '',
+  '',
+  '{"provider": "email", "providers": ["email"]}'::jsonb,
+  jsonb_build_object('name', demo.name),
+  now(),
+  now()
+from (
+  values
+    ('11111111-1111-4111-8111-111111111111'::uuid, 'owner@example.com', 'Olivia Owner'),
+    ('22222222-2222-4222-8222-222222222222'::uuid, 'member@example.com', 'Max Member'),
+    ('33333333-3333-4333-8333-333333333333'::uuid, 'outsider@example.com', 'Oscar Outsider')
+) as demo (id, email, name)
+on conflict (id) do nothing;
+
+insert into public.accounts (
+  id,
+  primary_owner_user_id,
+  name,
+  slug,
+  email,
+  is_personal_account,
+  created_by,
+  updated_by
+)
+values (
+  'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa',
+  '11111111-1111-4111-8111-111111111111',
+  'Acme Support',
+  'acme',
+  'support@acme.example',
+  false,
+  '11111111-1111-4111-8111-111111111111',
+  '11111111-1111-4111-8111-111111111111'
+)
+on conflict (id) do nothing;
+
+insert into public.accounts_memberships (user_id, account_id, account_role, created_by, updated_by)
+values
+  ('11111111-1111-4111-8111-111111111111', 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa', 'owner',
+   '11111111-1111-4111-8111-111111111111', '11111111-1111-4111-8111-111111111111'),
+  ('22222222-2222-4222-8222-222222222222', 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa', 'member',
+   '11111111-1111-4111-8111-111111111111', '11111111-1111-4111-8111-111111111111')
+on conflict (user_id, account_id) do nothing;
