@@ -1,0 +1,634 @@
+//! The whole local stack, without Docker: a throwaway PostgreSQL 15 cluster
+//! loaded with `dev/bootstrap.sql`, the migrations and the seed; PostgREST 12
+//! in front of it; and the built functions served by one `workerd`.
+//!
+//! Two callers shape it. Humans run the `stack` binary, which uses the fixed
+//! dev ports Supabase's CLI uses (54321 PostgREST, 54322 Postgres, 8787+
+//! functions). End-to-end tests call [`Stack::start`] with
+//! [`StackOptions::ephemeral`], get free ports and their own temp directory,
+//! and can run in parallel beside a developer's stack. Either way nothing
+//! outlives the [`Stack`]: dropping it stops every process and deletes the
+//! directory, and the kernel kills the servers if this process dies first.
+//!
+//! Left out on purpose: GoTrue, Storage and the API gateway. Tokens are minted
+//! locally ([`tokens`]) with Supabase's demo secret and claim shapes, which is
+//! all PostgREST and the functions look at.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use edge_stack::{DemoUser, Stack, StackOptions};
+//!
+//! let stack = Stack::start(StackOptions::ephemeral()).await?;
+//! let url = format!("{}/health", stack.function_url("signup"));
+//! let token = stack.user_token(DemoUser::Owner);
+//! # Ok(()) }
+//! ```
+
+mod net;
+mod postgres;
+mod postgrest;
+mod process;
+pub mod tokens;
+mod workerd;
+
+use std::{
+    collections::BTreeMap,
+    fmt,
+    path::{Path, PathBuf},
+    process::ExitStatus,
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context as _};
+
+pub use tokens::{DemoUser, DEMO_JWT_SECRET};
+
+use crate::{postgres::Postgres, process::Supervised, workerd::Function};
+
+/// Dev port of PostgREST (Supabase CLI's API port).
+pub const DEV_POSTGREST_PORT: u16 = 54321;
+/// Dev port of PostgreSQL (Supabase CLI's database port).
+pub const DEV_POSTGRES_PORT: u16 = 54322;
+/// Dev port of the first function (wrangler's default); the rest follow in
+/// alphabetical order of function name.
+pub const DEV_FIRST_FUNCTION_PORT: u16 = 8787;
+
+/// Where the servers listen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortChoice {
+    /// The fixed ports above, for humans and their bookmarks.
+    Dev,
+    /// Free ports picked by the OS, so tests can run beside anything else.
+    Ephemeral,
+}
+
+/// How much of the stack to start; each level includes the ones before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Services {
+    /// PostgreSQL with the project's SQL loaded (enough for pgTAP).
+    Postgres,
+    /// PostgreSQL and PostgREST.
+    Database,
+    /// PostgreSQL, PostgREST and the built functions in workerd.
+    All,
+}
+
+/// What [`Stack::start`] brings up, and how.
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    /// The repository: `dev/`, `migrations/`, `functions/`, `node_modules/`.
+    pub root: PathBuf,
+    /// Fixed dev ports or ephemeral ones.
+    pub ports: PortChoice,
+    /// How much to start.
+    pub services: Services,
+    /// Functions to serve, by directory name; `None` serves every function
+    /// with a build (`functions/*/build/index.js`).
+    pub functions: Option<Vec<String>>,
+    /// Extra text bindings for every function, added after (and so
+    /// overriding) the defaults: e.g. `CAPTCHA_VERIFY_URL` pointing at a stub.
+    pub bindings: Vec<(String, String)>,
+    /// HS256 secret shared by PostgREST, the functions and the minted tokens.
+    pub jwt_secret: String,
+    /// Keep the temp directory (logs, cluster, workerd config) after the
+    /// stack stops, for post-mortems. Defaults to whether `STACK_KEEP_DIR`
+    /// is set to something other than `0`.
+    pub keep_dir: bool,
+}
+
+impl StackOptions {
+    /// Everything on the fixed dev ports, from [`repo_root`].
+    pub fn dev() -> Self {
+        Self {
+            root: repo_root(),
+            ports: PortChoice::Dev,
+            services: Services::All,
+            functions: None,
+            bindings: Vec::new(),
+            jwt_secret: DEMO_JWT_SECRET.to_owned(),
+            keep_dir: std::env::var_os("STACK_KEEP_DIR").is_some_and(|v| !v.is_empty() && v != "0"),
+        }
+    }
+
+    /// Everything on ephemeral ports, from [`repo_root`]: what tests want.
+    pub fn ephemeral() -> Self {
+        Self {
+            ports: PortChoice::Ephemeral,
+            ..Self::dev()
+        }
+    }
+
+    /// Starts only up to `services`.
+    #[must_use]
+    pub fn services(mut self, services: Services) -> Self {
+        self.services = services;
+        self
+    }
+
+    /// Serves only the named functions.
+    #[must_use]
+    pub fn functions<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.functions = Some(names.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Adds (or overrides) a text binding for every function.
+    #[must_use]
+    pub fn binding(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.bindings.push((name.into(), value.into()));
+        self
+    }
+}
+
+impl Default for StackOptions {
+    fn default() -> Self {
+        Self::ephemeral()
+    }
+}
+
+/// The repository root: `$STACK_ROOT` if set, else two levels above this
+/// crate's manifest (`crates/stack/../..`).
+pub fn repo_root() -> PathBuf {
+    let root = std::env::var_os("STACK_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."));
+    root.canonicalize().unwrap_or(root)
+}
+
+/// The pgTAP files `stack pgtap` runs: `tests/db/[0-9]*.sql`, sorted.
+pub fn pgtap_files(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let dir = root.join("tests/db");
+    let mut files = Vec::new();
+    if !dir.is_dir() {
+        return Ok(files);
+    }
+    for entry in std::fs::read_dir(&dir).with_context(|| format!("list {}", dir.display()))? {
+        let path = entry?.path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if name.starts_with(|c: char| c.is_ascii_digit()) && name.ends_with(".sql") {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// How long one startup step took.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// What was waited for.
+    pub step: &'static str,
+    /// How long it took.
+    pub took: Duration,
+}
+
+/// A running local stack. Dropping it stops every process (workerd, then
+/// PostgREST, then PostgreSQL) and deletes its directory.
+pub struct Stack {
+    // Declared in stop order; `Drop` also stops them explicitly.
+    workerd: Option<Supervised>,
+    postgrest: Option<Supervised>,
+    postgres: Postgres,
+    root: PathBuf,
+    db_port: u16,
+    db_url: String,
+    postgrest_url: Option<String>,
+    functions: BTreeMap<String, String>,
+    jwt_secret: String,
+    timings: Vec<Timing>,
+    dir: PathBuf,
+    /// Deletes the directory when dropped; `None` when kept.
+    _tempdir: Option<tempfile::TempDir>,
+}
+
+impl fmt::Debug for Stack {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Stack")
+            .field("db_url", &self.db_url)
+            .field("postgrest_url", &self.postgrest_url)
+            .field("functions", &self.functions)
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Stack {
+    /// Brings up the stack and returns once every server answers.
+    ///
+    /// On error, whatever had started is stopped again, and the message
+    /// quotes the relevant log. Any thread and runtime will do: the stack
+    /// may be started on one test's thread and shared with others.
+    pub async fn start(opts: StackOptions) -> anyhow::Result<Stack> {
+        let mut watch = Stopwatch::new();
+        let root = opts.root.canonicalize().unwrap_or(opts.root.clone());
+        // Before anything starts, so a missing file fails fast.
+        let sql = postgres::sql_files(&root)?;
+        let tempdir = tempfile::Builder::new()
+            .prefix("edge-stack-")
+            .tempdir()
+            .context("create the stack's temp dir")?;
+        let dir = tempdir.path().to_owned();
+
+        let names = if opts.services >= Services::All {
+            function_names(&root, opts.functions.as_deref())?
+        } else {
+            Vec::new()
+        };
+        let (db_port, postgrest_port, function_ports) = choose_ports(opts.ports, names.len())?;
+        let db_url = format!("postgresql://postgres:postgres@127.0.0.1:{db_port}/postgres");
+        let postgrest_url = format!("http://127.0.0.1:{postgrest_port}");
+
+        let functions: Vec<Function> = names
+            .iter()
+            .zip(function_ports)
+            .map(|(name, port)| Function {
+                name: name.clone(),
+                port,
+                bindings: function_bindings(&postgrest_url, &opts.jwt_secret, &opts.bindings),
+            })
+            .collect();
+        // workerd needs nothing from the database to load, so it starts now
+        // and boots while Postgres does.
+        let mut workerd = if functions.is_empty() {
+            None
+        } else {
+            let config = workerd::write_config(&root, &dir, &functions)?;
+            Some(workerd::spawn(&root, &dir, &config)?)
+        };
+        watch.lap("temp dir, ports, workerd config");
+
+        let postgres = Postgres::start(&dir, db_port).await?;
+        watch.lap("PostgreSQL initdb + start");
+
+        postgres.apply(&sql, &root, &dir.join("sql.log")).await?;
+        watch.lap("apply bootstrap, migrations, seed");
+
+        let postgrest = if opts.services >= Services::Database {
+            let process =
+                postgrest::start(&root, &dir, db_port, postgrest_port, &opts.jwt_secret).await?;
+            watch.lap("PostgREST ready");
+            Some(process)
+        } else {
+            None
+        };
+
+        if let Some(process) = workerd.as_mut() {
+            workerd::wait_ready(process, &functions).await?;
+            watch.lap("workerd functions ready");
+        }
+
+        let tempdir = if opts.keep_dir {
+            let _ = tempdir.keep();
+            None
+        } else {
+            Some(tempdir)
+        };
+        Ok(Stack {
+            workerd,
+            postgrest_url: postgrest.as_ref().map(|_| postgrest_url),
+            postgrest,
+            postgres,
+            root,
+            db_port,
+            db_url,
+            functions: functions
+                .iter()
+                .map(|f| (f.name.clone(), format!("http://127.0.0.1:{}", f.port)))
+                .collect(),
+            jwt_secret: opts.jwt_secret,
+            timings: watch.timings,
+            dir,
+            _tempdir: tempdir,
+        })
+    }
+
+    /// `postgresql://postgres:postgres@127.0.0.1:PORT/postgres` (superuser;
+    /// the cluster trusts every local connection, so the password is moot).
+    pub fn db_url(&self) -> &str {
+        &self.db_url
+    }
+
+    /// The PostgreSQL port.
+    pub fn db_port(&self) -> u16 {
+        self.db_port
+    }
+
+    /// PostgREST's base URL, `http://127.0.0.1:PORT` (no `/rest/v1` prefix).
+    ///
+    /// # Panics
+    /// If the stack was started with [`Services::Postgres`].
+    pub fn postgrest_url(&self) -> &str {
+        self.postgrest_url
+            .as_deref()
+            .expect("PostgREST is not running: the stack was started with Services::Postgres")
+    }
+
+    /// Function name to base URL (`http://127.0.0.1:PORT`), sorted by name.
+    pub fn functions(&self) -> &BTreeMap<String, String> {
+        &self.functions
+    }
+
+    /// The base URL of function `name`.
+    ///
+    /// # Panics
+    /// If `name` is not served (not built, or not selected).
+    pub fn function_url(&self, name: &str) -> &str {
+        match self.functions.get(name) {
+            Some(url) => url,
+            None => panic!(
+                "function {name:?} is not served (served: {:?}); \
+                 build it with scripts/build-functions.sh {name}",
+                self.functions.keys().collect::<Vec<_>>()
+            ),
+        }
+    }
+
+    /// The stack's directory: `postgres.log`, `postgrest.log`,
+    /// `workerd.log`, `sql.log`, `workerd.capnp`, the cluster.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The repository the stack was started from.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The HS256 secret PostgREST and the functions verify tokens with.
+    pub fn jwt_secret(&self) -> &str {
+        &self.jwt_secret
+    }
+
+    /// The anon API key (role `anon`).
+    pub fn anon_key(&self) -> String {
+        tokens::anon_key(&self.jwt_secret)
+    }
+
+    /// The service API key (role `service_role`, bypasses RLS).
+    pub fn service_key(&self) -> String {
+        tokens::service_key(&self.jwt_secret)
+    }
+
+    /// A fresh one-hour access token for a seeded user.
+    pub fn user_token(&self, user: DemoUser) -> String {
+        tokens::user_token(&self.jwt_secret, user)
+    }
+
+    /// Signs arbitrary claims (a JSON object) with the stack's secret; start
+    /// from [`tokens::user_claims`] to tweak a realistic token.
+    pub fn mint(&self, claims: &serde_json::Value) -> anyhow::Result<String> {
+        tokens::mint(&self.jwt_secret, claims)
+    }
+
+    /// How long each startup step took, in order.
+    pub fn timings(&self) -> &[Timing] {
+        &self.timings
+    }
+
+    /// Runs `sql` through `psql` as the superuser and returns its unaligned,
+    /// tuples-only output (`psql -At`): handy for test setup and checks.
+    pub async fn psql(&self, sql: &str) -> anyhow::Result<String> {
+        let out = self
+            .postgres
+            .psql()
+            .args(["-A", "-t", "-c", sql])
+            .output()
+            .await
+            .context("run psql")?;
+        if !out.status.success() {
+            bail!(
+                "psql failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim_end()
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Runs `pg_prove` on `files` against the stack's database, its output
+    /// going straight to our stdout and stderr.
+    pub async fn pg_prove(&self, files: &[PathBuf]) -> anyhow::Result<ExitStatus> {
+        tokio::process::Command::new("pg_prove")
+            .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres"])
+            .args(["-p", &self.db_port.to_string()])
+            .args(files)
+            .current_dir(&self.root)
+            .status()
+            .await
+            .context("run pg_prove (from libtap-parser-sourcehandler-pgtap-perl)")
+    }
+
+    /// Fails, quoting its log, if any server has exited.
+    pub fn ensure_running(&mut self) -> anyhow::Result<()> {
+        self.postgres.process.ensure_running()?;
+        if let Some(p) = self.postgrest.as_mut() {
+            p.ensure_running()?;
+        }
+        if let Some(p) = self.workerd.as_mut() {
+            p.ensure_running()?;
+        }
+        Ok(())
+    }
+
+    /// Process ids of the running servers, by name, for diagnostics.
+    pub fn pids(&self) -> Vec<(&'static str, u32)> {
+        let mut pids = vec![("postgres", self.postgres.process.pid())];
+        if let Some(p) = &self.postgrest {
+            pids.push(("postgrest", p.pid()));
+        }
+        if let Some(p) = &self.workerd {
+            pids.push(("workerd", p.pid()));
+        }
+        pids
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        // Front to back, so no server sees its upstream vanish mid-request
+        // and fills its log with connection errors.
+        if let Some(p) = self.workerd.as_mut() {
+            p.stop();
+        }
+        if let Some(p) = self.postgrest.as_mut() {
+            p.stop();
+        }
+        self.postgres.process.stop();
+    }
+}
+
+/// Records how long each startup step took.
+struct Stopwatch {
+    last: Instant,
+    timings: Vec<Timing>,
+}
+
+impl Stopwatch {
+    fn new() -> Self {
+        Self {
+            last: Instant::now(),
+            timings: Vec::new(),
+        }
+    }
+
+    /// Ends `step`, which began where the previous one ended.
+    fn lap(&mut self, step: &'static str) {
+        let now = Instant::now();
+        self.timings.push(Timing {
+            step,
+            took: now - self.last,
+        });
+        self.last = now;
+    }
+}
+
+/// The functions to serve: the requested ones (each must have a build), or
+/// every function with a build.
+fn function_names(root: &Path, requested: Option<&[String]>) -> anyhow::Result<Vec<String>> {
+    let built = workerd::discover(root)?;
+    let Some(requested) = requested else {
+        return Ok(built);
+    };
+    let mut names = Vec::new();
+    for name in requested {
+        if !built.contains(name) {
+            bail!(
+                "function {name:?} has no build at functions/{name}/build: \
+                 run scripts/build-functions.sh {name}"
+            );
+        }
+        names.push(name.clone());
+    }
+    names.sort();
+    names.dedup();
+    Ok(names)
+}
+
+/// Ports for Postgres, PostgREST and each function.
+fn choose_ports(choice: PortChoice, functions: usize) -> anyhow::Result<(u16, u16, Vec<u16>)> {
+    match choice {
+        PortChoice::Ephemeral => {
+            let mut ports = net::free_ports(2 + functions)?;
+            let function_ports = ports.split_off(2);
+            Ok((ports[0], ports[1], function_ports))
+        }
+        PortChoice::Dev => {
+            let count = u16::try_from(functions).context("too many functions")?;
+            let function_ports: Vec<u16> =
+                (DEV_FIRST_FUNCTION_PORT..DEV_FIRST_FUNCTION_PORT + count).collect();
+            // A server that cannot bind exits, but a probe could meanwhile
+            // reach whatever holds the port (say, another `stack up`) and
+            // report success; checking first gives a clear message instead.
+            for port in [DEV_POSTGRES_PORT, DEV_POSTGREST_PORT]
+                .into_iter()
+                .chain(function_ports.iter().copied())
+            {
+                std::net::TcpListener::bind(("127.0.0.1", port)).with_context(|| {
+                    format!("port {port} is in use (is another `stack up` or `stack db` running?)")
+                })?;
+            }
+            Ok((DEV_POSTGRES_PORT, DEV_POSTGREST_PORT, function_ports))
+        }
+    }
+}
+
+/// The text bindings every function gets, then `extra` (later entries win).
+fn function_bindings(
+    postgrest_url: &str,
+    jwt_secret: &str,
+    extra: &[(String, String)],
+) -> Vec<(String, String)> {
+    let defaults = [
+        // No gateway here, so the "project URL" is PostgREST's too; code that
+        // talks to PostgREST should prefer POSTGREST_URL, which has no
+        // `/rest/v1` prefix locally.
+        ("SUPABASE_URL", postgrest_url.to_owned()),
+        ("POSTGREST_URL", postgrest_url.to_owned()),
+        ("SUPABASE_ANON_KEY", tokens::anon_key(jwt_secret)),
+        ("SUPABASE_SERVICE_ROLE_KEY", tokens::service_key(jwt_secret)),
+        ("SUPABASE_JWT_SECRET", jwt_secret.to_owned()),
+        ("JWT_AUDIENCE", "authenticated".to_owned()),
+        ("CORS_ALLOWED_ORIGINS", "http://localhost:3000".to_owned()),
+        ("LOG_LEVEL", "info".to_owned()),
+    ];
+    let mut bindings: Vec<(String, String)> = defaults
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+    for (name, value) in extra {
+        match bindings.iter_mut().find(|(k, _)| k == name) {
+            Some(existing) => existing.1 = value.clone(),
+            None => bindings.push((name.clone(), value.clone())),
+        }
+    }
+    bindings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extra_bindings_override_defaults_and_append() {
+        let extra = vec![
+            ("LOG_LEVEL".to_owned(), "debug".to_owned()),
+            (
+                "CAPTCHA_VERIFY_URL".to_owned(),
+                "http://127.0.0.1:9/".to_owned(),
+            ),
+        ];
+        let bindings = function_bindings("http://127.0.0.1:1", DEMO_JWT_SECRET, &extra);
+        let get = |k: &str| {
+            bindings
+                .iter()
+                .find(|(name, _)| name == k)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(get("LOG_LEVEL"), Some("debug"));
+        assert_eq!(get("CAPTCHA_VERIFY_URL"), Some("http://127.0.0.1:9/"));
+        assert_eq!(get("POSTGREST_URL"), Some("http://127.0.0.1:1"));
+        assert_eq!(bindings.iter().filter(|(k, _)| k == "LOG_LEVEL").count(), 1);
+    }
+
+    /// Tests may start a stack inside `tokio::spawn` or keep one in a static.
+    #[test]
+    fn stack_and_its_start_future_are_send_and_sync() {
+        fn send<T: Send>(_: &T) {}
+        fn send_sync<T: Send + Sync>() {}
+        send(&Stack::start(StackOptions::ephemeral()));
+        send_sync::<Stack>();
+    }
+
+    #[test]
+    fn ephemeral_ports_are_distinct() {
+        let (db, rest, fns) = choose_ports(PortChoice::Ephemeral, 3).expect("ports");
+        let mut all = vec![db, rest];
+        all.extend(fns);
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), 5);
+    }
+
+    #[test]
+    fn pgtap_files_are_numbered_sql_in_order() {
+        let root = tempfile::tempdir().expect("root");
+        let dir = root.path().join("tests/db");
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        for name in ["10_rls.sql", "01_schema.sql", "helpers.sql", "02_notes.txt"] {
+            std::fs::write(dir.join(name), "").expect("write");
+        }
+        let names: Vec<_> = pgtap_files(root.path())
+            .expect("list")
+            .iter()
+            .map(|p| p.file_name().expect("name").to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["01_schema.sql", "10_rls.sql"]);
+    }
+}

@@ -1,0 +1,182 @@
+//! `stack`: the local stack for humans.
+//!
+//! ```text
+//! stack up        PostgreSQL + PostgREST + built functions on the dev ports
+//! stack db        PostgreSQL + PostgREST only
+//! stack pgtap     run tests/db/[0-9]*.sql with pg_prove on a throwaway database
+//! stack token W   print a JWT, W = owner | member | outsider | anon | service
+//! ```
+//!
+//! Thin glue over the `edge_stack` library, which the end-to-end tests use
+//! too. `up` and `db` run until Ctrl-C (or SIGTERM), then stop everything.
+
+// Printing to stdout is this binary's job.
+#![allow(clippy::print_stdout)]
+
+use std::{path::PathBuf, process::ExitCode, time::Duration};
+
+use anyhow::{bail, Context as _};
+use edge_stack::{
+    pgtap_files, repo_root, tokens, DemoUser, Services, Stack, StackOptions, DEMO_JWT_SECRET,
+};
+use tokio::signal::unix::{signal, SignalKind};
+
+const USAGE: &str = "\
+usage: stack <command>
+
+  up          PostgreSQL, PostgREST and every built function on the dev ports
+              (54322, 54321, 8787...); Ctrl-C stops everything
+  db          PostgreSQL and PostgREST only
+  pgtap       pg_prove tests/db/[0-9]*.sql against a throwaway database
+  token WHO   print a JWT; WHO is owner, member, outsider, anon or service
+
+The repository is found from STACK_ROOT or the crate's location.
+STACK_KEEP_DIR=1 keeps the temp dir (logs, cluster) after the stack stops.";
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("stack: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: &[String]) -> anyhow::Result<ExitCode> {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match args.as_slice() {
+        ["up"] => serve(StackOptions::dev()).await,
+        ["db"] => serve(StackOptions::dev().services(Services::Database)).await,
+        ["pgtap"] => pgtap().await,
+        ["token", who] => {
+            println!("{}", token(who)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        ["help" | "-h" | "--help"] => {
+            println!("{USAGE}");
+            Ok(ExitCode::SUCCESS)
+        }
+        _ => {
+            eprintln!("{USAGE}");
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+fn token(who: &str) -> anyhow::Result<String> {
+    Ok(match who {
+        "anon" => tokens::anon_key(DEMO_JWT_SECRET),
+        "service" => tokens::service_key(DEMO_JWT_SECRET),
+        user => match user.parse::<DemoUser>() {
+            Ok(user) => tokens::user_token(DEMO_JWT_SECRET, user),
+            Err(_) => {
+                bail!("unknown token {who:?}: expected owner, member, outsider, anon or service")
+            }
+        },
+    })
+}
+
+/// Starts the stack, prints how to use it, and holds it until a signal.
+async fn serve(opts: StackOptions) -> anyhow::Result<ExitCode> {
+    let want_functions = opts.services == Services::All;
+    println!("Starting the stack from {} ...", opts.root.display());
+    let mut stack = Stack::start(opts).await?;
+    print_summary(&stack, want_functions);
+
+    let mut interrupt = signal(SignalKind::interrupt()).context("listen for SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("listen for SIGTERM")?;
+    let mut health = tokio::time::interval(Duration::from_secs(1));
+    let outcome = loop {
+        tokio::select! {
+            _ = interrupt.recv() => break Ok(()),
+            _ = terminate.recv() => break Ok(()),
+            _ = health.tick() => {
+                // A crashed server should end the session loudly rather than
+                // leave the developer debugging connection errors.
+                if let Err(e) = stack.ensure_running() {
+                    break Err(e);
+                }
+            }
+        }
+    };
+    println!("\nStopping ...");
+    drop(stack);
+    outcome?;
+    println!("Stopped; nothing left running.");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_summary(stack: &Stack, want_functions: bool) {
+    let anon = stack.anon_key();
+    let owner = stack.user_token(DemoUser::Owner);
+
+    println!("\nReady. Logs and config: {}", stack.dir().display());
+    for t in stack.timings() {
+        println!("  {:<36} {:>6} ms", t.step, t.took.as_millis());
+    }
+
+    println!("\nURLs");
+    println!("  PostgreSQL  {}", stack.db_url());
+    println!("  PostgREST   {}", stack.postgrest_url());
+    for (name, url) in stack.functions() {
+        println!("  {name:<11} {url}");
+    }
+    if want_functions && stack.functions().is_empty() {
+        println!("  (no built functions: run scripts/build-functions.sh, then restart)");
+    }
+
+    println!("\nJWTs (secret: {})", stack.jwt_secret());
+    println!("  anon key     {anon}");
+    println!("  service key  {}", stack.service_key());
+    for user in DemoUser::ALL {
+        println!("  {:<12} {}", user.name(), stack.user_token(user));
+    }
+    println!("  (user tokens last 1 hour; `stack token owner` prints a fresh one)");
+
+    println!("\nTry");
+    println!("  psql '{}'", stack.db_url());
+    println!(
+        "  curl {}/ -H 'apikey: {anon}' -H 'Authorization: Bearer {owner}'",
+        stack.postgrest_url()
+    );
+    for url in stack.functions().values() {
+        println!("  curl '{url}/health?deep=1'");
+    }
+    if let Some(url) = stack.functions().values().next() {
+        println!("  curl {url}/health -H 'Authorization: Bearer {owner}'");
+    }
+    println!("\nCtrl-C stops everything.");
+}
+
+/// Throwaway database with the project's SQL, then pg_prove; exits with
+/// pg_prove's status.
+async fn pgtap() -> anyhow::Result<ExitCode> {
+    let root = repo_root();
+    let files = pgtap_files(&root)?;
+    if files.is_empty() {
+        bail!(
+            "no pgTAP files match {}/tests/db/[0-9]*.sql",
+            root.display()
+        );
+    }
+    // pg_prove runs from the root, so relative names work and read better.
+    let files: Vec<PathBuf> = files
+        .iter()
+        .map(|f| f.strip_prefix(&root).unwrap_or(f).to_owned())
+        .collect();
+    let opts = StackOptions {
+        root,
+        ..StackOptions::ephemeral().services(Services::Postgres)
+    };
+    let stack = Stack::start(opts).await?;
+    let status = stack.pg_prove(&files).await?;
+    drop(stack);
+    Ok(match status.code() {
+        Some(0) => ExitCode::SUCCESS,
+        Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        None => ExitCode::FAILURE,
+    })
+}

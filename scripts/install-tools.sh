@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Installs what building and running the stack needs on a fresh Debian 12
+# machine with rustup and node/npm: the wasm target, worker-build,
+# wasm-bindgen-cli (matching Cargo.lock), PostgreSQL 15 + pgTAP + pg_prove,
+# and the npm tools (wrangler/workerd, PostgREST, wasm-opt, esbuild).
+#
+# Idempotent: each step checks what is there and skips, so a second run
+# takes a second or two. Prints one line per tool.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+WORKER_BUILD_VERSION=0.8.7
+APT_PACKAGES=(postgresql-15 postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl)
+
+# cargo installs land here; make them visible to the checks below.
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+
+say() { printf '%-16s %s\n' "$1" "$2"; }
+die() { echo "install-tools: $*" >&2; exit 1; }
+
+# Prints the version in "<tool> --version" output (e.g. "wasm-bindgen 0.2.130").
+version_of() { "$@" --version 2>/dev/null | grep -oE '[0-9]+\.[0-9]+\.[0-9]+' | head -n1 || true; }
+
+# --- Rust target -------------------------------------------------------------
+if rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  say "wasm32 target" "present"
+else
+  rustup target add wasm32-unknown-unknown >/dev/null
+  say "wasm32 target" "installed"
+fi
+
+# --- worker-build --------------------------------------------------------------
+# Another shell (or a provisioning step) may already be installing it; a
+# second cargo install would race it for the same files, so wait instead.
+if pgrep -f "^[^ ]*cargo install worker-build" >/dev/null; then
+  say "worker-build" "install already running elsewhere; waiting for it"
+  while pgrep -f "^[^ ]*cargo install worker-build" >/dev/null; do sleep 5; done
+fi
+if [[ "$(version_of worker-build)" == "$WORKER_BUILD_VERSION" ]]; then
+  say "worker-build" "$WORKER_BUILD_VERSION present"
+else
+  cargo install worker-build --version "$WORKER_BUILD_VERSION" --locked --quiet
+  say "worker-build" "$WORKER_BUILD_VERSION installed"
+fi
+
+# --- wasm-bindgen-cli -----------------------------------------------------------
+# The CLI must be exactly the wasm-bindgen version the functions link, or the
+# generated JS and the wasm disagree; Cargo.lock is the source of truth.
+if [[ ! -f Cargo.lock ]]; then
+  cargo generate-lockfile --quiet
+fi
+bindgen_version="$(awk '
+  $0 == "name = \"wasm-bindgen\"" { want = 1; next }
+  want && /^version = / { gsub(/"/, "", $3); print $3; exit }
+' Cargo.lock)"
+if [[ -z "$bindgen_version" ]]; then
+  say "wasm-bindgen" "not in Cargo.lock (no function crates yet); skipped"
+elif [[ "$(version_of wasm-bindgen)" == "$bindgen_version" ]]; then
+  say "wasm-bindgen" "$bindgen_version present"
+else
+  # No --locked: 0.2.130's own lockfile pins a yanked webpki-roots.
+  cargo install wasm-bindgen-cli --version "$bindgen_version" --quiet
+  say "wasm-bindgen" "$bindgen_version installed"
+fi
+
+# --- Debian packages ------------------------------------------------------------
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [[ ${#missing[@]} -eq 0 ]]; then
+  say "apt packages" "present (${APT_PACKAGES[*]})"
+else
+  sudo=()
+  if [[ "$(id -u)" -ne 0 ]]; then
+    command -v sudo >/dev/null || die "need root or sudo to install ${missing[*]}"
+    sudo=(sudo)
+  fi
+  "${sudo[@]}" apt-get update -qq
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  say "apt packages" "installed ${missing[*]}"
+fi
+
+# --- npm tools --------------------------------------------------------------------
+# node_modules is stale when package-lock.json (or, before a lockfile exists,
+# package.json) changed after the last install.
+lock=package-lock.json
+[[ -f "$lock" ]] || lock=package.json
+if [[ -d node_modules && ! "$lock" -nt node_modules ]]; then
+  say "npm tools" "present"
+else
+  npm_log="$(mktemp)"
+  # npm 11 here writes lockfiles without the other platforms' optional
+  # packages (workerd-darwin-*, ...) and then `npm ci` calls the same file
+  # out of sync; `npm install` installs the locked versions all the same.
+  if [[ -f package-lock.json ]] && npm ci --no-audit --no-fund --loglevel=error >"$npm_log" 2>&1; then
+    :
+  else
+    [[ -f package-lock.json ]] && say "npm ci" "refused package-lock.json ($(grep -m1 -o 'can only install.*in sync' "$npm_log" || echo failed)); using npm install"
+    npm install --no-audit --no-fund --loglevel=error >/dev/null
+  fi
+  rm -f "$npm_log"
+  # npm ci recreates node_modules but may leave its mtime older than the
+  # lockfile's; touch it so the next run sees it as fresh.
+  touch node_modules
+  say "npm tools" "installed"
+fi
