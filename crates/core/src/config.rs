@@ -34,6 +34,12 @@ impl Source for [(&str, &str)] {
     }
 }
 
+impl Source for Vec<(String, String)> {
+    fn get(&self, name: &str) -> Option<String> {
+        self.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
+    }
+}
+
 impl<const N: usize> Source for [(&str, &str); N] {
     fn get(&self, name: &str) -> Option<String> {
         Source::get(self.as_slice(), name)
