@@ -35,7 +35,9 @@ pub struct PostgrestConfig {
 
 impl std::fmt::Debug for PostgrestConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PostgrestConfig").field("url", &self.url).finish_non_exhaustive()
+        f.debug_struct("PostgrestConfig")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
     }
 }
 
@@ -75,7 +77,10 @@ fn header_safe(name: &str, value: String) -> Result<String, ConfigError> {
     if value.bytes().all(|b| b.is_ascii_graphic()) {
         Ok(value)
     } else {
-        Err(ConfigError::new(name, "contains characters not allowed in an HTTP header"))
+        Err(ConfigError::new(
+            name,
+            "contains characters not allowed in an HTTP header",
+        ))
     }
 }
 
@@ -98,7 +103,9 @@ impl ServiceDb {
         }
         let client = headers
             .iter()
-            .fold(Postgrest::new(&config.url), |c, (n, v)| c.insert_header(*n, v));
+            .fold(Postgrest::new(&config.url), |c, (n, v)| {
+                c.insert_header(*n, v)
+            });
         Self {
             client,
             url: config.url.clone(),
@@ -118,12 +125,10 @@ impl ServiceDb {
     /// `HEAD` of the API root checks the connection and the key without
     /// transferring the OpenAPI document.
     pub async fn ping(&self) -> Result<(), Error> {
-        let request = self
-            .headers
-            .iter()
-            .fold(reqwest::Client::new().head(format!("{}/", self.url)), |r, (n, v)| {
-                r.header(*n, v)
-            });
+        let request = self.headers.iter().fold(
+            reqwest::Client::new().head(format!("{}/", self.url)),
+            |r, (n, v)| r.header(*n, v),
+        );
         let response = request
             .send()
             .await
@@ -280,19 +285,45 @@ mod tests {
     use super::*;
 
     fn mapped(status: u16, code: &str, message: &str) -> Error {
-        let body = serde_json::json!({"code": code, "message": message, "details": null, "hint": null});
+        let body =
+            serde_json::json!({"code": code, "message": message, "details": null, "hint": null});
         map_error(status, body.to_string().as_bytes())
     }
 
     #[test]
     fn postgres_errors_map_to_http_statuses() {
         let cases = [
-            (409, "23505", "duplicate key value violates unique constraint \"x_key\"", 409),
-            (400, "23514", "new row violates check constraint \"credits_nonnegative\"", 422),
+            (
+                409,
+                "23505",
+                "duplicate key value violates unique constraint \"x_key\"",
+                409,
+            ),
+            (
+                400,
+                "23514",
+                "new row violates check constraint \"credits_nonnegative\"",
+                422,
+            ),
             (400, "23502", "null value in column \"title\"", 422),
-            (409, "23503", "insert or update violates foreign key constraint", 422),
-            (400, "22001", "value too long for type character varying(255)", 422),
-            (403, "42501", "new row violates row-level security policy for table \"tickets\"", 403),
+            (
+                409,
+                "23503",
+                "insert or update violates foreign key constraint",
+                422,
+            ),
+            (
+                400,
+                "22001",
+                "value too long for type character varying(255)",
+                422,
+            ),
+            (
+                403,
+                "42501",
+                "new row violates row-level security policy for table \"tickets\"",
+                403,
+            ),
             (401, "42501", "permission denied for table tickets", 403),
             (400, "P0001", "http_402: Not enough credits", 402),
             (400, "P0001", "http_404: no such ticket", 404),
@@ -300,7 +331,12 @@ mod tests {
             (400, "P0001", "plain exception", 500),
             (402, "PT402", "Payment Required", 402),
             (401, "PGRST301", "JWSError JWSInvalidSignature", 401),
-            (406, "PGRST116", "JSON object requested, multiple (or no) rows returned", 404),
+            (
+                406,
+                "PGRST116",
+                "JSON object requested, multiple (or no) rows returned",
+                404,
+            ),
             (503, "PGRST001", "Database client error", 503),
             (502, "", "", 503),
             (400, "PGRST100", "failed to parse filter", 500),
@@ -317,7 +353,11 @@ mod tests {
         let text = String::from_utf8(err.to_response("r").body).expect("utf8");
         assert!(text.contains("Not enough credits"));
 
-        let err = mapped(409, "23505", "duplicate key value violates unique constraint \"user_mails_idem_key\"");
+        let err = mapped(
+            409,
+            "23505",
+            "duplicate key value violates unique constraint \"user_mails_idem_key\"",
+        );
         let text = String::from_utf8(err.to_response("r").body).expect("utf8");
         assert!(!text.contains("user_mails_idem_key"));
     }
@@ -342,10 +382,21 @@ mod tests {
 
     #[test]
     fn postgrest_url_defaults_to_the_supabase_rest_path() {
-        let vars = [("SUPABASE_URL", "https://abc.supabase.co/"), ("SUPABASE_ANON_KEY", "sb_publishable_x")];
+        let vars = [
+            ("SUPABASE_URL", "https://abc.supabase.co/"),
+            ("SUPABASE_ANON_KEY", "sb_publishable_x"),
+        ];
         let config = PostgrestConfig::from_vars(&Vars(&vars)).expect("config");
         assert_eq!(config.url, "https://abc.supabase.co/rest/v1");
-        let vars = [("POSTGREST_URL", "http://127.0.0.1:3000"), ("SUPABASE_ANON_KEY", "k")];
-        assert_eq!(PostgrestConfig::from_vars(&Vars(&vars)).expect("config").url, "http://127.0.0.1:3000");
+        let vars = [
+            ("POSTGREST_URL", "http://127.0.0.1:3000"),
+            ("SUPABASE_ANON_KEY", "k"),
+        ];
+        assert_eq!(
+            PostgrestConfig::from_vars(&Vars(&vars))
+                .expect("config")
+                .url,
+            "http://127.0.0.1:3000"
+        );
     }
 }

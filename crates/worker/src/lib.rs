@@ -75,7 +75,8 @@ async fn from_worker(mut req: worker::Request, limit: usize) -> worker::Result<R
     let declared = request
         .header("content-length")
         .and_then(|v| v.trim().parse::<usize>().ok());
-    if declared.is_none_or(|n| n <= limit) && !matches!(request.method, Method::Get | Method::Head) {
+    if declared.is_none_or(|n| n <= limit) && !matches!(request.method, Method::Get | Method::Head)
+    {
         request.body = req.bytes().await?;
     }
     Ok(request)

@@ -7,5 +7,12 @@ thread_local!(static SERVICE: edge_worker::Slot<AttachmentUrls> = edge_worker::S
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
-    edge_worker::run(req, &env, &SERVICE, edge_attachments::NAME, AttachmentUrls::from_vars).await
+    edge_worker::run(
+        req,
+        &env,
+        &SERVICE,
+        edge_attachments::NAME,
+        AttachmentUrls::from_vars,
+    )
+    .await
 }
