@@ -70,6 +70,10 @@ pub enum Error {
     #[error("validation failed")]
     Validation { errors: Vec<FieldError> },
 
+    /// 429 with `Retry-After`: a rate limit was hit; nothing was done.
+    #[error("too many requests (retry after {retry_after_secs}s)")]
+    TooManyRequests { retry_after_secs: u32 },
+
     /// Any other 4xx a rule of the database or a handler names explicitly
     /// (402 for "not enough credits", 429 for rate limits, ...).
     #[error("client error {status}: {detail}")]
@@ -141,6 +145,7 @@ impl Error {
             Error::PayloadTooLarge { .. } => 413,
             Error::UnsupportedMediaType { .. } => 415,
             Error::Validation { .. } => 422,
+            Error::TooManyRequests { .. } => 429,
             Error::Client { status, .. } => *status,
             Error::Unavailable { .. } => 503,
             Error::Config(_) | Error::Internal(_) => 500,
@@ -160,6 +165,7 @@ impl Error {
             Error::PayloadTooLarge { .. } => "payload_too_large",
             Error::UnsupportedMediaType { .. } => "unsupported_media_type",
             Error::Validation { .. } => "validation_failed",
+            Error::TooManyRequests { .. } => "rate_limited",
             Error::Client { .. } => "client_error",
             Error::Unavailable { .. } => "unavailable",
             Error::Config(_) => "misconfigured",
@@ -179,6 +185,9 @@ impl Error {
             Error::MethodNotAllowed { allow } => {
                 Some(format!("Allowed methods: {}.", Method::join(allow)))
             }
+            Error::TooManyRequests { retry_after_secs } => Some(format!(
+                "Too many requests. Retry in {retry_after_secs} seconds."
+            )),
             Error::PayloadTooLarge { limit } => {
                 Some(format!("The body must not exceed {limit} bytes."))
             }
@@ -241,7 +250,8 @@ impl Error {
             }
             Error::Unavailable {
                 retry_after_secs, ..
-            } => {
+            }
+            | Error::TooManyRequests { retry_after_secs } => {
                 response = response.with_header("retry-after", &retry_after_secs.to_string());
             }
             _ => {}

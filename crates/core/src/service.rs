@@ -33,7 +33,7 @@ impl HttpConfig {
         })
     }
 
-    fn allows_origin(&self, origin: &str) -> bool {
+    pub fn allows_origin(&self, origin: &str) -> bool {
         self.cors_allowed_origins
             .iter()
             .any(|o| o == "*" || o.eq_ignore_ascii_case(origin))
@@ -47,6 +47,13 @@ pub trait Service {
     fn name(&self) -> &'static str;
     fn version(&self) -> &'static str;
     fn http(&self) -> &HttpConfig;
+    /// Whether a browser page at `origin` may call this function: decides
+    /// CORS preflights. The default is the static `CORS_ALLOWED_ORIGINS`;
+    /// a function whose allowed origins live in the database overrides it
+    /// (and then sets `access-control-allow-origin` on its own responses).
+    async fn allows_preflight(&self, origin: &str) -> bool {
+        self.http().allows_origin(origin)
+    }
     /// Deep health: whether the dependencies answer (PostgREST, as service).
     async fn probe(&self) -> Result<(), Error>;
     /// The function's own routes. `/health` never reaches here.
@@ -132,7 +139,11 @@ pub async fn serve<S: Service>(
 
 async fn dispatch<S: Service>(service: &S, req: Request) -> Result<Response, Error> {
     if req.method == Method::Options && req.header("access-control-request-method").is_some() {
-        return preflight(service.http(), &req);
+        let origin = req.header("origin").unwrap_or_default();
+        if !service.allows_preflight(origin).await {
+            return Err(Error::forbidden("This origin may not call this function."));
+        }
+        return Ok(preflight(&req));
     }
     let limit = service.http().max_body_bytes;
     let declared = req
@@ -149,21 +160,17 @@ async fn dispatch<S: Service>(service: &S, req: Request) -> Result<Response, Err
 
 /// CORS preflight (Fetch standard, "CORS-preflight request"). Answered here
 /// for every route so handlers never see it.
-fn preflight(http: &HttpConfig, req: &Request) -> Result<Response, Error> {
-    let origin = req.header("origin").unwrap_or_default();
-    if !http.allows_origin(origin) {
-        return Err(Error::forbidden("This origin may not call this function."));
-    }
+fn preflight(req: &Request) -> Response {
     let method = req
         .header("access-control-request-method")
         .unwrap_or("POST");
-    Ok(Response::new(204)
+    Response::new(204)
         .with_header(
             "access-control-allow-methods",
             &format!("{method}, OPTIONS"),
         )
         .with_header("access-control-allow-headers", CORS_ALLOW_HEADERS)
-        .with_header("access-control-max-age", "600"))
+        .with_header("access-control-max-age", "600")
 }
 
 #[derive(Serialize)]

@@ -88,6 +88,10 @@ pub struct StackOptions {
     /// Extra text bindings for every function, added after (and so
     /// overriding) the defaults: e.g. `CAPTCHA_VERIFY_URL` pointing at a stub.
     pub bindings: Vec<(String, String)>,
+    /// Extra instances of a function's build under another name, with
+    /// bindings of their own: e.g. `ticket-intake` pointed at a PostgREST
+    /// that is down, served beside the real one.
+    pub variants: Vec<Variant>,
     /// HS256 secret shared by PostgREST, the functions and the minted tokens.
     pub jwt_secret: String,
     /// Keep the temp directory (logs, cluster, workerd config) after the
@@ -105,6 +109,7 @@ impl StackOptions {
             services: Services::All,
             functions: None,
             bindings: Vec::new(),
+            variants: Vec::new(),
             jwt_secret: DEMO_JWT_SECRET.to_owned(),
             keep_dir: std::env::var_os("STACK_KEEP_DIR").is_some_and(|v| !v.is_empty() && v != "0"),
         }
@@ -140,6 +145,34 @@ impl StackOptions {
     #[must_use]
     pub fn binding(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.bindings.push((name.into(), value.into()));
+        self
+    }
+}
+
+/// A function's build served again under another name; see
+/// [`StackOptions::variants`].
+#[derive(Debug, Clone)]
+pub struct Variant {
+    /// The name it is served (and looked up) under.
+    pub name: String,
+    /// The function whose build it serves.
+    pub function: String,
+    /// Bindings added after (and so overriding) everyone's.
+    pub bindings: Vec<(String, String)>,
+}
+
+impl StackOptions {
+    /// Serves `function`'s build again as `name`, with `bindings` on top.
+    #[must_use]
+    pub fn variant(mut self, name: &str, function: &str, bindings: &[(&str, &str)]) -> Self {
+        self.variants.push(Variant {
+            name: name.to_owned(),
+            function: function.to_owned(),
+            bindings: bindings
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        });
         self
     }
 }
@@ -241,17 +274,43 @@ impl Stack {
         } else {
             Vec::new()
         };
-        let (db_port, postgrest_port, function_ports) = choose_ports(opts.ports, names.len())?;
+        let variants: &[Variant] = if opts.services >= Services::All {
+            &opts.variants
+        } else {
+            &[]
+        };
+        for variant in variants {
+            if !names.contains(&variant.function) {
+                bail!(
+                    "variant {:?} serves {:?}, which is not served",
+                    variant.name,
+                    variant.function
+                );
+            }
+        }
+        let (db_port, postgrest_port, function_ports) =
+            choose_ports(opts.ports, names.len() + variants.len())?;
         let db_url = format!("postgresql://postgres:postgres@127.0.0.1:{db_port}/postgres");
         let postgrest_url = format!("http://127.0.0.1:{postgrest_port}");
 
         let functions: Vec<Function> = names
             .iter()
+            .map(|name| (name, name, &[][..]))
+            .chain(
+                variants
+                    .iter()
+                    .map(|v| (&v.name, &v.function, v.bindings.as_slice())),
+            )
             .zip(function_ports)
-            .map(|(name, port)| Function {
+            .map(|((name, build, extra), port)| Function {
                 name: name.clone(),
+                build: build.clone(),
                 port,
-                bindings: function_bindings(&postgrest_url, &opts.jwt_secret, &opts.bindings),
+                bindings: function_bindings(
+                    &postgrest_url,
+                    &opts.jwt_secret,
+                    &[opts.bindings.as_slice(), extra].concat(),
+                ),
             })
             .collect();
         // workerd needs nothing from the database to load, so it starts now

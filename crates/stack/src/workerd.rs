@@ -30,7 +30,11 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// One function to serve.
 #[derive(Debug, Clone)]
 pub(crate) struct Function {
+    /// The service's name, and so its key in [`crate::Stack::functions`].
     pub(crate) name: String,
+    /// Whose build it serves: `functions/<build>/build`. Equal to `name`
+    /// except for variants (the same build with other bindings).
+    pub(crate) build: String,
     pub(crate) port: u16,
     pub(crate) bindings: Vec<(String, String)>,
 }
@@ -70,7 +74,7 @@ pub(crate) fn write_config(
     let mut services = String::new();
     let mut sockets = String::new();
     for f in functions {
-        let from = root.join("functions").join(&f.name).join("build");
+        let from = root.join("functions").join(&f.build).join("build");
         let to = dir.join("workers").join(&f.name);
         fs::create_dir_all(&to)?;
         for file in ["index.js", "index_bg.wasm"] {
@@ -229,6 +233,7 @@ mod tests {
             .zip([8787, 8788])
             .map(|(name, port)| Function {
                 name: name.clone(),
+                build: name.clone(),
                 port,
                 bindings: vec![("LOG_LEVEL".into(), "info".into())],
             })
