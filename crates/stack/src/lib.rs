@@ -28,6 +28,7 @@ mod net;
 mod postgres;
 mod postgrest;
 mod process;
+pub mod stubs;
 pub mod tokens;
 mod workerd;
 
@@ -229,6 +230,7 @@ pub struct Stack {
     workerd: Option<Supervised>,
     postgrest: Option<Supervised>,
     postgres: Postgres,
+    captcha: Option<stubs::Stub>,
     root: PathBuf,
     db_port: u16,
     db_url: String,
@@ -290,6 +292,31 @@ impl Stack {
         }
         let (db_port, postgrest_port, function_ports) =
             choose_ports(opts.ports, names.len() + variants.len())?;
+        // Third parties the functions call, stood in for locally; their
+        // settings go first so a caller's bindings can override them.
+        let captcha = if names.is_empty() {
+            None
+        } else {
+            Some(stubs::captcha(0).await?)
+        };
+        let stub_bindings: Vec<(String, String)> = captcha
+            .iter()
+            .flat_map(|stub| {
+                [
+                    ("CAPTCHA_PROVIDER", "turnstile".to_owned()),
+                    ("CAPTCHA_SECRET", stubs::CAPTCHA_SECRET.to_owned()),
+                    (
+                        "CAPTCHA_VERIFY_URL",
+                        format!("{}/turnstile/v0/siteverify", stub.url()),
+                    ),
+                    (
+                        "CAPTCHA_EXPECTED_HOSTNAME",
+                        stubs::CAPTCHA_HOSTNAME.to_owned(),
+                    ),
+                ]
+            })
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
         let db_url = format!("postgresql://postgres:postgres@127.0.0.1:{db_port}/postgres");
         let postgrest_url = format!("http://127.0.0.1:{postgrest_port}");
 
@@ -309,7 +336,7 @@ impl Stack {
                 bindings: function_bindings(
                     &postgrest_url,
                     &opts.jwt_secret,
-                    &[opts.bindings.as_slice(), extra].concat(),
+                    &[stub_bindings.as_slice(), opts.bindings.as_slice(), extra].concat(),
                 ),
             })
             .collect();
@@ -354,6 +381,7 @@ impl Stack {
             postgrest_url: postgrest.as_ref().map(|_| postgrest_url),
             postgrest,
             postgres,
+            captcha,
             root,
             db_port,
             db_url,
@@ -366,6 +394,12 @@ impl Stack {
             dir,
             _tempdir: tempdir,
         })
+    }
+
+    /// The captcha `siteverify` stand-in the functions are configured with
+    /// (present when functions are served).
+    pub fn captcha(&self) -> Option<&stubs::Stub> {
+        self.captcha.as_ref()
     }
 
     /// `postgresql://postgres:postgres@127.0.0.1:PORT/postgres` (superuser;

@@ -2,6 +2,7 @@
 //! wasm in workerd) for all cases. Each function's issue adds a module.
 
 mod foundation;
+mod intake;
 
 use edge_e2e::{Case, CaseFuture, World};
 use foundation::db;
@@ -18,7 +19,13 @@ macro_rules! cases {
 
 fn main() {
     edge_e2e::run(
-        edge_stack::StackOptions::ephemeral(),
+        edge_stack::StackOptions::ephemeral()
+            // ticket-intake again, with PostgREST unreachable.
+            .variant(
+                "ticket-intake-nodb",
+                "ticket-intake",
+                &[("POSTGREST_URL", "http://127.0.0.1:9")],
+            ),
         cases![
             foundation::health_answers_on_every_function,
             foundation::deep_health_reaches_postgrest_as_service,
@@ -32,6 +39,17 @@ fn main() {
             db::bad_tokens_are_401_before_postgrest,
             db::postgrest_errors_map_to_clear_statuses,
             db::postgrest_down_is_503,
+            intake::json_submission_creates_the_ticket_and_its_first_message,
+            intake::form_posts_redirect_to_a_thank_you_page,
+            intake::captcha_failures_are_refused_and_write_nothing,
+            intake::a_captcha_token_is_never_accepted_twice,
+            intake::a_filled_honeypot_gets_success_and_no_row,
+            intake::the_per_ip_rate_limit_answers_429,
+            intake::origins_are_checked_against_the_account,
+            intake::unknown_and_disabled_intakes_are_404,
+            intake::invalid_fields_are_one_422_before_anything_else,
+            intake::an_idempotency_key_replays_the_same_ticket,
+            intake::postgrest_down_is_503_and_the_captcha_is_kept,
         ],
     )
 }

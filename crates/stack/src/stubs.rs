@@ -1,0 +1,155 @@
+//! Local stand-ins for third-party APIs this machine cannot reach.
+//!
+//! Each follows the provider's documented request and response; what it
+//! answers is decided by the token or payload the test sends, so parallel
+//! tests do not interfere. Every request is recorded for assertions.
+//!
+//! - Captcha `siteverify`, as Cloudflare Turnstile documents it
+//!   (<https://developers.cloudflare.com/turnstile/get-started/server-side-validation/>):
+//!   a form-encoded POST of `secret`, `response`, `remoteip`,
+//!   `idempotency_key`, answered with `{success, error-codes, hostname,
+//!   action, challenge_ts}`. Tokens are single-use, except a retry with the
+//!   same `idempotency_key`, which gets the first answer again.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context as _;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Form, Json, Router};
+use serde_json::{json, Value};
+
+/// The secret the captcha stand-in expects; functions get it as `CAPTCHA_SECRET`.
+pub const CAPTCHA_SECRET: &str = "stub-captcha-secret";
+/// The hostname the stand-in reports a token was solved on.
+pub const CAPTCHA_HOSTNAME: &str = "localhost";
+/// Turnstile's documented dummy token (what its test site keys produce):
+/// always valid, never spent.
+pub const DUMMY_TOKEN: &str = "XXXX.DUMMY.TOKEN.XXXX";
+
+/// A running stand-in; stops when dropped.
+pub struct Stub {
+    url: String,
+    requests: Arc<Mutex<Vec<HashMap<String, String>>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Stub {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Stub {
+    /// Its base URL (`http://127.0.0.1:<port>`).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Every request received so far, as its form fields.
+    pub fn requests(&self) -> Vec<HashMap<String, String>> {
+        self.requests.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+}
+
+#[derive(Default)]
+struct CaptchaState {
+    requests: Arc<Mutex<Vec<HashMap<String, String>>>>,
+    /// Token -> (idempotency key of its first verification, first answer).
+    spent: Mutex<HashMap<String, (Option<String>, Value)>>,
+}
+
+/// Starts the captcha `siteverify` stand-in at `/turnstile/v0/siteverify`.
+///
+/// The token decides the answer: `pass...` succeeds once; `host-...`
+/// succeeds but on another site; `action-...` succeeds for another widget
+/// action; `invalid...` is `invalid-input-response`; `expired...` is
+/// `timeout-or-duplicate`; `down...` is an HTTP 503, as when the provider
+/// is down; anything else is `invalid-input-response`.
+pub async fn captcha(port: u16) -> anyhow::Result<Stub> {
+    let state = Arc::new(CaptchaState::default());
+    let requests = Arc::clone(&state.requests);
+    let app = Router::new()
+        .route("/turnstile/v0/siteverify", post(siteverify))
+        .with_state(state);
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port)))
+        .await
+        .with_context(|| format!("bind the captcha stand-in on port {port}"))?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(Stub {
+        url,
+        requests,
+        task,
+    })
+}
+
+async fn siteverify(
+    State(state): State<Arc<CaptchaState>>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    if let Ok(mut requests) = state.requests.lock() {
+        requests.push(form.clone());
+    }
+    let token = form.get("response").cloned().unwrap_or_default();
+    let key = form.get("idempotency_key").cloned();
+    if form.get("secret").map(String::as_str) != Some(CAPTCHA_SECRET) {
+        return Json(failure("invalid-input-secret")).into_response();
+    }
+    if token.is_empty() {
+        return Json(failure("missing-input-response")).into_response();
+    }
+    if token.starts_with("down") {
+        return (StatusCode::SERVICE_UNAVAILABLE, "upstream unavailable").into_response();
+    }
+    if token == DUMMY_TOKEN {
+        return Json(success(CAPTCHA_HOSTNAME, "")).into_response();
+    }
+    let Ok(mut spent) = state.spent.lock() else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    if let Some((first_key, first_answer)) = spent.get(&token) {
+        // Turnstile: a retry with the same idempotency key gets the first
+        // answer; any other second use of a token is a duplicate.
+        let answer = if key.is_some() && key == *first_key {
+            first_answer.clone()
+        } else {
+            failure("timeout-or-duplicate")
+        };
+        return Json(answer).into_response();
+    }
+    let answer = if token.starts_with("pass") {
+        success(CAPTCHA_HOSTNAME, "")
+    } else if token.starts_with("host-") {
+        success("evil.example", "")
+    } else if token.starts_with("action-") {
+        success(CAPTCHA_HOSTNAME, "login")
+    } else if token.starts_with("expired") {
+        failure("timeout-or-duplicate")
+    } else {
+        failure("invalid-input-response")
+    };
+    spent.insert(token, (key, answer.clone()));
+    Json(answer).into_response()
+}
+
+fn success(hostname: &str, action: &str) -> Value {
+    json!({
+        "success": true,
+        "challenge_ts": "2026-11-23T12:00:00.000Z",
+        "hostname": hostname,
+        "error-codes": [],
+        "action": action,
+        "cdata": "",
+    })
+}
+
+fn failure(code: &str) -> Value {
+    json!({"success": false, "error-codes": [code]})
+}

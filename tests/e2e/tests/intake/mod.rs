@@ -1,0 +1,498 @@
+//! Ticket intake through the real wasm in workerd, the real PostgREST and
+//! PostgreSQL, and the captcha stand-in. Every case asserts the answer and
+//! the rows written (or that none were).
+
+use anyhow::{ensure, Context as _};
+use edge_e2e::{ensure_eq, Reply, World};
+use serde_json::{json, Value};
+
+const FUNCTION: &str = "ticket-intake";
+const ORIGIN: &str = "http://localhost:3000";
+
+/// A marker unique to one case, so its rows and tokens are its own.
+fn unique(what: &str) -> String {
+    format!("{what}-{}", uuid::Uuid::new_v4().simple())
+}
+
+fn submission(title: &str, token: &str) -> Value {
+    json!({
+        "intake_key": "acme",
+        "title": title,
+        "content": "The printer is on fire.\nPlease advise.",
+        "customer_email": "ada@example.com",
+        "customer_name": "Ada",
+        "priority": "high",
+        "captcha_token": token,
+    })
+}
+
+/// An address of its own for each case, so the per-IP limit is per case.
+fn ip() -> String {
+    let n = uuid::Uuid::new_v4().as_bytes()[0];
+    format!("198.51.{}.{}", n, uuid::Uuid::new_v4().as_bytes()[1])
+}
+
+async fn post_json(world: &World, body: &Value, headers: &[(&str, &str)]) -> anyhow::Result<Reply> {
+    let mut request = world
+        .http
+        .post(format!("{}/tickets", world.function(FUNCTION)))
+        .json(body);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    Reply::read(request.send().await?).await
+}
+
+async fn count(world: &World, sql: &str) -> anyhow::Result<i64> {
+    let out = world.stack.psql(sql).await?;
+    out.trim()
+        .parse()
+        .with_context(|| format!("count from {sql:?}: {out:?}"))
+}
+
+async fn tickets_titled(world: &World, title: &str) -> anyhow::Result<i64> {
+    count(
+        world,
+        &format!("select count(*) from public.tickets where title = '{title}'"),
+    )
+    .await
+}
+
+fn captcha_calls(world: &World, token: &str) -> usize {
+    world
+        .stack
+        .captcha()
+        .map(|stub| {
+            stub.requests()
+                .iter()
+                .filter(|r| r.get("response").map(String::as_str) == Some(token))
+                .count()
+        })
+        .unwrap_or_default()
+}
+
+pub async fn json_submission_creates_the_ticket_and_its_first_message(
+    world: &World,
+) -> anyhow::Result<()> {
+    let (title, token, ip) = (unique("json"), unique("pass"), ip());
+    let reply = post_json(
+        world,
+        &submission(&title, &token),
+        &[("origin", ORIGIN), ("cf-connecting-ip", &ip)],
+    )
+    .await?;
+    ensure_eq!(
+        reply.status,
+        201,
+        "created: {}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    world
+        .openapi
+        .check("POST", "/ticket-intake/tickets", &reply)?;
+    ensure_eq!(
+        reply.header("access-control-allow-origin"),
+        Some(ORIGIN),
+        "CORS for the account's origin"
+    );
+    let reference = reply.json()?["reference"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+
+    let row = world
+        .stack
+        .psql(&format!(
+            "select t.account_id, t.priority, t.status, t.customer_email, t.customer_name, m.author, m.content \
+             from public.tickets t join public.messages m on m.ticket_id = t.id where t.reference = '{reference}'"
+        ))
+        .await?;
+    ensure_eq!(
+        row.trim(),
+        "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa|high|open|ada@example.com|Ada|customer|The printer is on fire.\nPlease advise.",
+        "the ticket and its first message"
+    );
+
+    let calls: Vec<_> = world
+        .stack
+        .captcha()
+        .context("captcha stand-in")?
+        .requests()
+        .into_iter()
+        .filter(|r| r.get("response") == Some(&token))
+        .collect();
+    ensure_eq!(calls.len(), 1, "one siteverify call");
+    ensure_eq!(
+        calls[0].get("remoteip"),
+        Some(&ip),
+        "remoteip from CF-Connecting-IP"
+    );
+    ensure!(
+        calls[0]
+            .get("idempotency_key")
+            .is_some_and(|k| k.len() == 36),
+        "an idempotency_key"
+    );
+    Ok(())
+}
+
+pub async fn form_posts_redirect_to_a_thank_you_page(world: &World) -> anyhow::Result<()> {
+    let (title, token) = (unique("form"), unique("pass"));
+    let form = [
+        ("intake_key", "acme"),
+        ("title", title.as_str()),
+        ("content", "Sent from a plain HTML form."),
+        ("customer_email", "grace@example.com"),
+        ("cf-turnstile-response", token.as_str()),
+        ("website", ""),
+    ];
+    let url = format!("{}/tickets", world.function(FUNCTION));
+    let reply = Reply::read(
+        world
+            .http
+            .post(&url)
+            .header("origin", ORIGIN)
+            .form(&form)
+            .send()
+            .await?,
+    )
+    .await?;
+    ensure_eq!(
+        reply.status,
+        303,
+        "See Other: {}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let location = reply.header("location").context("location")?.to_owned();
+    ensure!(
+        location.starts_with("/tickets/thanks?reference=TK-"),
+        "built-in thank-you page: {location}"
+    );
+    ensure_eq!(tickets_titled(world, &title).await?, 1, "one ticket");
+
+    let page = Reply::read(
+        world
+            .http
+            .get(format!("{}{location}", world.function(FUNCTION)))
+            .send()
+            .await?,
+    )
+    .await?;
+    ensure_eq!(page.status, 200, "thank-you page");
+    let reference = location.rsplit('=').next().unwrap_or_default();
+    ensure!(
+        String::from_utf8_lossy(&page.body).contains(reference),
+        "the page shows the reference"
+    );
+    Ok(())
+}
+
+pub async fn captcha_failures_are_refused_and_write_nothing(world: &World) -> anyhow::Result<()> {
+    // (A wrong widget `action` is refused the same way; the stack does not
+    // configure CAPTCHA_EXPECTED_ACTION, so the unit tests cover that one.)
+    for (prefix, status) in [
+        ("invalid", 400),
+        ("expired", 403),
+        ("host", 403),
+        ("down", 503),
+    ] {
+        let (title, token) = (unique(prefix), unique(prefix));
+        let reply = post_json(
+            world,
+            &submission(&title, &token),
+            &[("cf-connecting-ip", &ip())],
+        )
+        .await?;
+        ensure_eq!(reply.status, status, "{prefix} token");
+        world
+            .openapi
+            .check("POST", "/ticket-intake/tickets", &reply)?;
+        ensure_eq!(
+            tickets_titled(world, &title).await?,
+            0,
+            "{prefix}: no ticket"
+        );
+        if status == 503 {
+            ensure!(
+                reply.header("retry-after").is_some(),
+                "503 says when to retry"
+            );
+        }
+    }
+    Ok(())
+}
+
+pub async fn a_captcha_token_is_never_accepted_twice(world: &World) -> anyhow::Result<()> {
+    // Our idempotency key is derived from the token, so the provider answers
+    // a second verification of it as it did the first: the database is what
+    // refuses the token, with 409.
+    let token = unique("pass");
+    let first = post_json(
+        world,
+        &submission(&unique("once"), &token),
+        &[("cf-connecting-ip", &ip())],
+    )
+    .await?;
+    ensure_eq!(first.status, 201, "first use");
+    let title = unique("twice");
+    let second = post_json(
+        world,
+        &submission(&title, &token),
+        &[("cf-connecting-ip", &ip())],
+    )
+    .await?;
+    ensure_eq!(second.status, 409, "second use");
+    ensure_eq!(tickets_titled(world, &title).await?, 0, "no second ticket");
+    ensure_eq!(
+        captcha_calls(world, &token),
+        2,
+        "both uses were verified with the provider"
+    );
+
+    // The same holds for a token the provider never spends (its dummy
+    // token, from the test site keys).
+    let dummy = edge_stack::stubs::DUMMY_TOKEN;
+    let used_before = count(
+        world,
+        &format!(
+            "select count(*) from public.ticket_intake_submissions where captcha_token_hash = encode(extensions.digest('{dummy}', 'sha256'), 'hex')"
+        ),
+    )
+    .await?;
+    let title = unique("dummy");
+    let reply = post_json(
+        world,
+        &submission(&title, dummy),
+        &[("cf-connecting-ip", &ip())],
+    )
+    .await?;
+    let expected = if used_before == 0 { 201 } else { 409 };
+    ensure_eq!(reply.status, expected, "first dummy use");
+    let again = unique("dummy-again");
+    let reply = post_json(
+        world,
+        &submission(&again, dummy),
+        &[("cf-connecting-ip", &ip())],
+    )
+    .await?;
+    ensure_eq!(reply.status, 409, "the database refuses a token twice");
+    ensure_eq!(
+        tickets_titled(world, &again).await?,
+        0,
+        "no ticket for the reuse"
+    );
+    Ok(())
+}
+
+pub async fn a_filled_honeypot_gets_success_and_no_row(world: &World) -> anyhow::Result<()> {
+    let title = unique("bot");
+    let mut body = submission(&title, &unique("pass"));
+    body["website"] = json!("http://spam.example");
+    let reply = post_json(world, &body, &[]).await?;
+    ensure_eq!(reply.status, 201, "looks like success");
+    ensure_eq!(tickets_titled(world, &title).await?, 0, "nothing written");
+    ensure_eq!(
+        captcha_calls(world, body["captcha_token"].as_str().unwrap_or_default()),
+        0,
+        "no captcha call"
+    );
+    Ok(())
+}
+
+pub async fn the_per_ip_rate_limit_answers_429(world: &World) -> anyhow::Result<()> {
+    let address = ip();
+    // Acme allows 5 submissions per IP a minute (seed). Invalid tokens keep
+    // the account's own limit untouched by tickets while still counting.
+    for attempt in 1..=5 {
+        let reply = post_json(
+            world,
+            &submission(&unique("limit"), &unique("invalid")),
+            &[("cf-connecting-ip", &address)],
+        )
+        .await?;
+        ensure_eq!(
+            reply.status,
+            400,
+            "attempt {attempt} is counted, not limited"
+        );
+    }
+    let title = unique("limited");
+    let token = unique("pass");
+    let reply = post_json(
+        world,
+        &submission(&title, &token),
+        &[("cf-connecting-ip", &address)],
+    )
+    .await?;
+    ensure_eq!(reply.status, 429, "sixth attempt");
+    world
+        .openapi
+        .check("POST", "/ticket-intake/tickets", &reply)?;
+    let retry: u32 = reply
+        .header("retry-after")
+        .context("retry-after")?
+        .parse()?;
+    ensure!(
+        (1..=60).contains(&retry),
+        "Retry-After within the window: {retry}"
+    );
+    ensure_eq!(tickets_titled(world, &title).await?, 0, "nothing written");
+    ensure_eq!(captcha_calls(world, &token), 0, "the captcha is not spent");
+
+    let other = post_json(
+        world,
+        &submission(&unique("other-ip"), &unique("pass")),
+        &[("cf-connecting-ip", &ip())],
+    )
+    .await?;
+    ensure_eq!(other.status, 201, "another address is not limited");
+    Ok(())
+}
+
+pub async fn origins_are_checked_against_the_account(world: &World) -> anyhow::Result<()> {
+    let (title, token) = (unique("origin"), unique("pass"));
+    let reply = post_json(
+        world,
+        &submission(&title, &token),
+        &[("origin", "https://evil.example")],
+    )
+    .await?;
+    ensure_eq!(reply.status, 403, "foreign origin");
+    ensure_eq!(
+        reply.header("access-control-allow-origin"),
+        None,
+        "no CORS for it"
+    );
+    ensure_eq!(tickets_titled(world, &title).await?, 0, "nothing written");
+    ensure_eq!(captcha_calls(world, &token), 0, "the captcha is not spent");
+
+    // Preflights follow every enabled intake's origins: 127.0.0.1:3000 is
+    // only in Acme's list, not in the function's static CORS setting.
+    let url = format!("{}/tickets", world.function(FUNCTION));
+    for (origin, status) in [
+        ("http://127.0.0.1:3000", 204),
+        ("https://evil.example", 403),
+    ] {
+        let reply = Reply::read(
+            world
+                .http
+                .request(reqwest::Method::OPTIONS, &url)
+                .header("origin", origin)
+                .header("access-control-request-method", "POST")
+                .send()
+                .await?,
+        )
+        .await?;
+        ensure_eq!(reply.status, status, "preflight from {origin}");
+    }
+    Ok(())
+}
+
+pub async fn unknown_and_disabled_intakes_are_404(world: &World) -> anyhow::Result<()> {
+    for key in ["no-such-form", "closed-shop"] {
+        let title = unique(key);
+        let mut body = submission(&title, &unique("pass"));
+        body["intake_key"] = json!(key);
+        let reply = post_json(world, &body, &[("cf-connecting-ip", &ip())]).await?;
+        ensure_eq!(reply.status, 404, "{key}");
+        world
+            .openapi
+            .check("POST", "/ticket-intake/tickets", &reply)?;
+        ensure_eq!(
+            tickets_titled(world, &title).await?,
+            0,
+            "{key}: nothing written"
+        );
+    }
+    Ok(())
+}
+
+pub async fn invalid_fields_are_one_422_before_anything_else(world: &World) -> anyhow::Result<()> {
+    let token = unique("pass");
+    let body = json!({"intake_key": "acme", "title": "  ", "content": "x\u{0007}", "customer_email": "nope", "captcha_token": token});
+    let reply = post_json(world, &body, &[]).await?;
+    ensure_eq!(reply.status, 422, "validation");
+    world
+        .openapi
+        .check("POST", "/ticket-intake/tickets", &reply)?;
+    let fields: Vec<String> = reply.json()?["errors"]
+        .as_array()
+        .context("errors")?
+        .iter()
+        .filter_map(|e| e["field"].as_str().map(str::to_owned))
+        .collect();
+    ensure_eq!(
+        fields,
+        ["title", "content", "customer_email"],
+        "every failing field"
+    );
+    ensure_eq!(captcha_calls(world, &token), 0, "the captcha is not spent");
+
+    let big = json!({"intake_key": "acme", "title": "t", "content": "x".repeat(70_000), "customer_email": "a@b.example", "captcha_token": "x"});
+    ensure_eq!(
+        post_json(world, &big, &[]).await?.status,
+        413,
+        "oversized body"
+    );
+    Ok(())
+}
+
+pub async fn an_idempotency_key_replays_the_same_ticket(world: &World) -> anyhow::Result<()> {
+    let title = unique("idem");
+    let key = unique("key");
+    let ip = ip();
+    let headers = [
+        ("idempotency-key", key.as_str()),
+        ("cf-connecting-ip", ip.as_str()),
+    ];
+    let first = post_json(world, &submission(&title, &unique("pass")), &headers).await?;
+    ensure_eq!(first.status, 201, "first");
+    // The retry may carry the same or a fresh token; either way no new ticket.
+    let second = post_json(world, &submission(&title, &unique("pass")), &headers).await?;
+    ensure_eq!(second.status, 200, "replay");
+    ensure_eq!(
+        second.header("idempotent-replayed"),
+        Some("true"),
+        "marked as a replay"
+    );
+    ensure_eq!(
+        second.json()?["reference"],
+        first.json()?["reference"],
+        "same ticket"
+    );
+    ensure_eq!(tickets_titled(world, &title).await?, 1, "one ticket");
+
+    let changed = post_json(
+        world,
+        &submission(&unique("other-body"), &unique("pass")),
+        &headers,
+    )
+    .await?;
+    ensure_eq!(changed.status, 422, "same key, different submission");
+    Ok(())
+}
+
+pub async fn postgrest_down_is_503_and_the_captcha_is_kept(world: &World) -> anyhow::Result<()> {
+    let (title, token) = (unique("nodb"), unique("pass"));
+    let reply = Reply::read(
+        world
+            .http
+            .post(format!("{}/tickets", world.function("ticket-intake-nodb")))
+            .json(&submission(&title, &token))
+            .send()
+            .await?,
+    )
+    .await?;
+    ensure_eq!(reply.status, 503, "PostgREST unreachable");
+    ensure!(reply.header("retry-after").is_some(), "Retry-After");
+    world
+        .openapi
+        .check("POST", "/ticket-intake/tickets", &reply)?;
+    ensure_eq!(tickets_titled(world, &title).await?, 0, "nothing written");
+    ensure_eq!(
+        captcha_calls(world, &token),
+        0,
+        "the visitor's captcha is not spent"
+    );
+    Ok(())
+}
