@@ -322,31 +322,21 @@ mod tests {
         ok.title = Some("é".repeat(TITLE_MAX)); // 510 bytes, 255 characters
         assert!(validate(ok).is_ok());
 
-        let cases: Vec<(&str, Box<dyn Fn(&mut RawSubmission)>)> = vec![
-            (
-                "title",
-                Box::new(|r| r.title = Some("x".repeat(TITLE_MAX + 1))),
-            ),
-            (
-                "content",
-                Box::new(|r| r.content = Some("x".repeat(CONTENT_MAX + 1))),
-            ),
-            (
-                "customer_name",
-                Box::new(|r| r.customer_name = Some("x".repeat(NAME_MAX + 1))),
-            ),
-            (
-                "category",
-                Box::new(|r| r.category = Some("x".repeat(CATEGORY_MAX + 1))),
-            ),
-            (
-                "customer_email",
-                Box::new(|r| r.customer_email = Some(format!("{}@example.com", "a".repeat(250)))),
-            ),
-            (
-                "captcha_token",
-                Box::new(|r| r.captcha_token = Some("t".repeat(CAPTCHA_TOKEN_MAX + 1))),
-            ),
+        let cases: Vec<(&str, fn(&mut RawSubmission))> = vec![
+            ("title", |r| r.title = Some("x".repeat(TITLE_MAX + 1))),
+            ("content", |r| r.content = Some("x".repeat(CONTENT_MAX + 1))),
+            ("customer_name", |r| {
+                r.customer_name = Some("x".repeat(NAME_MAX + 1))
+            }),
+            ("category", |r| {
+                r.category = Some("x".repeat(CATEGORY_MAX + 1))
+            }),
+            ("customer_email", |r| {
+                r.customer_email = Some(format!("{}@example.com", "a".repeat(250)))
+            }),
+            ("captcha_token", |r| {
+                r.captcha_token = Some("t".repeat(CAPTCHA_TOKEN_MAX + 1))
+            }),
         ];
         for (field, mutate) in cases {
             let mut r = raw();
