@@ -87,3 +87,14 @@ values
   ('22222222-2222-4222-8222-222222222222', 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa', 'member',
    '11111111-1111-4111-8111-111111111111', '11111111-1111-4111-8111-111111111111')
 on conflict (user_id, account_id) do nothing;
+
+-- Ticket intakes (the public support form). Acme's is open to the local
+-- demo page on port 3000 and shows the built-in thank-you page; the
+-- outsider's personal account has one that is switched off, to try the 404.
+insert into public.ticket_intakes (account_id, enabled, intake_key, allowed_origins, thank_you_url)
+values
+  ('aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa', true, 'acme',
+   '{http://localhost:3000,http://127.0.0.1:3000}', null),
+  ('33333333-3333-4333-8333-333333333333', false, 'closed-shop',
+   '{}', null)
+on conflict (account_id) do nothing;

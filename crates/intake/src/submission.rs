@@ -322,7 +322,8 @@ mod tests {
         ok.title = Some("é".repeat(TITLE_MAX)); // 510 bytes, 255 characters
         assert!(validate(ok).is_ok());
 
-        let cases: Vec<(&str, fn(&mut RawSubmission))> = vec![
+        type Oversize = fn(&mut RawSubmission);
+        let cases: Vec<(&str, Oversize)> = vec![
             ("title", |r| r.title = Some("x".repeat(TITLE_MAX + 1))),
             ("content", |r| r.content = Some("x".repeat(CONTENT_MAX + 1))),
             ("customer_name", |r| {
