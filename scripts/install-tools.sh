@@ -2,6 +2,7 @@
 # Installs what building and running the stack needs on a fresh Debian 12
 # machine with rustup and node/npm: the wasm target, worker-build,
 # wasm-bindgen-cli (matching Cargo.lock), PostgreSQL 15 + pgTAP + pg_prove,
+# Chromium + ChromeDriver (the example form's browser test),
 # and the npm tools (wrangler/workerd, PostgREST, wasm-opt, esbuild).
 #
 # Idempotent: each step checks what is there and skips, so a second run
@@ -12,7 +13,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
 WORKER_BUILD_VERSION=0.8.7
-APT_PACKAGES=(postgresql-15 postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl)
+APT_PACKAGES=(postgresql-15 postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl chromium chromium-driver)
 
 # cargo installs land here; make them visible to the checks below.
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"

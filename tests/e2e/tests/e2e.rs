@@ -6,6 +6,7 @@ mod intake;
 
 use edge_e2e::{Case, CaseFuture, World};
 use foundation::db;
+use intake::browser;
 
 /// `(name, case)` pairs from plain `async fn(&World) -> anyhow::Result<()>`s.
 macro_rules! cases {
@@ -50,6 +51,7 @@ fn main() {
             intake::invalid_fields_are_one_422_before_anything_else,
             intake::an_idempotency_key_replays_the_same_ticket,
             intake::postgrest_down_is_503_and_the_captcha_is_kept,
+            browser::the_example_form_works_in_a_real_browser,
         ],
     )
 }

@@ -2,6 +2,8 @@
 //! PostgreSQL, and the captcha stand-in. Every case asserts the answer and
 //! the rows written (or that none were).
 
+pub mod browser;
+
 use anyhow::{ensure, Context as _};
 use edge_e2e::{ensure_eq, Reply, World};
 use serde_json::{json, Value};
