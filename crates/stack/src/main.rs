@@ -127,6 +127,12 @@ fn print_summary(stack: &Stack, want_functions: bool) {
     if want_functions && stack.functions().is_empty() {
         println!("  (no built functions: run scripts/build-functions.sh, then restart)");
     }
+    if let Some(captcha) = stack.captcha() {
+        println!(
+            "  captcha     {}/turnstile/v0/siteverify  (local Turnstile stand-in)",
+            captcha.url()
+        );
+    }
 
     println!("\nJWTs (secret: {})", stack.jwt_secret());
     println!("  anon key     {anon}");
@@ -139,14 +145,17 @@ fn print_summary(stack: &Stack, want_functions: bool) {
     println!("\nTry");
     println!("  psql '{}'", stack.db_url());
     println!(
-        "  curl {}/ -H 'apikey: {anon}' -H 'Authorization: Bearer {owner}'",
+        "  curl '{}/accounts?select=name,slug' -H 'apikey: {anon}' -H 'Authorization: Bearer {owner}'",
         stack.postgrest_url()
     );
     for url in stack.functions().values() {
         println!("  curl '{url}/health?deep=1'");
     }
-    if let Some(url) = stack.functions().values().next() {
-        println!("  curl {url}/health -H 'Authorization: Bearer {owner}'");
+    if let Some(url) = stack.functions().get("ticket-intake") {
+        // The stand-in accepts any token starting with `pass`, once.
+        println!(
+            "  curl -i {url}/tickets -H 'content-type: application/json' -d '{{\"intake_key\":\"acme\",\"title\":\"Printer on fire\",\"content\":\"Help!\",\"customer_email\":\"ada@example.com\",\"captcha_token\":\"pass-'$RANDOM'\"}}'"
+        );
     }
     println!("\nCtrl-C stops everything.");
 }
