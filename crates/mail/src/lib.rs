@@ -1,13 +1,13 @@
 //! Email send: credit-deducting, exactly-once email for signed-in users.
 //!
-//! The `email-send` function's logic, as an [`edge_core::Service`] that builds and
-//! tests natively; `functions/email-send` only adapts it to workerd. This slice
+//! The `send-email` function's logic, as an [`edge_core::Service`] that builds and
+//! tests natively; `functions/send-email` only adapts it to workerd. This slice
 //! (the foundation) serves `/health`; the function's own issue adds its routes.
 
 use edge_core::{Error, HttpConfig, Request, Response, Service, Vars};
 use edge_db::{PostgrestConfig, ServiceDb, ServiceKey};
 
-pub const NAME: &str = "email-send";
+pub const NAME: &str = "send-email";
 
 pub struct EmailSend {
     http: HttpConfig,

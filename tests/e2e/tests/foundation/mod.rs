@@ -10,7 +10,7 @@ use edge_e2e::{ensure_eq, Reply, World};
 pub const FUNCTIONS: [&str; 4] = [
     "attachment-urls",
     "billing-webhooks",
-    "email-send",
+    "send-email",
     "ticket-intake",
 ];
 
@@ -93,7 +93,7 @@ pub async fn unknown_routes_are_problem_json_404(world: &World) -> anyhow::Resul
 }
 
 pub async fn wrong_method_is_405_with_allow(world: &World) -> anyhow::Result<()> {
-    let url = format!("{}/health", world.function("email-send"));
+    let url = format!("{}/health", world.function("send-email"));
     let reply = Reply::read(world.http.post(&url).body("{}").send().await?).await?;
     ensure_eq!(reply.status, 405, "POST /health");
     ensure_eq!(reply.header("allow"), Some("GET, HEAD"), "Allow header");

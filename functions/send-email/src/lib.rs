@@ -1,4 +1,4 @@
-//! Worker entry point for `email-send`: glue only, the logic is in `edge-mail`.
+//! Worker entry point for `send-email`: glue only, the logic is in `edge-mail`.
 
 use edge_mail::EmailSend;
 use worker::{event, Context, Env, Request, Response, Result};
