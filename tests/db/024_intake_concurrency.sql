@@ -1,0 +1,219 @@
+-- public.intake_submit under concurrency: two Worker requests racing with
+-- the same idempotency key create one ticket, and two racing with the same
+-- captcha token create one ticket and one 409. A single session cannot race
+-- itself, so two more sessions are opened with dblink and run the calls in
+-- their own transactions, as PostgREST would.
+--
+-- Unlike the other files, what those sessions write is committed, so the
+-- fixtures here are committed too and removed at the end (deleting the
+-- test user cascades to everything else). They use fixed ids and are
+-- removed first as well, in case an earlier run stopped half-way.
+begin;
+create extension if not exists pgtap;
+\ir _helpers.psql
+create extension if not exists dblink with schema tests;
+
+-- Sessions 'first' and 'second', connected to this database as postgres
+-- (the throwaway cluster trusts local connections) and then switched to
+-- service_role, as the Worker's requests are.
+create function tests.open_racers()
+returns void
+language plpgsql
+as $$
+declare
+  conninfo text := format(
+    'host=%s port=%s dbname=%s user=postgres',
+    coalesce(host(inet_server_addr()), split_part(current_setting('unix_socket_directories'), ',', 1)),
+    coalesce(inet_server_port()::text, current_setting('port')),
+    current_database()
+  );
+begin
+  perform tests.dblink_connect('first', conninfo);
+  perform tests.dblink_connect('second', conninfo);
+  -- Read each session's pid now: once a session runs an async query, it
+  -- cannot answer another until that one finishes.
+  insert into tests.racer_pids
+  select name, (select pid from tests.dblink(name, 'select pg_backend_pid()') as t (pid int))
+  from unnest(array['first', 'second']) as name;
+end;
+$$;
+
+create table tests.racer_pids (
+  name text primary key,
+  pid int not null
+);
+
+-- Waits (up to 10 s) until the session is blocked on a lock.
+create function tests.wait_until_blocked(connection text)
+returns boolean
+language plpgsql
+as $$
+declare
+  racer_pid int := (select pid from tests.racer_pids where name = connection);
+begin
+  for attempt in 1..200 loop
+    if exists (select 1 from pg_locks l where l.pid = racer_pid and not l.granted) then
+      return true;
+    end if;
+    perform pg_sleep(0.05);
+  end loop;
+  return false;
+end;
+$$;
+
+-- The answer to the query sent to the session, or its error message; also
+-- reads the empty result that frees the connection for the next query.
+create function tests.racer_answer(connection text)
+returns text
+language plpgsql
+as $$
+declare
+  answer text;
+begin
+  select t.answer into answer from tests.dblink_get_result(connection, false) as t (answer text);
+  if answer is null then
+    answer := tests.dblink_error_message(connection);
+  end if;
+  perform * from tests.dblink_get_result(connection, false) as t (answer text);
+  return answer;
+end;
+$$;
+
+-- A submission as the Worker makes it; captcha tokens and titles vary.
+create function tests.submit_sql(title text, captcha_token text, idempotency_key text)
+returns text
+language sql
+immutable
+as $$
+  select format(
+    $sql$select public.intake_submit(
+      p_intake_key => 'race-form', p_title => %L, p_content => 'Racing', p_customer_email => 'racer@customer.example',
+      p_captcha_token_hash => encode(sha256(%L), 'hex'), p_idempotency_key => %L, p_request_hash => %L)::text$sql$,
+    title, captcha_token, idempotency_key, case when idempotency_key is not null then 'same-request' end
+  );
+$$;
+
+create function tests.race_rows()
+returns int[]
+language sql
+stable
+as $$
+  select array[
+    (select count(*)::int from public.tickets where account_id = '00000000-0000-4000-8000-0000000ace02'),
+    (select count(*)::int from public.messages m join public.tickets t on t.id = m.ticket_id
+     where t.account_id = '00000000-0000-4000-8000-0000000ace02'),
+    (select count(*)::int from public.ticket_intake_submissions where account_id = '00000000-0000-4000-8000-0000000ace02')
+  ];
+$$;
+
+create table tests.race_answers (
+  name text primary key,
+  answer text
+);
+
+select tests.open_racers();
+
+-- Committed fixtures: a user (whose personal account the sign-up trigger
+-- creates), their team and its intake.
+select tests.dblink_exec('first', $sql$
+  delete from auth.users where id = '00000000-0000-4000-8000-0000000ace01';
+  insert into auth.users (instance_id, id, aud, role, email, raw_user_meta_data, created_at, updated_at)
+  values ('00000000-0000-0000-0000-000000000000', '00000000-0000-4000-8000-0000000ace01', 'authenticated',
+          'authenticated', 'racer@test.local', '{"name": "Racer"}', now(), now());
+  insert into public.accounts (id, primary_owner_user_id, name, slug)
+  values ('00000000-0000-4000-8000-0000000ace02', '00000000-0000-4000-8000-0000000ace01', 'Race Team', 'race-team');
+  insert into public.ticket_intakes (account_id, intake_key)
+  values ('00000000-0000-4000-8000-0000000ace02', 'race-form');
+$sql$);
+select tests.dblink_exec('first', 'set role service_role');
+select tests.dblink_exec('second', 'set role service_role');
+
+select plan(12);
+
+/*
+ * Same idempotency key: the second request waits, then replays
+ */
+select tests.dblink_exec('first', 'begin');
+insert into tests.race_answers
+select 'key: first', answer from tests.dblink('first', tests.submit_sql('Same key', 'token-a', 'race-key')) as t (answer text);
+select tests.dblink_send_query('second', tests.submit_sql('Same key', 'token-b', 'race-key'));
+
+select ok(tests.wait_until_blocked('second'),
+  'a second submission with the same key waits while the first is uncommitted');
+
+select tests.dblink_exec('first', 'commit');
+insert into tests.race_answers values ('key: second', tests.racer_answer('second'));
+
+select is(
+  (select answer::jsonb ->> 'ticket_id' from tests.race_answers where name = 'key: second'),
+  (select answer::jsonb ->> 'ticket_id' from tests.race_answers where name = 'key: first'),
+  'once the first commits, the second answers with the same ticket');
+select is(
+  (select (first.answer::jsonb -> 'created')::text || '/' || (second.answer::jsonb -> 'created')::text
+   from tests.race_answers first, tests.race_answers second
+   where first.name = 'key: first' and second.name = 'key: second'),
+  'true/false',
+  'the first answers created: true and the second created: false');
+select is(tests.race_rows(), array[1, 1, 1],
+  'racing requests with one key leave one ticket, one message and one submission');
+
+/*
+ * Same key, but the first request fails: the waiting one creates the ticket
+ */
+select tests.dblink_exec('first', 'begin');
+insert into tests.race_answers
+select 'rollback: first', answer from tests.dblink('first', tests.submit_sql('Rolled back', 'token-c', 'rollback-key')) as t (answer text);
+select tests.dblink_send_query('second', tests.submit_sql('Rolled back', 'token-d', 'rollback-key'));
+
+select ok(tests.wait_until_blocked('second'),
+  'a second submission waits on a first that will fail');
+
+select tests.dblink_exec('first', 'rollback');
+insert into tests.race_answers values ('rollback: second', tests.racer_answer('second'));
+
+select is(
+  (select answer::jsonb -> 'created' from tests.race_answers where name = 'rollback: second'),
+  'true'::jsonb,
+  'when the first rolls back, the waiting one creates the ticket');
+select isnt(
+  (select answer::jsonb ->> 'ticket_id' from tests.race_answers where name = 'rollback: second'),
+  (select answer::jsonb ->> 'ticket_id' from tests.race_answers where name = 'rollback: first'),
+  'a ticket of its own, not the one rolled back');
+select is(tests.race_rows(), array[2, 2, 2],
+  'and only that ticket was kept');
+
+/*
+ * Same captcha token, no key: the second request fails with 409
+ */
+select tests.dblink_exec('first', 'begin');
+insert into tests.race_answers
+select 'captcha: first', answer from tests.dblink('first', tests.submit_sql('Same token', 'token-e', null)) as t (answer text);
+select tests.dblink_send_query('second', tests.submit_sql('Same token, other post', 'token-e', null));
+
+select ok(tests.wait_until_blocked('second'),
+  'a second submission with the same captcha token waits on the token''s unique index');
+
+select tests.dblink_exec('first', 'commit');
+insert into tests.race_answers values ('captcha: second', tests.racer_answer('second'));
+
+select is(
+  (select answer::jsonb -> 'created' from tests.race_answers where name = 'captcha: first'),
+  'true'::jsonb,
+  'the first submission with the token creates its ticket');
+select matches(
+  (select answer from tests.race_answers where name = 'captcha: second'),
+  'http_409: This captcha token was already used',
+  'the second fails with the 409 for a used token, not a bare unique violation');
+select is(tests.race_rows(), array[3, 3, 3],
+  'and its ticket and message were rolled back with it');
+
+/*
+ * Clean-up of what the sessions committed
+ */
+select tests.dblink_exec('first', 'reset role');
+select tests.dblink_exec('first', $sql$delete from auth.users where id = '00000000-0000-4000-8000-0000000ace01'$sql$);
+select tests.dblink_disconnect('first');
+select tests.dblink_disconnect('second');
+
+select * from finish();
+rollback;
