@@ -79,6 +79,18 @@ pub enum Error {
     #[error("client error {status}: {detail}")]
     Client { status: u16, detail: String },
 
+    /// 422: a third party refused what the request asked of it (an email
+    /// provider refusing an address). `detail` is for the client; the third
+    /// party's own words (`reason`) are logged.
+    #[error("rejected: {reason}")]
+    Rejected { detail: String, reason: String },
+
+    /// 502: a third party (an email provider) failed while handling the
+    /// request. `detail` tells the client what happened to their request
+    /// (for example, that credits were refunded); `reason` is logged.
+    #[error("bad gateway: {reason}")]
+    BadGateway { detail: String, reason: String },
+
     /// 503 with `Retry-After`: a dependency (PostgREST, a provider) is down or
     /// answered 5xx. Nothing was written; the client may retry.
     #[error("unavailable: {reason}")]
@@ -147,6 +159,8 @@ impl Error {
             Error::Validation { .. } => 422,
             Error::TooManyRequests { .. } => 429,
             Error::Client { status, .. } => *status,
+            Error::Rejected { .. } => 422,
+            Error::BadGateway { .. } => 502,
             Error::Unavailable { .. } => 503,
             Error::Config(_) | Error::Internal(_) => 500,
         }
@@ -167,6 +181,8 @@ impl Error {
             Error::Validation { .. } => "validation_failed",
             Error::TooManyRequests { .. } => "rate_limited",
             Error::Client { .. } => "client_error",
+            Error::Rejected { .. } => "rejected",
+            Error::BadGateway { .. } => "bad_gateway",
             Error::Unavailable { .. } => "unavailable",
             Error::Config(_) => "misconfigured",
             Error::Internal(_) => "internal",
@@ -179,7 +195,9 @@ impl Error {
             Error::BadRequest { detail }
             | Error::Forbidden { detail }
             | Error::Conflict { detail }
-            | Error::Client { detail, .. } => Some(detail.clone()),
+            | Error::Client { detail, .. }
+            | Error::Rejected { detail, .. }
+            | Error::BadGateway { detail, .. } => Some(detail.clone()),
             Error::Unauthorized { .. } => Some("Missing or invalid credentials.".to_owned()),
             Error::NotFound => Some("No such resource.".to_owned()),
             Error::MethodNotAllowed { allow } => {
@@ -212,9 +230,10 @@ impl Error {
     /// variant carries one. Callers must not pass secrets into errors.
     pub fn log_detail(&self) -> Option<String> {
         match self {
-            Error::Unauthorized { reason } | Error::Unavailable { reason, .. } => {
-                Some(reason.clone())
-            }
+            Error::Unauthorized { reason }
+            | Error::Unavailable { reason, .. }
+            | Error::Rejected { reason, .. }
+            | Error::BadGateway { reason, .. } => Some(reason.clone()),
             Error::Config(e) => Some(e.to_string()),
             Error::Internal(detail) => Some(detail.clone()),
             _ => None,

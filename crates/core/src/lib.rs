@@ -16,3 +16,8 @@ pub use config::{ConfigError, Source, Vars};
 pub use error::{Error, FieldError, Result};
 pub use http::{BodyKind, Headers, Method, Request, Response};
 pub use service::{serve, HttpConfig, LogLine, Service};
+
+/// A timer, passed in by the host: `worker::Delay` in workerd, tokio's
+/// sleep in native tests. Handlers use it to bound calls to third parties.
+pub type Sleep =
+    fn(std::time::Duration) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>;

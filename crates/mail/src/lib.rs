@@ -1,31 +1,197 @@
-//! Email send: credit-deducting, exactly-once email for signed-in users.
+//! Email send: a signed-in user sends an email through the product, paying
+//! credits, exactly once.
 //!
-//! The `send-email` function's logic, as an [`edge_core::Service`] that builds and
-//! tests natively; `functions/send-email` only adapts it to workerd. This slice
-//! (the foundation) serves `/health`; the function's own issue adds its routes.
+//! `POST /emails`, in order:
+//!
+//! 1. verify the caller's JWT (a real user; anonymous sign-ins refused);
+//! 2. validate the body (one 422 listing every failing field);
+//! 3. `reserve_email` **as the user**: the function acts on `auth.uid()`
+//!    only and prices the mail itself, so a caller can neither charge
+//!    someone else nor pick the price; it locks the profile, deducts the
+//!    credits and logs the mail as `reserved` in one transaction (402 when
+//!    short), or returns the earlier mail for a repeated `Idempotency-Key`;
+//! 4. send through the provider (Resend or Postmark), passing the key on;
+//! 5. `finalize_email` **as the service** (users cannot call it, so nobody
+//!    can mark their own sent mail failed to get a refund): `sent`, or
+//!    `refunded` with the credits returned exactly once.
+//!
+//! Clients read their balance, mails and credit ledger through PostgREST
+//! directly, under RLS; there is no balance route.
 
-use edge_core::{Error, HttpConfig, Request, Response, Service, Vars};
-use edge_db::{PostgrestConfig, ServiceDb, ServiceKey};
+pub mod message;
+pub mod provider;
+
+use edge_auth::{JwtConfig, Policy, Verifier};
+use edge_core::{Error, HttpConfig, Method, Request, Response, Service, Sleep, Vars};
+use edge_db::{execute, PostgrestConfig, ServiceDb, ServiceKey, UserDb};
+use message::{validate, Message, RawMessage};
+use provider::{Outgoing, Provider, ProviderConfig, Sent};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 pub const NAME: &str = "send-email";
 
-pub struct EmailSend {
+pub struct SendEmail {
     http: HttpConfig,
+    postgrest: PostgrestConfig,
     service_db: ServiceDb,
+    verifier: Verifier,
+    provider: Provider,
+    now: fn() -> i64,
 }
 
-impl EmailSend {
-    /// Reads the config once; see the README's table of variables.
-    pub fn from_vars(vars: &Vars<'_>) -> Result<Self, Error> {
+impl SendEmail {
+    /// Reads the config once; see the README's table of variables. `sleep`
+    /// bounds the provider call; `now` is the clock for token expiry.
+    pub fn from_vars(vars: &Vars<'_>, sleep: Sleep, now: fn() -> i64) -> Result<Self, Error> {
         let postgrest = PostgrestConfig::from_vars(vars)?;
+        let http = reqwest::Client::new();
         Ok(Self {
             http: HttpConfig::from_vars(vars)?,
             service_db: ServiceDb::new(&postgrest, &ServiceKey::from_vars(vars)?),
+            postgrest,
+            verifier: Verifier::new(JwtConfig::from_vars(vars)?, http.clone()),
+            provider: Provider::new(ProviderConfig::from_vars(vars)?, http, sleep),
+            now,
         })
+    }
+
+    async fn send(&self, req: &Request) -> Result<Response, Error> {
+        let user = self
+            .verifier
+            .authenticate(req, (self.now)(), Policy::User)
+            .await?;
+        let message = validate(req.json::<RawMessage>()?)?;
+        let key = idempotency_key(req)?;
+        let db = UserDb::new(&self.postgrest, &user);
+
+        let reserved: Mail = execute(db.rpc(
+            "reserve_email",
+            &json!({
+                "p_recipients": message.to,
+                "p_subject": message.subject,
+                "p_content": message.logged_content(),
+                "p_mail_type": message.mail_type(),
+                "p_template_id": message.template.as_ref().map(|(id, _)| id),
+                "p_idempotency_key": key,
+                "p_request_hash": message.request_hash(),
+            }),
+        ))
+        .await?;
+        if reserved.replayed {
+            return replay(reserved);
+        }
+
+        // The provider's key is per user, so two users' keys never collide.
+        let provider_key = format!("{}:{}", user.user_id(), key);
+        let outcome = self.provider.send(&outgoing(&message), &provider_key).await;
+        let (message_id, error) = match &outcome {
+            Sent::Accepted(id) => (Some(id.as_str()), None),
+            Sent::Rejected(why) | Sent::Failed(why) => (None, Some(why.as_str())),
+        };
+        let finalized: Result<Mail, Error> = execute(self.service_db.rpc(
+            "finalize_email",
+            &json!({
+                "p_mail_id": reserved.mail_id,
+                "p_provider": self.provider.name(),
+                "p_provider_message_id": message_id,
+                "p_error": error,
+            }),
+        ))
+        .await;
+
+        match (outcome, finalized) {
+            (Sent::Accepted(_), Ok(mail)) => Response::json(201, &mail.receipt()),
+            // Sent, but not recorded as such: the mail was delivered and paid
+            // for; it stays `reserved` until reconciled. Say what happened.
+            (Sent::Accepted(_), Err(err)) => Err(Error::BadGateway {
+                detail: "The email was sent, but recording it failed; it shows as reserved for now.".into(),
+                reason: format!("finalize after send failed: {err}"),
+            }),
+            (Sent::Rejected(why), Ok(_)) => Err(Error::Rejected {
+                detail: "The email provider refused this message (check the addresses). Your credits were refunded."
+                    .into(),
+                reason: why,
+            }),
+            (Sent::Failed(why), Ok(_)) => Err(Error::BadGateway {
+                detail: "The email provider failed or did not answer in time. Your credits were refunded; you may retry."
+                    .into(),
+                reason: why,
+            }),
+            (Sent::Rejected(why) | Sent::Failed(why), Err(err)) => Err(Error::unavailable(format!(
+                "send failed ({why}) and the refund could not be recorded ({err}); mail {} stays reserved",
+                reserved.mail_id
+            ))),
+        }
     }
 }
 
-impl Service for EmailSend {
+/// `Idempotency-Key`: 1 to 255 printable ASCII characters. Without one, a
+/// fresh key is used, so a client that retries without a key may send twice.
+fn idempotency_key(req: &Request) -> Result<String, Error> {
+    match req.header("idempotency-key").map(str::trim) {
+        None | Some("") => Ok(uuid::Uuid::new_v4().to_string()),
+        Some(key) if key.len() <= 255 && key.bytes().all(|b| b.is_ascii_graphic()) => {
+            Ok(key.to_owned())
+        }
+        Some(_) => Err(Error::bad_request(
+            "Idempotency-Key must be 1 to 255 printable ASCII characters.",
+        )),
+    }
+}
+
+fn outgoing(message: &Message) -> Outgoing {
+    Outgoing {
+        to: message.to.clone(),
+        subject: message.subject.clone(),
+        html: message.html.clone(),
+        text: message.text.clone(),
+        template: message.template.clone(),
+    }
+}
+
+/// A mail as `reserve_email` and `finalize_email` answer it.
+#[derive(Debug, Deserialize)]
+struct Mail {
+    mail_id: String,
+    status: String,
+    credits_used: i64,
+    credits_remaining: i64,
+    #[serde(default)]
+    replayed: bool,
+}
+
+#[derive(Serialize)]
+struct Receipt<'a> {
+    mail_id: &'a str,
+    status: &'a str,
+    credits_used: i64,
+    credits_remaining: i64,
+}
+
+impl Mail {
+    fn receipt(&self) -> Receipt<'_> {
+        Receipt {
+            mail_id: &self.mail_id,
+            status: &self.status,
+            credits_used: self.credits_used,
+            credits_remaining: self.credits_remaining,
+        }
+    }
+}
+
+/// A repeated `Idempotency-Key`: the first attempt's result, never a second
+/// charge or send. Still `reserved` means the first attempt is in flight.
+fn replay(mail: Mail) -> Result<Response, Error> {
+    if mail.status == "reserved" {
+        return Err(Error::conflict(
+            "An email with this Idempotency-Key is still being sent. Retry shortly to get its result.",
+        ));
+    }
+    Ok(Response::json(200, &mail.receipt())?.with_header("idempotent-replayed", "true"))
+}
+
+impl Service for SendEmail {
     fn name(&self) -> &'static str {
         NAME
     }
@@ -38,7 +204,107 @@ impl Service for EmailSend {
     async fn probe(&self) -> Result<(), Error> {
         self.service_db.ping().await
     }
-    async fn handle(&self, _req: Request) -> Result<Response, Error> {
+    async fn handle(&self, req: Request) -> Result<Response, Error> {
+        if req.route_is("/emails") {
+            return match req.method {
+                Method::Post => self.send(&req).await,
+                _ => Err(Error::MethodNotAllowed {
+                    allow: vec![Method::Post],
+                }),
+            };
+        }
         Err(Error::NotFound)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The branches decided before any I/O, with PostgREST and the provider
+    //! pointed at a closed port (reaching either would be a 503). The rest
+    //! runs end to end against the real stack in `tests/e2e`.
+    use super::*;
+    use edge_stack::tokens::{mint, user_claims, user_token};
+    use edge_stack::{DemoUser, DEMO_JWT_SECRET};
+
+    fn never(_: std::time::Duration) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> {
+        Box::pin(std::future::pending())
+    }
+
+    fn now() -> i64 {
+        chrono::Utc::now().timestamp()
+    }
+
+    fn service() -> SendEmail {
+        let vars = [
+            ("POSTGREST_URL", "http://127.0.0.1:9"),
+            ("SUPABASE_ANON_KEY", "anon"),
+            ("SUPABASE_SERVICE_ROLE_KEY", "service"),
+            ("SUPABASE_JWT_SECRET", DEMO_JWT_SECRET),
+            ("EMAIL_API_KEY", "key"),
+            ("EMAIL_API_URL", "http://127.0.0.1:9"),
+            ("EMAIL_FROM", "Acme <support@acme.example>"),
+        ];
+        SendEmail::from_vars(&Vars(&vars), never, now).expect("config")
+    }
+
+    async fn post(token: Option<&str>, body: &str) -> Response {
+        let mut req = Request::new(Method::Post, "/emails")
+            .with_header("content-type", "application/json")
+            .with_body(body);
+        if let Some(token) = token {
+            req = req.with_header("authorization", &format!("Bearer {token}"));
+        }
+        edge_core::serve(&service(), req, || 0.0).await.0
+    }
+
+    const VALID: &str = r#"{"to":"ada@example.com","subject":"Hi","text":"Hello"}"#;
+
+    #[tokio::test]
+    async fn callers_without_a_real_user_token_are_401() {
+        let anonymous = {
+            let mut claims = user_claims(DemoUser::Member, chrono::Utc::now());
+            claims["is_anonymous"] = serde_json::json!(true);
+            mint(DEMO_JWT_SECRET, &claims).expect("token")
+        };
+        let forged = user_token(
+            "another-secret-that-is-at-least-32-bytes!",
+            DemoUser::Member,
+        );
+        for token in [
+            None,
+            Some(anonymous.as_str()),
+            Some(forged.as_str()),
+            Some("garbage"),
+        ] {
+            let r = post(token, VALID).await;
+            assert_eq!(r.status, 401, "{token:?}");
+            assert_eq!(r.header("www-authenticate"), Some("Bearer"));
+        }
+    }
+
+    #[tokio::test]
+    async fn invalid_messages_are_422_before_any_credit_is_touched() {
+        let token = user_token(DEMO_JWT_SECRET, DemoUser::Member);
+        let r = post(Some(&token), r#"{"to":["x"],"subject":""}"#).await;
+        assert_eq!(r.status, 422);
+        let body: serde_json::Value = serde_json::from_slice(&r.body).expect("json");
+        assert_eq!(body["errors"].as_array().map(Vec::len), Some(3), "{body}");
+        assert_eq!(post(Some(&token), "{").await.status, 400);
+    }
+
+    #[tokio::test]
+    async fn a_valid_send_with_postgrest_down_is_503_and_sends_nothing() {
+        let token = user_token(DEMO_JWT_SECRET, DemoUser::Member);
+        let r = post(Some(&token), VALID).await;
+        assert_eq!(r.status, 503);
+        assert!(r.header("retry-after").is_some());
+    }
+
+    #[tokio::test]
+    async fn only_post_is_allowed() {
+        let r = edge_core::serve(&service(), Request::new(Method::Get, "/emails"), || 0.0)
+            .await
+            .0;
+        assert_eq!(r.status, 405);
     }
 }

@@ -231,6 +231,7 @@ pub struct Stack {
     postgrest: Option<Supervised>,
     postgres: Postgres,
     captcha: Option<stubs::Stub>,
+    email: Option<stubs::Stub>,
     root: PathBuf,
     db_port: u16,
     db_url: String,
@@ -294,10 +295,10 @@ impl Stack {
             choose_ports(opts.ports, names.len() + variants.len())?;
         // Third parties the functions call, stood in for locally; their
         // settings go first so a caller's bindings can override them.
-        let captcha = if names.is_empty() {
-            None
+        let (captcha, email) = if names.is_empty() {
+            (None, None)
         } else {
-            Some(stubs::captcha(0).await?)
+            (Some(stubs::captcha(0).await?), Some(stubs::email(0).await?))
         };
         let stub_bindings: Vec<(String, String)> = captcha
             .iter()
@@ -315,6 +316,17 @@ impl Stack {
                     ),
                 ]
             })
+            .chain(email.iter().flat_map(|stub| {
+                [
+                    ("EMAIL_PROVIDER", "resend".to_owned()),
+                    ("EMAIL_API_KEY", stubs::EMAIL_API_KEY.to_owned()),
+                    ("EMAIL_API_URL", stub.url().to_owned()),
+                    (
+                        "EMAIL_FROM",
+                        "Acme Support <support@acme.example>".to_owned(),
+                    ),
+                ]
+            }))
             .map(|(k, v)| (k.to_owned(), v))
             .collect();
         let db_url = format!("postgresql://postgres:postgres@127.0.0.1:{db_port}/postgres");
@@ -382,6 +394,7 @@ impl Stack {
             postgrest,
             postgres,
             captcha,
+            email,
             root,
             db_port,
             db_url,
@@ -400,6 +413,12 @@ impl Stack {
     /// (present when functions are served).
     pub fn captcha(&self) -> Option<&stubs::Stub> {
         self.captcha.as_ref()
+    }
+
+    /// The email provider stand-in (Resend's API) the functions are
+    /// configured with (present when functions are served).
+    pub fn email(&self) -> Option<&stubs::Stub> {
+        self.email.as_ref()
     }
 
     /// `postgresql://postgres:postgres@127.0.0.1:PORT/postgres` (superuser;

@@ -35,9 +35,13 @@ pub const DUMMY_TOKEN: &str = "XXXX.DUMMY.TOKEN.XXXX";
 /// A running stand-in; stops when dropped.
 pub struct Stub {
     url: String,
-    requests: Arc<Mutex<Vec<HashMap<String, String>>>>,
+    requests: Requests,
     task: tokio::task::JoinHandle<()>,
 }
+
+/// What a stand-in received, each request as a JSON object (form fields,
+/// or the JSON body plus the headers that matter).
+type Requests = Arc<Mutex<Vec<Value>>>;
 
 impl Drop for Stub {
     fn drop(&mut self) {
@@ -51,15 +55,15 @@ impl Stub {
         &self.url
     }
 
-    /// Every request received so far, as its form fields.
-    pub fn requests(&self) -> Vec<HashMap<String, String>> {
+    /// Every request received so far, oldest first.
+    pub fn requests(&self) -> Vec<Value> {
         self.requests.lock().map(|r| r.clone()).unwrap_or_default()
     }
 }
 
 #[derive(Default)]
 struct CaptchaState {
-    requests: Arc<Mutex<Vec<HashMap<String, String>>>>,
+    requests: Requests,
     /// Token -> (idempotency key of its first verification, first answer).
     spent: Mutex<HashMap<String, (Option<String>, Value)>>,
 }
@@ -78,9 +82,13 @@ pub async fn captcha(port: u16) -> anyhow::Result<Stub> {
         .route("/turnstile/v0/siteverify", post(siteverify))
         .route("/turnstile/v0/api.js", get(widget_script))
         .with_state(state);
+    serve(app, port, requests).await
+}
+
+async fn serve(app: Router, port: u16, requests: Requests) -> anyhow::Result<Stub> {
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port)))
         .await
-        .with_context(|| format!("bind the captcha stand-in on port {port}"))?;
+        .with_context(|| format!("bind a stand-in on port {port}"))?;
     let url = format!("http://{}", listener.local_addr()?);
     let task = tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
@@ -97,7 +105,7 @@ async fn siteverify(
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
     if let Ok(mut requests) = state.requests.lock() {
-        requests.push(form.clone());
+        requests.push(json!(form));
     }
     let token = form.get("response").cloned().unwrap_or_default();
     let key = form.get("idempotency_key").cloned();
@@ -171,4 +179,85 @@ fn success(hostname: &str, action: &str) -> Value {
 
 fn failure(code: &str) -> Value {
     json!({"success": false, "error-codes": [code]})
+}
+
+/// The API key the email stand-in expects; functions get it as `EMAIL_API_KEY`.
+pub const EMAIL_API_KEY: &str = "re_stub_key";
+
+#[derive(Default)]
+struct EmailState {
+    requests: Requests,
+    /// Idempotency key -> the id the first request with it got.
+    sent: Mutex<HashMap<String, String>>,
+}
+
+/// Starts the email stand-in, speaking Resend's `POST /emails`
+/// (<https://resend.com/docs/api-reference/emails/send-email>): bearer API
+/// key, JSON body, optional `Idempotency-Key` (a repeat gets the first id and
+/// sends nothing), answer `{"id"}`. The subject decides failures: `[reject]`
+/// is Resend's 422 `validation_error`, `[fail]` a 500 `application_error`,
+/// `[hang]` an answer after 30 s. Each request is recorded with a `sent`
+/// flag: whether it was a new send.
+pub async fn email(port: u16) -> anyhow::Result<Stub> {
+    let state = Arc::new(EmailState::default());
+    let requests = Arc::clone(&state.requests);
+    let app = Router::new()
+        .route("/emails", post(send_email))
+        .with_state(state);
+    serve(app, port, requests).await
+}
+
+async fn send_email(
+    State(state): State<Arc<EmailState>>,
+    headers: axum::http::HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let key = header("idempotency-key");
+    let subject = body["subject"].as_str().unwrap_or_default().to_owned();
+    let record = |sent: bool| {
+        if let Ok(mut requests) = state.requests.lock() {
+            requests.push(json!({"body": body, "idempotency_key": key, "sent": sent}));
+        }
+    };
+    if header("authorization").as_deref() != Some(&format!("Bearer {EMAIL_API_KEY}")) {
+        record(false);
+        let error =
+            json!({"statusCode": 401, "name": "invalid_api_key", "message": "API key is invalid"});
+        return (StatusCode::UNAUTHORIZED, Json(error)).into_response();
+    }
+    if subject.contains("[hang]") {
+        tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+    }
+    if subject.contains("[reject]") {
+        record(false);
+        let error = json!({"statusCode": 422, "name": "validation_error", "message": "Invalid `to` field."});
+        return (StatusCode::UNPROCESSABLE_ENTITY, Json(error)).into_response();
+    }
+    if subject.contains("[fail]") {
+        record(false);
+        let error = json!({"statusCode": 500, "name": "application_error", "message": "Something went wrong."});
+        return (StatusCode::INTERNAL_SERVER_ERROR, Json(error)).into_response();
+    }
+    let Ok(mut sent) = state.sent.lock() else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    if let Some(id) = key.as_ref().and_then(|k| sent.get(k)) {
+        let id = id.clone();
+        drop(sent);
+        record(false);
+        return Json(json!({"id": id})).into_response();
+    }
+    let id = format!("stub-{}", sent.len() + 1);
+    if let Some(k) = &key {
+        sent.insert(k.clone(), id.clone());
+    }
+    drop(sent);
+    record(true);
+    Json(json!({"id": id})).into_response()
 }

@@ -14,6 +14,19 @@ use std::cell::OnceCell;
 use std::rc::Rc;
 use std::thread::LocalKey;
 
+/// The [`edge_core::Sleep`] for workerd (a JS timer).
+pub fn sleep(
+    duration: std::time::Duration,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> {
+    Box::pin(worker::Delay::from(duration))
+}
+
+/// Unix time in seconds from the JS clock (which in workerd advances with
+/// I/O, which is all token expiry needs).
+pub fn now_secs() -> i64 {
+    (js_sys::Date::now() / 1000.0) as i64
+}
+
 /// Reads a binding as a string: plain-text vars first, then secrets.
 pub struct EnvSource<'a>(pub &'a worker::Env);
 

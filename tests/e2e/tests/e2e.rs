@@ -3,6 +3,7 @@
 
 mod foundation;
 mod intake;
+mod mail;
 
 use edge_e2e::{Case, CaseFuture, World};
 use foundation::db;
@@ -21,6 +22,8 @@ macro_rules! cases {
 fn main() {
     edge_e2e::run(
         edge_stack::StackOptions::ephemeral()
+            // The provider stand-in's `[hang]` must outlast this.
+            .binding("EMAIL_TIMEOUT_MS", "1500")
             // ticket-intake again, with PostgREST unreachable.
             .variant(
                 "ticket-intake-nodb",
@@ -52,6 +55,13 @@ fn main() {
             intake::an_idempotency_key_replays_the_same_ticket,
             intake::postgrest_down_is_503_and_the_captcha_is_kept,
             browser::the_example_form_works_in_a_real_browser,
+            mail::a_send_charges_logs_and_reaches_the_provider,
+            mail::without_a_user_token_it_is_401,
+            mail::too_few_credits_is_402_and_nothing_is_sent,
+            mail::provider_failures_refund_exactly_once,
+            mail::a_repeated_idempotency_key_charges_and_sends_once,
+            mail::nobody_can_charge_another_user,
+            mail::concurrent_sends_never_overdraw,
         ],
     )
 }

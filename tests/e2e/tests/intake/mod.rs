@@ -67,7 +67,7 @@ fn captcha_calls(world: &World, token: &str) -> usize {
         .map(|stub| {
             stub.requests()
                 .iter()
-                .filter(|r| r.get("response").map(String::as_str) == Some(token))
+                .filter(|r| r["response"] == token)
                 .count()
         })
         .unwrap_or_default()
@@ -121,17 +121,17 @@ pub async fn json_submission_creates_the_ticket_and_its_first_message(
         .context("captcha stand-in")?
         .requests()
         .into_iter()
-        .filter(|r| r.get("response") == Some(&token))
+        .filter(|r| r["response"] == token.as_str())
         .collect();
     ensure_eq!(calls.len(), 1, "one siteverify call");
     ensure_eq!(
-        calls[0].get("remoteip"),
-        Some(&ip),
+        calls[0]["remoteip"],
+        ip.as_str(),
         "remoteip from CF-Connecting-IP"
     );
     ensure!(
-        calls[0]
-            .get("idempotency_key")
+        calls[0]["idempotency_key"]
+            .as_str()
             .is_some_and(|k| k.len() == 36),
         "an idempotency_key"
     );

@@ -1,0 +1,231 @@
+//! The body of `POST /emails` and its validation: every field is checked and
+//! every failure reported in one 422, before any credit is touched.
+
+use edge_core::{Error, FieldError};
+use serde::Deserialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+pub const MAX_RECIPIENTS: usize = 50;
+pub const SUBJECT_MAX: usize = 998; // RFC 5322's line limit
+pub const BODY_MAX: usize = 100_000;
+pub const TEMPLATE_ID_MAX: usize = 100;
+pub const MAX_VARIABLES: usize = 50;
+
+/// One address or a list of them.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Recipients {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawMessage {
+    pub to: Option<Recipients>,
+    pub subject: Option<String>,
+    pub html: Option<String>,
+    pub text: Option<String>,
+    pub template_id: Option<String>,
+    pub variables: Option<Value>,
+}
+
+/// A message whose every field passed validation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub to: Vec<String>,
+    pub subject: String,
+    pub html: Option<String>,
+    pub text: Option<String>,
+    pub template: Option<(String, Value)>,
+}
+
+impl Message {
+    /// `custom` or `template`: decided by the body, priced by the server.
+    pub fn mail_type(&self) -> &'static str {
+        if self.template.is_some() {
+            "template"
+        } else {
+            "custom"
+        }
+    }
+
+    /// What the mail log keeps as the content: the text (or HTML) body, or
+    /// the template's variables.
+    pub fn logged_content(&self) -> String {
+        match &self.template {
+            Some((_, variables)) => variables.to_string(),
+            None => self
+                .text
+                .clone()
+                .or_else(|| self.html.clone())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Identifies the message for `Idempotency-Key` replays.
+    pub fn request_hash(&self) -> String {
+        let canonical = serde_json::json!({
+            "to": self.to, "subject": self.subject, "html": self.html, "text": self.text,
+            "template": self.template,
+        });
+        Sha256::digest(canonical.to_string().as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
+pub fn validate(raw: RawMessage) -> Result<Message, Error> {
+    let mut errors = Vec::new();
+    let mut fail = |field: &str, message: &str| errors.push(FieldError::new(field, message));
+
+    let to: Vec<String> = match raw.to {
+        None => Vec::new(),
+        Some(Recipients::One(one)) => vec![one],
+        Some(Recipients::Many(many)) => many,
+    }
+    .into_iter()
+    .map(|a| a.trim().to_owned())
+    .collect();
+    if to.is_empty() {
+        fail("to", "needs at least one address");
+    }
+    if to.len() > MAX_RECIPIENTS {
+        fail("to", &format!("at most {MAX_RECIPIENTS} addresses"));
+    }
+    for (i, address) in to.iter().enumerate() {
+        if address.len() > 254 || !email_address::EmailAddress::is_valid(address) {
+            fail(&format!("to[{i}]"), "is not a valid email address");
+        }
+    }
+
+    let subject = raw.subject.map(|s| s.trim().to_owned()).unwrap_or_default();
+    if subject.is_empty() {
+        fail("subject", "is required");
+    } else if subject.chars().count() > SUBJECT_MAX {
+        fail(
+            "subject",
+            &format!("must be at most {SUBJECT_MAX} characters"),
+        );
+    } else if subject.chars().any(char::is_control) {
+        fail("subject", "must be one line without control characters");
+    }
+
+    let html = raw.html.filter(|s| !s.trim().is_empty());
+    let text = raw.text.filter(|s| !s.trim().is_empty());
+    for (field, body) in [("html", &html), ("text", &text)] {
+        if body.as_ref().is_some_and(|b| b.chars().count() > BODY_MAX) {
+            fail(field, &format!("must be at most {BODY_MAX} characters"));
+        }
+    }
+
+    let template_id = raw
+        .template_id
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty());
+    let template = match (template_id, raw.variables) {
+        (None, None) => None,
+        (None, Some(_)) => {
+            fail("variables", "only goes with template_id");
+            None
+        }
+        (Some(id), variables) => {
+            let plain = id.len() <= TEMPLATE_ID_MAX
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+            if !plain {
+                fail(
+                    "template_id",
+                    "must be 1 to 100 letters, digits, '-', '_' or '.'",
+                );
+            }
+            let variables = variables.unwrap_or_else(|| Value::Object(Default::default()));
+            match variables.as_object() {
+                Some(map) if map.len() <= MAX_VARIABLES => {}
+                Some(_) => fail("variables", &format!("at most {MAX_VARIABLES} variables")),
+                None => fail("variables", "must be an object"),
+            }
+            Some((id, variables))
+        }
+    };
+    match (&template, &html, &text) {
+        (None, None, None) => fail("text", "give html, text, or a template_id"),
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => fail(
+            "template_id",
+            "a template replaces html and text; send one or the other",
+        ),
+        _ => {}
+    }
+
+    if errors.is_empty() {
+        Ok(Message {
+            to,
+            subject,
+            html,
+            text,
+            template,
+        })
+    } else {
+        Err(Error::Validation { errors })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(body: Value) -> Result<Message, Error> {
+        validate(serde_json::from_value(body).expect("shape"))
+    }
+
+    fn fields(err: Error) -> Vec<String> {
+        match err {
+            Error::Validation { errors } => errors.into_iter().map(|e| e.field).collect(),
+            other => panic!("expected 422, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn custom_and_template_messages() {
+        let m =
+            parse(json!({"to": "a@b.example", "subject": "Hi", "text": "Hello"})).expect("valid");
+        assert_eq!(m.to, ["a@b.example"]);
+        assert_eq!(m.mail_type(), "custom");
+        let m = parse(json!({"to": ["a@b.example", "c@d.example"], "subject": "Hi", "template_id": "welcome", "variables": {"NAME": "Ada"}}))
+            .expect("valid");
+        assert_eq!(m.mail_type(), "template");
+        assert_eq!(m.logged_content(), r#"{"NAME":"Ada"}"#);
+    }
+
+    #[test]
+    fn every_failure_is_listed() {
+        let err =
+            parse(json!({"to": ["nope", "ok@b.example"], "subject": "a\nb", "variables": []}))
+                .unwrap_err();
+        assert_eq!(fields(err), ["to[0]", "subject", "variables", "text"]);
+        let err = parse(json!({})).unwrap_err();
+        assert_eq!(fields(err), ["to", "subject", "text"]);
+        let many: Vec<String> = (0..=MAX_RECIPIENTS)
+            .map(|i| format!("u{i}@b.example"))
+            .collect();
+        let err = parse(json!({"to": many, "subject": "s", "text": "t"})).unwrap_err();
+        assert_eq!(fields(err), ["to"]);
+        let err =
+            parse(json!({"to": "a@b.example", "subject": "s", "text": "t", "template_id": "x y"}))
+                .unwrap_err();
+        assert_eq!(fields(err), ["template_id", "template_id"]);
+    }
+
+    #[test]
+    fn the_request_hash_follows_the_content() {
+        let a =
+            parse(json!({"to": "a@b.example", "subject": "Hi", "text": "Hello"})).expect("valid");
+        let b =
+            parse(json!({"to": "a@b.example", "subject": "Hi", "text": "Hello!"})).expect("valid");
+        assert_eq!(a.request_hash(), a.clone().request_hash());
+        assert_ne!(a.request_hash(), b.request_hash());
+    }
+}

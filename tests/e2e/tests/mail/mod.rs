@@ -1,0 +1,367 @@
+//! send-email through the real wasm in workerd, the real PostgREST and
+//! PostgreSQL, and the email provider stand-in (Resend's API). Each case
+//! signs up a user of its own, so balances do not interfere.
+
+use anyhow::{ensure, Context as _};
+use edge_e2e::{ensure_eq, Reply, World};
+use serde_json::{json, Value};
+
+const FUNCTION: &str = "send-email";
+
+/// A fresh user (the sign-up trigger gives them a profile and credits) and
+/// a Supabase-shaped access token for them.
+async fn sign_up(world: &World) -> anyhow::Result<(String, String)> {
+    let id = uuid::Uuid::new_v4().to_string();
+    let email = format!("{}@example.com", &id[..8]);
+    world
+        .stack
+        .psql(&format!(
+            "insert into auth.users (instance_id, id, aud, role, email, raw_user_meta_data, created_at, updated_at) \
+             values ('00000000-0000-0000-0000-000000000000', '{id}', 'authenticated', 'authenticated', '{email}', '{{}}', now(), now())"
+        ))
+        .await?;
+    let mut claims =
+        edge_stack::tokens::user_claims(edge_stack::DemoUser::Member, chrono::Utc::now());
+    claims["sub"] = json!(id);
+    claims["email"] = json!(email);
+    Ok((id.clone(), world.stack.mint(&claims)?))
+}
+
+async fn balance(world: &World, user: &str) -> anyhow::Result<(i64, i64)> {
+    let out = world
+        .stack
+        .psql(&format!(
+            "select p.credits, coalesce((select sum(amount) from public.credit_transactions t where t.user_id = p.id), 0) \
+             from public.profiles p where p.id = '{user}'"
+        ))
+        .await?;
+    let (credits, ledger) = out
+        .trim()
+        .split_once('|')
+        .with_context(|| format!("balance of {user}: {out:?}"))?;
+    Ok((credits.parse()?, ledger.parse()?))
+}
+
+/// Moves a balance to `target` through the ledger, as billing would.
+async fn set_balance(world: &World, user: &str, target: i64) -> anyhow::Result<()> {
+    let (credits, _) = balance(world, user).await?;
+    if credits != target {
+        world
+            .stack
+            .psql(&format!(
+                "select public.grant_credits('{user}', {}, 'manual_adjustment', 'e2e-{}')",
+                target - credits,
+                uuid::Uuid::new_v4()
+            ))
+            .await?;
+    }
+    Ok(())
+}
+
+async fn send(
+    world: &World,
+    token: &str,
+    body: &Value,
+    key: Option<&str>,
+) -> anyhow::Result<Reply> {
+    let mut request = world
+        .http
+        .post(format!("{}/emails", world.function(FUNCTION)))
+        .bearer_auth(token)
+        .json(body);
+    if let Some(key) = key {
+        request = request.header("idempotency-key", key);
+    }
+    Reply::read(request.send().await?).await
+}
+
+fn mail(subject: &str) -> Value {
+    json!({"to": "ada@example.com", "subject": subject, "text": "Hello from the e2e suite."})
+}
+
+/// New sends the provider stand-in received with this subject.
+fn sends(world: &World, subject: &str) -> usize {
+    world
+        .stack
+        .email()
+        .map(|stub| {
+            stub.requests()
+                .iter()
+                .filter(|r| r["body"]["subject"] == subject && r["sent"] == true)
+                .count()
+        })
+        .unwrap_or_default()
+}
+
+async fn mail_status(world: &World, mail_id: &str) -> anyhow::Result<String> {
+    Ok(world
+        .stack
+        .psql(&format!(
+            "select status from public.user_mails where id = '{mail_id}'"
+        ))
+        .await?
+        .trim()
+        .to_owned())
+}
+
+fn unique(what: &str) -> String {
+    format!("{what} {}", uuid::Uuid::new_v4().simple())
+}
+
+pub async fn a_send_charges_logs_and_reaches_the_provider(world: &World) -> anyhow::Result<()> {
+    let (user, token) = sign_up(world).await?;
+    let (before, _) = balance(world, &user).await?;
+    let subject = unique("Welcome");
+    let reply = send(world, &token, &mail(&subject), Some("k-1")).await?;
+    ensure_eq!(
+        reply.status,
+        201,
+        "sent: {}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    world.openapi.check("POST", "/send-email/emails", &reply)?;
+    let body = reply.json()?;
+    ensure_eq!(body["status"], "sent", "status");
+    let used = body["credits_used"].as_i64().context("credits_used")?;
+    ensure!(used > 0, "a send costs credits");
+    ensure_eq!(
+        body["credits_remaining"].as_i64(),
+        Some(before - used),
+        "remaining"
+    );
+    let (credits, ledger) = balance(world, &user).await?;
+    ensure_eq!(
+        (credits, ledger),
+        (before - used, before - used),
+        "balance equals the ledger"
+    );
+    ensure_eq!(
+        mail_status(world, body["mail_id"].as_str().unwrap_or_default()).await?,
+        "sent",
+        "logged"
+    );
+    ensure_eq!(sends(world, &subject), 1, "one send");
+    let key = world
+        .stack
+        .email()
+        .context("email stand-in")?
+        .requests()
+        .into_iter()
+        .find(|r| r["body"]["subject"] == subject.as_str())
+        .and_then(|r| r["idempotency_key"].as_str().map(str::to_owned));
+    ensure_eq!(
+        key,
+        Some(format!("{user}:k-1")),
+        "the key reached the provider, per user"
+    );
+    Ok(())
+}
+
+pub async fn without_a_user_token_it_is_401(world: &World) -> anyhow::Result<()> {
+    let reply = Reply::read(
+        world
+            .http
+            .post(format!("{}/emails", world.function(FUNCTION)))
+            .json(&mail("no token"))
+            .send()
+            .await?,
+    )
+    .await?;
+    ensure_eq!(reply.status, 401, "no token");
+    world.openapi.check("POST", "/send-email/emails", &reply)?;
+    let reply = send(
+        world,
+        &world.stack.service_key(),
+        &mail("service key"),
+        None,
+    )
+    .await?;
+    ensure_eq!(reply.status, 401, "the service key is not a user");
+    Ok(())
+}
+
+pub async fn too_few_credits_is_402_and_nothing_is_sent(world: &World) -> anyhow::Result<()> {
+    let (user, token) = sign_up(world).await?;
+    set_balance(world, &user, 0).await?;
+    let subject = unique("Broke");
+    let reply = send(world, &token, &mail(&subject), None).await?;
+    ensure_eq!(reply.status, 402, "payment required");
+    world.openapi.check("POST", "/send-email/emails", &reply)?;
+    ensure_eq!(sends(world, &subject), 0, "nothing sent");
+    ensure_eq!(balance(world, &user).await?, (0, 0), "never below zero");
+    Ok(())
+}
+
+pub async fn provider_failures_refund_exactly_once(world: &World) -> anyhow::Result<()> {
+    let (user, token) = sign_up(world).await?;
+    for (marker, status) in [("[fail]", 502), ("[hang]", 502), ("[reject]", 422)] {
+        let (before, _) = balance(world, &user).await?;
+        let subject = unique(marker);
+        let reply = send(world, &token, &mail(&subject), None).await?;
+        ensure_eq!(
+            reply.status,
+            status,
+            "{marker}: {}",
+            String::from_utf8_lossy(&reply.body)
+        );
+        world.openapi.check("POST", "/send-email/emails", &reply)?;
+        ensure!(
+            reply.json()?["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("refunded"),
+            "{marker}: the answer says the credits came back"
+        );
+        ensure_eq!(
+            balance(world, &user).await?,
+            (before, before),
+            "{marker}: refunded, ledger agrees"
+        );
+        let refunds = world
+            .stack
+            .psql(&format!(
+                "select count(*) from public.credit_transactions t join public.user_mails m on t.reference = m.id::text \
+                 where m.subject = '{subject}' and t.reason = 'email_refund'"
+            ))
+            .await?;
+        ensure_eq!(refunds.trim(), "1", "{marker}: one refund");
+    }
+    Ok(())
+}
+
+pub async fn a_repeated_idempotency_key_charges_and_sends_once(
+    world: &World,
+) -> anyhow::Result<()> {
+    let (user, token) = sign_up(world).await?;
+    let (before, _) = balance(world, &user).await?;
+    let subject = unique("Once");
+    let first = send(world, &token, &mail(&subject), Some("same-key")).await?;
+    ensure_eq!(first.status, 201, "first");
+    let second = send(world, &token, &mail(&subject), Some("same-key")).await?;
+    ensure_eq!(second.status, 200, "replay");
+    ensure_eq!(second.header("idempotent-replayed"), Some("true"), "marked");
+    ensure_eq!(
+        second.json()?["mail_id"],
+        first.json()?["mail_id"],
+        "same mail"
+    );
+    let used = first.json()?["credits_used"].as_i64().unwrap_or_default();
+    ensure_eq!(
+        balance(world, &user).await?.0,
+        before - used,
+        "charged once"
+    );
+    ensure_eq!(sends(world, &subject), 1, "sent once");
+
+    let other = send(world, &token, &mail(&unique("Other")), Some("same-key")).await?;
+    ensure_eq!(other.status, 422, "same key, different email");
+    Ok(())
+}
+
+pub async fn nobody_can_charge_another_user(world: &World) -> anyhow::Result<()> {
+    let (victim, _) = sign_up(world).await?;
+    let (_, token) = sign_up(world).await?;
+    let (before, _) = balance(world, &victim).await?;
+    // A body naming someone else is just an unknown field...
+    let mut body = mail(&unique("Not yours"));
+    body["user_id"] = json!(victim);
+    ensure_eq!(
+        send(world, &token, &body, None).await?.status,
+        201,
+        "sent as the caller"
+    );
+    // ...and the database function has no user parameter to abuse.
+    let direct = Reply::read(
+        world
+            .http
+            .post(format!("{}/rpc/reserve_email", world.stack.postgrest_url()))
+            .header("apikey", world.stack.anon_key())
+            .bearer_auth(&token)
+            .json(&json!({"p_user_id": victim, "p_recipients": ["a@b.example"], "p_subject": "s",
+                          "p_content": "c", "p_mail_type": "custom", "p_idempotency_key": "x", "p_request_hash": "h"}))
+            .send()
+            .await?,
+    )
+    .await?;
+    ensure!(
+        direct.status >= 400,
+        "reserve_email took a user id: {}",
+        direct.status
+    );
+    let finalize = Reply::read(
+        world
+            .http
+            .post(format!("{}/rpc/finalize_email", world.stack.postgrest_url()))
+            .header("apikey", world.stack.anon_key())
+            .bearer_auth(&token)
+            .json(&json!({"p_mail_id": uuid::Uuid::new_v4(), "p_provider": "x", "p_error": "refund me"}))
+            .send()
+            .await?,
+    )
+    .await?;
+    ensure!(
+        matches!(finalize.status, 401 | 403 | 404),
+        "a user reached finalize_email: {}",
+        finalize.status
+    );
+    ensure_eq!(
+        balance(world, &victim).await?.0,
+        before,
+        "the victim was not charged"
+    );
+    Ok(())
+}
+
+pub async fn concurrent_sends_never_overdraw(world: &World) -> anyhow::Result<()> {
+    let (user, token) = sign_up(world).await?;
+    let subject = unique("Race");
+    // Learn the price from one send, then leave credits for exactly N more.
+    let probe = send(world, &token, &mail(&unique("Price")), None).await?;
+    ensure_eq!(probe.status, 201, "probe send");
+    let price = probe.json()?["credits_used"].as_i64().context("price")?;
+    const N: i64 = 3;
+    set_balance(world, &user, N * price).await?;
+
+    let attempts = 12;
+    let replies = send_all(world, &token, &subject, attempts).await?;
+    let statuses: Vec<u16> = replies.iter().map(|r| r.status).collect();
+    let ok = statuses.iter().filter(|s| **s == 201).count() as i64;
+    let broke = statuses.iter().filter(|s| **s == 402).count() as i64;
+    ensure_eq!(ok, N, "exactly N succeed: {statuses:?}");
+    ensure_eq!(broke, attempts - N, "the rest are 402: {statuses:?}");
+    ensure_eq!(
+        balance(world, &user).await?,
+        (0, 0),
+        "balance ends at 0 and equals the ledger"
+    );
+    ensure_eq!(
+        sends(world, &subject) as i64,
+        N,
+        "the provider saw exactly N sends"
+    );
+    Ok(())
+}
+
+/// Fires `count` sends at once (distinct idempotency keys) and waits for all.
+async fn send_all(
+    world: &World,
+    token: &str,
+    subject: &str,
+    count: i64,
+) -> anyhow::Result<Vec<Reply>> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..count {
+        let request = world
+            .http
+            .post(format!("{}/emails", world.function(FUNCTION)))
+            .bearer_auth(token)
+            .header("idempotency-key", format!("race-{i}"))
+            .json(&mail(subject));
+        tasks.spawn(async move { Reply::read(request.send().await?).await });
+    }
+    let mut replies = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        replies.push(joined??);
+    }
+    Ok(replies)
+}
