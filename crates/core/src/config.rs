@@ -81,6 +81,21 @@ impl Vars<'_> {
             .ok_or_else(|| ConfigError::new(name, "is required but not set"))
     }
 
+    /// A required value that will be sent in an HTTP header (an API key): it
+    /// must be visible ASCII, or the HTTP client would refuse (or panic on)
+    /// it at request time instead of now.
+    pub fn header_value(&self, name: &str) -> Result<String, ConfigError> {
+        let value = self.required(name)?;
+        if value.bytes().all(|b| b.is_ascii_graphic()) {
+            Ok(value)
+        } else {
+            Err(ConfigError::new(
+                name,
+                "contains characters not allowed in an HTTP header",
+            ))
+        }
+    }
+
     /// Parses an optional value, falling back to `default` when unset.
     pub fn parse_or<T: FromStr>(&self, name: &str, default: T) -> Result<T, ConfigError> {
         match self.optional(name) {

@@ -161,6 +161,20 @@ impl Request {
             .map(|(_, v)| v)
     }
 
+    /// The `Idempotency-Key` header (IETF httpapi draft): absent, or 1 to
+    /// 255 printable ASCII characters; anything else is a 400.
+    pub fn idempotency_key(&self) -> Result<Option<String>, Error> {
+        match self.header("idempotency-key").map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(key) if key.len() <= 255 && key.bytes().all(|b| b.is_ascii_graphic()) => {
+                Ok(Some(key.to_owned()))
+            }
+            Some(_) => Err(Error::bad_request(
+                "Idempotency-Key must be 1 to 255 printable ASCII characters.",
+            )),
+        }
+    }
+
     /// The media type of the body, lower-cased, without parameters.
     pub fn media_type(&self) -> Option<String> {
         self.header("content-type")

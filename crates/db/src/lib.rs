@@ -47,7 +47,7 @@ impl PostgrestConfig {
             vars.optional("SUPABASE_URL")
                 .map(|base| format!("{}/rest/v1", base.trim_end_matches('/')))
         })?;
-        let anon_key = header_safe("SUPABASE_ANON_KEY", vars.required("SUPABASE_ANON_KEY")?)?;
+        let anon_key = vars.header_value("SUPABASE_ANON_KEY")?;
         Ok(Self { url, anon_key })
     }
 }
@@ -66,23 +66,12 @@ impl ServiceKey {
     /// `SUPABASE_SERVICE_ROLE_KEY`: a legacy `service_role` JWT or an
     /// `sb_secret_...` key. Only functions that do trusted work read it.
     pub fn from_vars(vars: &Vars<'_>) -> Result<Self, ConfigError> {
-        const NAME: &str = "SUPABASE_SERVICE_ROLE_KEY";
-        header_safe(NAME, vars.required(NAME)?).map(Self)
+        vars.header_value("SUPABASE_SERVICE_ROLE_KEY").map(Self)
     }
 }
 
-/// `postgrest` panics on a header value it cannot encode; refuse such a
-/// value when the config is read instead.
-fn header_safe(name: &str, value: String) -> Result<String, ConfigError> {
-    if value.bytes().all(|b| b.is_ascii_graphic()) {
-        Ok(value)
-    } else {
-        Err(ConfigError::new(
-            name,
-            "contains characters not allowed in an HTTP header",
-        ))
-    }
-}
+// `postgrest` panics on a header value it cannot encode; keys are read with
+// `Vars::header_value`, which refuses such a value when the config is read.
 
 /// PostgREST as the service role. Build once per isolate and reuse.
 #[derive(Clone)]

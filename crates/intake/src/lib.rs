@@ -71,7 +71,7 @@ impl TicketIntake {
 
     async fn submit_valid(&self, req: &Request, submission: Submission) -> Result<Accepted, Error> {
         let client_ip = req.header("cf-connecting-ip").map(str::to_owned);
-        let idempotency_key = idempotency_key(req)?;
+        let idempotency_key = req.idempotency_key()?;
         let request_hash = submission.request_hash();
 
         let intake: Intake = execute(self.db.rpc(
@@ -136,20 +136,6 @@ impl TicketIntake {
             self.after_created(&created).await;
         }
         Ok(accepted(created))
-    }
-}
-
-/// `Idempotency-Key` (IETF httpapi draft): optional, 1 to 255 printable
-/// ASCII characters. A retry with the same key returns the same ticket.
-fn idempotency_key(req: &Request) -> Result<Option<String>, Error> {
-    match req.header("idempotency-key").map(str::trim) {
-        None | Some("") => Ok(None),
-        Some(key) if key.len() <= 255 && key.bytes().all(|b| b.is_ascii_graphic()) => {
-            Ok(Some(key.to_owned()))
-        }
-        Some(_) => Err(Error::bad_request(
-            "Idempotency-Key must be 1 to 255 printable ASCII characters.",
-        )),
     }
 }
 

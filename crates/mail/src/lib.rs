@@ -62,7 +62,11 @@ impl SendEmail {
             .authenticate(req, (self.now)(), Policy::User)
             .await?;
         let message = validate(req.json::<RawMessage>()?)?;
-        let key = idempotency_key(req)?;
+        // Without a key, a fresh one: a client that retries without a key
+        // may send twice, as documented.
+        let key = req
+            .idempotency_key()?
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let db = UserDb::new(&self.postgrest, &user);
 
         let reserved: Mail = execute(db.rpc(
@@ -123,20 +127,6 @@ impl SendEmail {
                 reserved.mail_id
             ))),
         }
-    }
-}
-
-/// `Idempotency-Key`: 1 to 255 printable ASCII characters. Without one, a
-/// fresh key is used, so a client that retries without a key may send twice.
-fn idempotency_key(req: &Request) -> Result<String, Error> {
-    match req.header("idempotency-key").map(str::trim) {
-        None | Some("") => Ok(uuid::Uuid::new_v4().to_string()),
-        Some(key) if key.len() <= 255 && key.bytes().all(|b| b.is_ascii_graphic()) => {
-            Ok(key.to_owned())
-        }
-        Some(_) => Err(Error::bad_request(
-            "Idempotency-Key must be 1 to 255 printable ASCII characters.",
-        )),
     }
 }
 
