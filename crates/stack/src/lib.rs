@@ -232,6 +232,7 @@ pub struct Stack {
     postgres: Postgres,
     captcha: Option<stubs::Stub>,
     email: Option<stubs::Stub>,
+    auth: Option<stubs::Stub>,
     root: PathBuf,
     db_port: u16,
     db_url: String,
@@ -295,10 +296,14 @@ impl Stack {
             choose_ports(opts.ports, names.len() + variants.len())?;
         // Third parties the functions call, stood in for locally; their
         // settings go first so a caller's bindings can override them.
-        let (captcha, email) = if names.is_empty() {
-            (None, None)
+        let (captcha, email, auth) = if names.is_empty() {
+            (None, None, None)
         } else {
-            (Some(stubs::captcha(0).await?), Some(stubs::email(0).await?))
+            (
+                Some(stubs::captcha(0).await?),
+                Some(stubs::email(0).await?),
+                Some(stubs::auth(0).await?),
+            )
         };
         let stub_bindings: Vec<(String, String)> = captcha
             .iter()
@@ -316,6 +321,12 @@ impl Stack {
                     ),
                 ]
             })
+            .chain(auth.iter().map(|stub| {
+                (
+                    "SUPABASE_JWKS_URL",
+                    format!("{}/auth/v1/.well-known/jwks.json", stub.url()),
+                )
+            }))
             .chain(email.iter().flat_map(|stub| {
                 [
                     ("EMAIL_PROVIDER", "resend".to_owned()),
@@ -395,6 +406,7 @@ impl Stack {
             postgres,
             captcha,
             email,
+            auth,
             root,
             db_port,
             db_url,
@@ -413,6 +425,19 @@ impl Stack {
     /// (present when functions are served).
     pub fn captcha(&self) -> Option<&stubs::Stub> {
         self.captcha.as_ref()
+    }
+
+    /// The Supabase Auth stand-in serving the JWKS (present when functions
+    /// are served).
+    pub fn auth(&self) -> Option<&stubs::Stub> {
+        self.auth.as_ref()
+    }
+
+    /// A user's access token signed with the stack's ES256 key (`kid`
+    /// [`tokens::ES256_KID`]), as a project with asymmetric JWT signing keys
+    /// issues them; PostgREST and the functions both accept it.
+    pub fn user_token_es256(&self, user: DemoUser) -> anyhow::Result<String> {
+        tokens::mint_es256(&tokens::user_claims(user, chrono::Utc::now()))
     }
 
     /// The email provider stand-in (Resend's API) the functions are

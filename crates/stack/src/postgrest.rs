@@ -46,7 +46,10 @@ pub(crate) async fn start(
     )
     .env("PGRST_DB_SCHEMAS", "public")
     .env("PGRST_DB_ANON_ROLE", "anon")
-    .env("PGRST_JWT_SECRET", jwt_secret)
+    .env(
+        "PGRST_JWT_SECRET",
+        crate::tokens::postgrest_jwks(jwt_secret)?,
+    )
     .env("PGRST_SERVER_HOST", "127.0.0.1")
     .env("PGRST_SERVER_PORT", port.to_string())
     // A handful of connections is plenty locally, and leaves room under

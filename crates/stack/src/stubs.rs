@@ -261,3 +261,23 @@ async fn send_email(
     record(true);
     Json(json!({"id": id})).into_response()
 }
+
+/// Starts the Supabase Auth stand-in: only its JWKS endpoint,
+/// `GET /auth/v1/.well-known/jwks.json`, listing the stack's ES256 public
+/// key as a project with asymmetric signing keys does.
+pub async fn auth(port: u16) -> anyhow::Result<Stub> {
+    let jwks = json!({"keys": [crate::tokens::es256_jwk()?]});
+    let requests: Requests = Arc::default();
+    let seen = Arc::clone(&requests);
+    let app = Router::new().route(
+        "/auth/v1/.well-known/jwks.json",
+        get(move || {
+            let jwks = jwks.clone();
+            if let Ok(mut seen) = seen.lock() {
+                seen.push(json!({"path": "/auth/v1/.well-known/jwks.json"}));
+            }
+            async move { Json(jwks) }
+        }),
+    );
+    serve(app, port, requests).await
+}

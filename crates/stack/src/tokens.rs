@@ -13,7 +13,8 @@ use std::{fmt, str::FromStr};
 use anyhow::{bail, Context as _};
 use chrono::{DateTime, Utc};
 use jwt_compact::{
-    alg::{Hs256, Hs256Key},
+    alg::{Es256, Hs256, Hs256Key, SigningKey as _},
+    jwk::JsonWebKey,
     prelude::*,
 };
 use serde::Serialize;
@@ -181,6 +182,45 @@ pub fn user_token(secret: &str, user: DemoUser) -> String {
     let claims = user_claims(user, Utc::now());
     // `user_claims` always builds an object, so this cannot fail.
     mint(secret, &claims).expect("user claims are a JSON object")
+}
+
+/// The key id of the stack's ES256 signing key, as Supabase's asymmetric
+/// JWT signing keys carry one.
+pub const ES256_KID: &str = "edge-stack-es256";
+
+type EsSigningKey = <Es256 as jwt_compact::Algorithm>::SigningKey;
+
+/// The stack's fixed ES256 signing key: local only, like the demo secret.
+fn es256_key() -> anyhow::Result<EsSigningKey> {
+    EsSigningKey::from_slice(&[0x42; 32]).map_err(|e| anyhow::anyhow!("P-256 scalar: {e}"))
+}
+
+/// The public half, as a JWK (what Supabase's JWKS endpoint lists).
+pub fn es256_jwk() -> anyhow::Result<Value> {
+    let public = es256_key()?.to_verifying_key();
+    let mut jwk = serde_json::to_value(JsonWebKey::from(&public))?;
+    jwk["kid"] = json!(ES256_KID);
+    jwk["alg"] = json!("ES256");
+    jwk["use"] = json!("sig");
+    Ok(jwk)
+}
+
+/// Signs `claims` as an ES256 JWT with the stack's key and kid.
+pub fn mint_es256(claims: &impl Serialize) -> anyhow::Result<String> {
+    let header = Header::empty()
+        .with_token_type("JWT")
+        .with_key_id(ES256_KID);
+    Es256
+        .token(&header, &Claims::new(claims), &es256_key()?)
+        .context("sign ES256 JWT")
+}
+
+/// The key set PostgREST verifies with: the HS256 secret and the ES256
+/// public key, as a Supabase project with asymmetric keys configures it.
+pub fn postgrest_jwks(secret: &str) -> anyhow::Result<String> {
+    let mut symmetric = serde_json::to_value(JsonWebKey::from(&Hs256Key::new(secret)))?;
+    symmetric["alg"] = json!("HS256");
+    Ok(json!({"keys": [symmetric, es256_jwk()?]}).to_string())
 }
 
 #[cfg(test)]

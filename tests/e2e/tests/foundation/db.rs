@@ -111,6 +111,33 @@ pub async fn rls_decides_what_each_mode_sees(world: &World) -> anyhow::Result<()
     Ok(())
 }
 
+pub async fn es256_tokens_work_with_the_verifier_and_postgrest(
+    world: &World,
+) -> anyhow::Result<()> {
+    let mut owned = vars(world);
+    let jwks = format!(
+        "{}/auth/v1/.well-known/jwks.json",
+        world.stack.auth().context("auth stand-in")?.url()
+    );
+    owned.push(("SUPABASE_JWKS_URL".into(), jwks));
+    let vars = Vars(&owned);
+    let verifier = Verifier::new(JwtConfig::from_vars(&vars)?, reqwest::Client::new());
+    let postgrest = PostgrestConfig::from_vars(&vars)?;
+    let token = world.stack.user_token_es256(DemoUser::Outsider)?;
+    let req =
+        Request::new(Method::Get, "/").with_header("authorization", &format!("Bearer {token}"));
+    let user = verifier.authenticate(&req, now(), Policy::User).await?;
+    ensure_eq!(user.user_id().to_string(), DemoUser::Outsider.id(), "sub");
+    // PostgREST accepts the same token (it has the key set too): RLS applies.
+    let seen = account_ids(UserDb::new(&postgrest, &user).from("accounts")).await?;
+    ensure_eq!(
+        seen,
+        BTreeSet::from([DemoUser::Outsider.id().to_owned()]),
+        "outsider's accounts"
+    );
+    Ok(())
+}
+
 pub async fn bad_tokens_are_401_before_postgrest(world: &World) -> anyhow::Result<()> {
     let core = core(world)?;
     let owner = DemoUser::Owner;
