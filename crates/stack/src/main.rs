@@ -151,6 +151,12 @@ fn print_summary(stack: &Stack, want_functions: bool) {
     for url in stack.functions().values() {
         println!("  curl '{url}/health?deep=1'");
     }
+    if let Some(url) = stack.functions().get("send-email") {
+        // Delivered to the local Resend stand-in, charged to the owner.
+        println!(
+            "  curl -i {url}/emails -H 'authorization: Bearer {owner}' -H 'content-type: application/json' -H \"idempotency-key: demo-$RANDOM\" -d '{{\"to\":\"ada@example.com\",\"subject\":\"Hello\",\"text\":\"Sent from the local stack.\"}}'"
+        );
+    }
     if let Some(url) = stack.functions().get("ticket-intake") {
         // The stand-in accepts any token starting with `pass`, once.
         println!(
