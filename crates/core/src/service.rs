@@ -137,6 +137,29 @@ pub async fn serve<S: Service>(
     (response, line)
 }
 
+/// The answer and log line for a request no service could handle: the
+/// function's configuration is missing or malformed (`Error::Config`), so it
+/// was never built. The variable's name goes to the log, not the client.
+pub fn unserved(function: &'static str, req: &Request, err: Error) -> (Response, LogLine) {
+    let request_id = request_id(req);
+    let response = err.to_response(&request_id);
+    let line = LogLine {
+        level: "error",
+        function,
+        method: req.method.as_str().to_owned(),
+        path: req.path.clone(),
+        status: response.status,
+        duration_ms: 0.0,
+        request_id,
+        error: Some(format!(
+            "{}: {}",
+            err.code(),
+            err.log_detail().unwrap_or_default()
+        )),
+    };
+    (response, line)
+}
+
 async fn dispatch<S: Service>(service: &S, req: Request) -> Result<Response, Error> {
     if req.method == Method::Options && req.header("access-control-request-method").is_some() {
         let origin = req.header("origin").unwrap_or_default();
@@ -356,6 +379,19 @@ mod tests {
         assert_eq!(log.status, 500);
         assert_eq!(log.level, "error");
         assert!(log.to_json().contains("\"function\":\"echo\""));
+    }
+
+    #[test]
+    fn a_misconfigured_function_names_the_variable_in_the_log_only() {
+        let err = Error::Config(crate::ConfigError::new(
+            "CAPTCHA_SECRET",
+            "is required but not set",
+        ));
+        let (r, log) = unserved("echo", &Request::new(Method::Post, "/tickets"), err);
+        assert_eq!(r.status, 500);
+        assert!(!String::from_utf8_lossy(&r.body).contains("CAPTCHA_SECRET"));
+        assert!(log.to_json().contains("CAPTCHA_SECRET"));
+        assert_eq!(log.path, "/tickets");
     }
 
     #[tokio::test]

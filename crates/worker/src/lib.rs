@@ -61,11 +61,11 @@ pub async fn run<S: Service + 'static>(
     let service = match service {
         Ok(service) => service,
         Err(err) => {
-            worker::console_error!(
-                "{{\"level\":\"error\",\"function\":\"{name}\",\"error\":{:?}}}",
-                err.to_string()
-            );
-            return to_worker(err.to_response("config"));
+            // Nothing to serve with; the body is not needed (limit 0).
+            let request = from_worker(req, 0).await?;
+            let (response, line) = edge_core::unserved(name, &request, err);
+            worker::console_error!("{}", line.to_json());
+            return to_worker(response);
         }
     };
     let request = from_worker(req, service.http().max_body_bytes).await?;

@@ -29,6 +29,12 @@ fn main() {
                 "ticket-intake-nodb",
                 "ticket-intake",
                 &[("POSTGREST_URL", "http://127.0.0.1:9")],
+            )
+            // ticket-intake again, with an unknown captcha provider.
+            .variant(
+                "ticket-intake-misconfigured",
+                "ticket-intake",
+                &[("CAPTCHA_PROVIDER", "recaptcha")],
             ),
         cases![
             foundation::health_answers_on_every_function,
@@ -40,6 +46,7 @@ fn main() {
             foundation::cors_preflight_follows_the_allowlist,
             foundation::request_ids_are_echoed_and_generated,
             foundation::es256_tokens_are_verified_in_workerd,
+            foundation::a_misconfigured_function_is_a_clear_500,
             db::rls_decides_what_each_mode_sees,
             db::es256_tokens_work_with_the_verifier_and_postgrest,
             db::bad_tokens_are_401_before_postgrest,

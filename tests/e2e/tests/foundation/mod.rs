@@ -233,3 +233,27 @@ pub async fn es256_tokens_are_verified_in_workerd(world: &World) -> anyhow::Resu
     ensure!(fetched >= 1, "the function fetched the JWKS");
     Ok(())
 }
+
+/// A function whose configuration is broken answers a problem+json 500 on
+/// every route; the variable's name is in its log, not in the answer.
+pub async fn a_misconfigured_function_is_a_clear_500(world: &World) -> anyhow::Result<()> {
+    let url = format!("{}/tickets", world.function("ticket-intake-misconfigured"));
+    let reply = Reply::read(
+        world
+            .http
+            .post(&url)
+            .json(&serde_json::json!({}))
+            .send()
+            .await?,
+    )
+    .await?;
+    ensure_eq!(reply.status, 500, "misconfigured");
+    let problem = reply.json()?;
+    world.openapi.check_schema("Problem", &problem)?;
+    ensure_eq!(problem["code"], "misconfigured", "problem code");
+    ensure!(
+        !String::from_utf8_lossy(&reply.body).contains("CAPTCHA"),
+        "no variable names in the answer"
+    );
+    Ok(())
+}
