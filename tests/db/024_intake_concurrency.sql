@@ -30,6 +30,9 @@ declare
 begin
   perform tests.dblink_connect('first', conninfo);
   perform tests.dblink_connect('second', conninfo);
+  -- A racing bug must fail the test, not hang the suite.
+  perform tests.dblink_exec('first', 'set statement_timeout = ''20s''');
+  perform tests.dblink_exec('second', 'set statement_timeout = ''20s''');
   -- Read each session's pid now: once a session runs an async query, it
   -- cannot answer another until that one finishes.
   insert into tests.racer_pids
@@ -61,11 +64,28 @@ begin
 end;
 $$;
 
+-- Runs a statement in the session, or sends it without waiting; void, so
+-- the TAP stream carries no command tags.
+create function tests.racer_exec(connection text, statement text)
+returns void
+language sql
+as $$
+  select from tests.dblink_exec(connection, statement);
+$$;
+
+create function tests.racer_send(connection text, statement text)
+returns void
+language sql
+as $$
+  select from tests.dblink_send_query(connection, statement);
+$$;
+
 -- The answer to the query sent to the session, or its error message; also
 -- reads the empty result that frees the connection for the next query.
 create function tests.racer_answer(connection text)
 returns text
 language plpgsql
+set client_min_messages = warning
 as $$
 declare
   answer text;
@@ -115,7 +135,7 @@ select tests.open_racers();
 
 -- Committed fixtures: a user (whose personal account the sign-up trigger
 -- creates), their team and its intake.
-select tests.dblink_exec('first', $sql$
+select tests.racer_exec('first', $sql$
   delete from auth.users where id = '00000000-0000-4000-8000-0000000ace01';
   insert into auth.users (instance_id, id, aud, role, email, raw_user_meta_data, created_at, updated_at)
   values ('00000000-0000-0000-0000-000000000000', '00000000-0000-4000-8000-0000000ace01', 'authenticated',
@@ -125,23 +145,23 @@ select tests.dblink_exec('first', $sql$
   insert into public.ticket_intakes (account_id, intake_key)
   values ('00000000-0000-4000-8000-0000000ace02', 'race-form');
 $sql$);
-select tests.dblink_exec('first', 'set role service_role');
-select tests.dblink_exec('second', 'set role service_role');
+select tests.racer_exec('first', 'set role service_role');
+select tests.racer_exec('second', 'set role service_role');
 
 select plan(12);
 
 /*
  * Same idempotency key: the second request waits, then replays
  */
-select tests.dblink_exec('first', 'begin');
+select tests.racer_exec('first', 'begin');
 insert into tests.race_answers
 select 'key: first', answer from tests.dblink('first', tests.submit_sql('Same key', 'token-a', 'race-key')) as t (answer text);
-select tests.dblink_send_query('second', tests.submit_sql('Same key', 'token-b', 'race-key'));
+select tests.racer_send('second', tests.submit_sql('Same key', 'token-b', 'race-key'));
 
 select ok(tests.wait_until_blocked('second'),
   'a second submission with the same key waits while the first is uncommitted');
 
-select tests.dblink_exec('first', 'commit');
+select tests.racer_exec('first', 'commit');
 insert into tests.race_answers values ('key: second', tests.racer_answer('second'));
 
 select is(
@@ -160,15 +180,15 @@ select is(tests.race_rows(), array[1, 1, 1],
 /*
  * Same key, but the first request fails: the waiting one creates the ticket
  */
-select tests.dblink_exec('first', 'begin');
+select tests.racer_exec('first', 'begin');
 insert into tests.race_answers
 select 'rollback: first', answer from tests.dblink('first', tests.submit_sql('Rolled back', 'token-c', 'rollback-key')) as t (answer text);
-select tests.dblink_send_query('second', tests.submit_sql('Rolled back', 'token-d', 'rollback-key'));
+select tests.racer_send('second', tests.submit_sql('Rolled back', 'token-d', 'rollback-key'));
 
 select ok(tests.wait_until_blocked('second'),
   'a second submission waits on a first that will fail');
 
-select tests.dblink_exec('first', 'rollback');
+select tests.racer_exec('first', 'rollback');
 insert into tests.race_answers values ('rollback: second', tests.racer_answer('second'));
 
 select is(
@@ -185,15 +205,15 @@ select is(tests.race_rows(), array[2, 2, 2],
 /*
  * Same captcha token, no key: the second request fails with 409
  */
-select tests.dblink_exec('first', 'begin');
+select tests.racer_exec('first', 'begin');
 insert into tests.race_answers
 select 'captcha: first', answer from tests.dblink('first', tests.submit_sql('Same token', 'token-e', null)) as t (answer text);
-select tests.dblink_send_query('second', tests.submit_sql('Same token, other post', 'token-e', null));
+select tests.racer_send('second', tests.submit_sql('Same token, other post', 'token-e', null));
 
 select ok(tests.wait_until_blocked('second'),
   'a second submission with the same captcha token waits on the token''s unique index');
 
-select tests.dblink_exec('first', 'commit');
+select tests.racer_exec('first', 'commit');
 insert into tests.race_answers values ('captcha: second', tests.racer_answer('second'));
 
 select is(
@@ -210,10 +230,10 @@ select is(tests.race_rows(), array[3, 3, 3],
 /*
  * Clean-up of what the sessions committed
  */
-select tests.dblink_exec('first', 'reset role');
-select tests.dblink_exec('first', $sql$delete from auth.users where id = '00000000-0000-4000-8000-0000000ace01'$sql$);
-select tests.dblink_disconnect('first');
-select tests.dblink_disconnect('second');
+select tests.racer_exec('first', 'reset role');
+select tests.racer_exec('first', $sql$delete from auth.users where id = '00000000-0000-4000-8000-0000000ace01'$sql$);
+select from tests.dblink_disconnect('first');
+select from tests.dblink_disconnect('second');
 
 select * from finish();
 rollback;
