@@ -98,3 +98,67 @@ values
   ('33333333-3333-4333-8333-333333333333', false, 'closed-shop',
    '{}', null)
 on conflict (account_id) do nothing;
+
+-- Message attachments. A ticket on Acme with the customer's question and
+-- Max Member's reply, which carries one file, registered in
+-- public.message_attachments and present in storage.objects as Supabase
+-- Storage would leave it after the upload (the bytes live in Storage's
+-- backend, not in Postgres, so a local download of it finds nothing).
+--
+--   ticket      bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb  TK-ACME0001
+--   message     cccccccc-cccc-4ccc-8ccc-cccccccccccc  the customer's question
+--   reply       eeeeeeee-eeee-4eee-8eee-eeeeeeeeeeee  Max Member's answer
+--   attachment  dddddddd-dddd-4ddd-8ddd-dddddddddddd  hello.txt, on the reply, at
+--     aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa/eeeeeeee-eeee-4eee-8eee-eeeeeeeeeeee/ffffffff-ffff-4fff-8fff-ffffffffffff/hello.txt
+insert into public.tickets (id, account_id, reference, title, category, priority, customer_email, customer_name)
+values (
+  'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb',
+  'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa',
+  'TK-ACME0001',
+  'The greeting file will not open',
+  'general',
+  'medium',
+  'customer@example.com',
+  'Casey Customer'
+)
+on conflict (id) do nothing;
+
+insert into public.messages (id, ticket_id, author, author_account_id, content)
+values
+  ('cccccccc-cccc-4ccc-8ccc-cccccccccccc', 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb', 'customer', null,
+   'Could you send me the greeting file again? The link in your last mail has expired.'),
+  ('eeeeeeee-eeee-4eee-8eee-eeeeeeeeeeee', 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb', 'support',
+   '22222222-2222-4222-8222-222222222222', 'Here it is, attached to this reply.')
+on conflict (id) do nothing;
+
+insert into public.message_attachments (id, message_id, object_path, file_name, content_type, size_bytes, created_by)
+values (
+  'dddddddd-dddd-4ddd-8ddd-dddddddddddd',
+  'eeeeeeee-eeee-4eee-8eee-eeeeeeeeeeee',
+  'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa/eeeeeeee-eeee-4eee-8eee-eeeeeeeeeeee/ffffffff-ffff-4fff-8fff-ffffffffffff/hello.txt',
+  'hello.txt',
+  'text/plain',
+  13,
+  '22222222-2222-4222-8222-222222222222'
+)
+on conflict (id) do nothing;
+
+-- The object's metadata is what Storage records for the 13 bytes
+-- "hello, world\n" uploaded by Max Member.
+insert into storage.objects (bucket_id, name, owner, owner_id, metadata)
+values (
+  'attachments',
+  'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa/eeeeeeee-eeee-4eee-8eee-eeeeeeeeeeee/ffffffff-ffff-4fff-8fff-ffffffffffff/hello.txt',
+  '22222222-2222-4222-8222-222222222222',
+  '22222222-2222-4222-8222-222222222222',
+  jsonb_build_object(
+    'eTag', '"22c3683b094136c3398391ae71b20f04"',
+    'size', 13,
+    'mimetype', 'text/plain',
+    'cacheControl', 'max-age=3600',
+    'lastModified', to_char(now() at time zone 'utc', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+    'contentLength', 13,
+    'httpStatusCode', 200
+  )
+)
+on conflict (bucket_id, name) do nothing;
