@@ -71,6 +71,7 @@ fn main() {
             mail::a_repeated_idempotency_key_charges_and_sends_once,
             mail::nobody_can_charge_another_user,
             mail::concurrent_sends_never_overdraw,
+            mail::a_retry_while_the_first_is_in_flight_is_409,
         ],
     )
 }

@@ -365,3 +365,35 @@ async fn send_all(
     }
     Ok(replies)
 }
+
+pub async fn a_retry_while_the_first_is_in_flight_is_409(world: &World) -> anyhow::Result<()> {
+    let (user, token) = sign_up(world).await?;
+    let (before, _) = balance(world, &user).await?;
+    // `[hang]`: the stand-in holds the first request past the function's
+    // provider timeout, so the first attempt stays `reserved` meanwhile.
+    let subject = unique("[hang] in flight");
+    let first = {
+        let request = world
+            .http
+            .post(format!("{}/emails", world.function(FUNCTION)))
+            .bearer_auth(&token)
+            .header("idempotency-key", "in-flight")
+            .json(&mail(&subject));
+        tokio::spawn(async move { Reply::read(request.send().await?).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let second = send(world, &token, &mail(&subject), Some("in-flight")).await?;
+    ensure_eq!(second.status, 409, "the retry while the first is in flight");
+    world.openapi.check("POST", "/send-email/emails", &second)?;
+    let first = first.await??;
+    ensure_eq!(first.status, 502, "the first timed out and was refunded");
+    ensure_eq!(
+        balance(world, &user).await?,
+        (before, before),
+        "no charge in the end"
+    );
+    let third = send(world, &token, &mail(&subject), Some("in-flight")).await?;
+    ensure_eq!(third.status, 200, "afterwards, the first result");
+    ensure_eq!(third.json()?["status"], "refunded", "which was a refund");
+    Ok(())
+}
