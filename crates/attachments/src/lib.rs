@@ -4,6 +4,8 @@
 //! tests natively; `functions/attachment-urls` only adapts it to workerd. This slice
 //! (the foundation) serves `/health`; the function's own issue adds its routes.
 
+pub mod sign;
+
 use edge_core::{Error, HttpConfig, Request, Response, Service, Vars};
 use edge_db::{PostgrestConfig, ServiceDb, ServiceKey};
 

@@ -68,6 +68,18 @@ impl ServiceKey {
     pub fn from_vars(vars: &Vars<'_>) -> Result<Self, ConfigError> {
         vars.header_value("SUPABASE_SERVICE_ROLE_KEY").map(Self)
     }
+
+    /// The headers that present this key to Supabase's APIs (PostgREST,
+    /// Storage). The gateway accepts an `sb_secret_` key only as `apikey` and
+    /// swaps in a service_role JWT itself; a legacy JWT key must also be the
+    /// bearer, since that is what the services behind it read.
+    pub fn headers(&self) -> Vec<(&'static str, String)> {
+        let mut headers = vec![("apikey", self.0.clone())];
+        if !self.0.starts_with("sb_secret_") {
+            headers.push(("authorization", format!("Bearer {}", self.0)));
+        }
+        headers
+    }
 }
 
 // `postgrest` panics on a header value it cannot encode; keys are read with
@@ -83,13 +95,7 @@ pub struct ServiceDb {
 
 impl ServiceDb {
     pub fn new(config: &PostgrestConfig, key: &ServiceKey) -> Self {
-        // Supabase's gateway accepts an `sb_secret_` key only as `apikey` and
-        // swaps in a service_role JWT itself; a legacy JWT key must also be
-        // the bearer, since that is what PostgREST reads.
-        let mut headers = vec![("apikey", key.0.clone())];
-        if !key.0.starts_with("sb_secret_") {
-            headers.push(("authorization", format!("Bearer {}", key.0)));
-        }
+        let headers = key.headers();
         let client = headers
             .iter()
             .fold(Postgrest::new(&config.url), |c, (n, v)| {

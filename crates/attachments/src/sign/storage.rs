@@ -1,0 +1,716 @@
+//! Hosted Supabase Storage signs the URLs, over HTTP, with the service key.
+//!
+//! Follows supabase/storage v1.70.6 (commit 4fa61fba9371c4bd40cbb81509f07bcb3af21683),
+//! the routes under `src/http/routes/object/` and `src/storage/object.ts`:
+//!
+//! - downloads: `POST {STORAGE_URL}/object/sign/{bucket}` with
+//!   `{"expiresIn": n, "paths": [...]}` answers
+//!   `[{"path", "signedURL": "/object/sign/{bucket}/{path}?token=...", "error"}]`
+//!   (`getSignedURLs.ts`, `signObjectUrls`). A path with no object gets
+//!   `error` instead of a URL. We use this batch route even for one path: the
+//!   single route (`POST /object/sign/{bucket}/{path}`, `getSignedURL.ts`)
+//!   signs `decodeURI` of the raw request path, which leaves `%2B`, `%3F`,
+//!   `%26` and friends encoded, so a key with `+`, `?` or `&` would get a
+//!   token its own download route then rejects; the batch route takes the
+//!   path from the JSON body and has no such problem.
+//! - uploads: `POST {STORAGE_URL}/object/upload/sign/{bucket}/{path}` answers
+//!   `{"url": "/object/upload/sign/{bucket}/{path}?token=...", "token"}`
+//!   (`getSignedUploadURL.ts`, `signUploadObjectUrl`); the client then `PUT`s
+//!   the file there (`uploadSignedObject.ts`). We send the file's
+//!   `content-type` so Storage checks it against the bucket's allowed types
+//!   now; the size cannot be sent (a `content-length` that does not match the
+//!   empty body would break the request), and Storage enforces the bucket's
+//!   size limit during the upload instead.
+//!
+//! The returned URLs are Storage-relative and not percent-encoded; we keep
+//! only the token and build the URL ourselves with [`super::uri_encode`].
+//! Errors come back as `{"statusCode": "404", "error", "message"}`, mostly
+//! with HTTP status 400 (`src/http/error-handler.ts`), so the body's
+//! `statusCode` decides: 404 → [`Error::NotFound`], 409 → [`Error::Conflict`],
+//! 413 and 415 → [`Error::Client`], anything else → [`Error::BadGateway`];
+//! unreachable or silent past `STORAGE_TIMEOUT_MS` → [`Error::unavailable`].
+//!
+//! Left out: the upload URL's lifetime, which Storage fixes itself
+//! (`UPLOAD_SIGNED_URL_EXPIRATION_TIME`, two hours on supabase.com); we
+//! report it from the token's `exp`. Also `x-upsert` (uploads never
+//! overwrite) and per-user `owner` (signing is done as the service, so
+//! uploaded objects have no owner, as with any service-key upload).
+//! API docs: <https://supabase.com/docs/reference/javascript/storage-from-createsignedurls>.
+
+use super::{uri_encode, SignedUrl};
+use edge_core::{ConfigError, Error, Method, Sleep, Vars};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Hosted Storage settings. `Debug` omits the service key.
+#[derive(Clone)]
+pub struct StorageConfig {
+    /// `STORAGE_URL`, or `${SUPABASE_URL}/storage/v1` when unset.
+    pub url: String,
+    /// `STORAGE_BUCKET`: the private bucket (default `attachments`).
+    pub bucket: String,
+    /// `SUPABASE_SERVICE_ROLE_KEY` (secret).
+    service_key: edge_db::ServiceKey,
+    /// `STORAGE_TIMEOUT_MS`: how long to wait for Storage (default 10000).
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for StorageConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorageConfig")
+            .field("url", &self.url)
+            .field("bucket", &self.bucket)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StorageConfig {
+    pub fn from_vars(vars: &Vars<'_>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            url: storage_url(vars)?,
+            bucket: bucket(vars)?,
+            service_key: edge_db::ServiceKey::from_vars(vars)?,
+            timeout: Duration::from_millis(vars.parse_or("STORAGE_TIMEOUT_MS", 10_000u64)?),
+        })
+    }
+}
+
+/// `STORAGE_URL`, or `${SUPABASE_URL}/storage/v1`; shared with the local signer.
+pub(crate) fn storage_url(vars: &Vars<'_>) -> Result<String, ConfigError> {
+    vars.url_or("STORAGE_URL", || {
+        vars.optional("SUPABASE_URL")
+            .map(|base| format!("{}/storage/v1", base.trim_end_matches('/')))
+    })
+}
+
+/// `STORAGE_BUCKET`, default `attachments`, checked with Storage's own rule
+/// for bucket names.
+pub(crate) fn bucket(vars: &Vars<'_>) -> Result<String, ConfigError> {
+    let bucket = vars
+        .optional("STORAGE_BUCKET")
+        .unwrap_or_else(|| "attachments".to_owned());
+    if bucket.len() <= 100 && !bucket.contains('/') && is_storage_key(&bucket) {
+        Ok(bucket)
+    } else {
+        Err(ConfigError::new(
+            "STORAGE_BUCKET",
+            "is not a valid Storage bucket name",
+        ))
+    }
+}
+
+/// Storage's `VALID_OBJECT_KEY` (`src/storage/limits.ts`):
+/// `^[A-Za-z0-9_/!.*'() &$=@;:+,?-]*$`, non-empty. Storage refuses any other
+/// key on upload, so we refuse it before signing.
+fn is_storage_key(key: &str) -> bool {
+    !key.is_empty()
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_/!.*'() &$=@;:+,?-".contains(&b))
+}
+
+/// The object-path rule both Storage signers apply on top of
+/// [`super::check_path`].
+pub(crate) fn check_key(path: &str) -> Result<(), Error> {
+    if is_storage_key(path) {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "path",
+            "may contain only letters, digits, spaces, `/` and _!.*'()&$=@;:+,?-",
+        ))
+    }
+}
+
+/// `{base}/{route}/{bucket}/{path}?token={token}`, path percent-encoded.
+/// Storage decodes route parameters fully before checking the token's `url`
+/// claim against `{bucket}/{path}` (`verifyObjectSignature`).
+pub(crate) fn object_url(base: &str, route: &str, bucket: &str, path: &str, token: &str) -> String {
+    format!(
+        "{base}/{route}/{}/{}?token={token}",
+        uri_encode(bucket, false),
+        uri_encode(path, true)
+    )
+}
+
+/// The client's side of a download URL: a plain `GET`.
+pub(crate) fn download(url: String, expires_at: u64) -> SignedUrl {
+    SignedUrl {
+        url,
+        method: Method::Get,
+        headers: BTreeMap::new(),
+        expires_at,
+    }
+}
+
+/// The client's side of an upload URL: `PUT` the raw file with its type
+/// (`uploadSignedObject.ts` takes the body's `content-type` as the object's).
+pub(crate) fn upload(url: String, content_type: &str, expires_at: u64) -> SignedUrl {
+    SignedUrl {
+        url,
+        method: Method::Put,
+        headers: BTreeMap::from([("content-type".to_owned(), content_type.to_owned())]),
+        expires_at,
+    }
+}
+
+#[derive(Deserialize)]
+struct BatchItem {
+    path: String,
+    #[serde(rename = "signedURL")]
+    signed_url: Option<String>,
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct UploadAnswer {
+    url: String,
+    token: Option<String>,
+}
+
+/// Hosted Storage as a signer.
+pub struct HostedStorage {
+    config: StorageConfig,
+    http: reqwest::Client,
+    sleep: Sleep,
+}
+
+impl HostedStorage {
+    pub fn new(config: StorageConfig, http: reqwest::Client, sleep: Sleep) -> Self {
+        Self {
+            config,
+            http,
+            sleep,
+        }
+    }
+
+    /// One result per path, in order; a path Storage has no object for is
+    /// [`Error::NotFound`].
+    pub async fn sign_downloads(
+        &self,
+        paths: &[&str],
+        ttl: u32,
+        now: u64,
+    ) -> Result<Vec<Result<SignedUrl, Error>>, Error> {
+        let request = self
+            .post(format!(
+                "{}/object/sign/{}",
+                self.config.url,
+                uri_encode(&self.config.bucket, false)
+            ))
+            .json(&json!({ "expiresIn": ttl, "paths": paths }));
+        let body = self.call(request).await?;
+        let items: Vec<BatchItem> = serde_json::from_slice(&body)
+            .map_err(|e| bad_gateway(format!("storage: unexpected sign answer ({e})")))?;
+        if items.len() != paths.len() {
+            return Err(bad_gateway(format!(
+                "storage: {} answers for {} paths",
+                items.len(),
+                paths.len()
+            )));
+        }
+        Ok(paths
+            .iter()
+            .zip(items)
+            .map(|(path, item)| {
+                if item.path != *path {
+                    return Err(bad_gateway(format!(
+                        "storage: answer for {:?} in place of {path:?}",
+                        item.path
+                    )));
+                }
+                match (item.signed_url, item.error) {
+                    (Some(signed), None) => {
+                        let token = token_of(&signed)?;
+                        let expires_at = expiry_of(token).unwrap_or(now + u64::from(ttl));
+                        Ok(download(
+                            object_url(
+                                &self.config.url,
+                                "object/sign",
+                                &self.config.bucket,
+                                path,
+                                token,
+                            ),
+                            expires_at,
+                        ))
+                    }
+                    _ => Err(Error::NotFound),
+                }
+            })
+            .collect())
+    }
+
+    /// An upload URL for a new object at `path`; Storage checks
+    /// `content_type` against the bucket and refuses a path already taken.
+    pub async fn sign_upload(&self, path: &str, content_type: &str) -> Result<SignedUrl, Error> {
+        let request = self
+            .post(format!(
+                "{}/object/upload/sign/{}/{}",
+                self.config.url,
+                uri_encode(&self.config.bucket, false),
+                uri_encode(path, true)
+            ))
+            .header("content-type", content_type);
+        let body = self.call(request).await?;
+        let answer: UploadAnswer = serde_json::from_slice(&body)
+            .map_err(|e| bad_gateway(format!("storage: unexpected upload-sign answer ({e})")))?;
+        let token = match &answer.token {
+            Some(token) => token.as_str(),
+            None => token_of(&answer.url)?,
+        };
+        // Storage, not us, picks this lifetime; the token says what it is.
+        let expires_at = expiry_of(token)
+            .ok_or_else(|| bad_gateway("storage: upload token without a readable `exp`"))?;
+        Ok(upload(
+            object_url(
+                &self.config.url,
+                "object/upload/sign",
+                &self.config.bucket,
+                path,
+                token,
+            ),
+            content_type,
+            expires_at,
+        ))
+    }
+
+    fn post(&self, url: String) -> reqwest::RequestBuilder {
+        self.config
+            .service_key
+            .headers()
+            .into_iter()
+            .fold(self.http.post(url), |request, (name, value)| {
+                request.header(name, value)
+            })
+    }
+
+    /// Sends, waits at most `timeout`, and sorts the answer.
+    async fn call(&self, request: reqwest::RequestBuilder) -> Result<Vec<u8>, Error> {
+        let call = Box::pin(async {
+            let response = request
+                .send()
+                .await
+                .map_err(|e| Error::unavailable(format!("storage unreachable: {e}")))?;
+            let status = response.status().as_u16();
+            let body = response
+                .bytes()
+                .await
+                .map_err(|e| Error::unavailable(format!("storage: reading the answer: {e}")))?;
+            Ok::<_, Error>((status, body.to_vec()))
+        });
+        let timeout = (self.sleep)(self.config.timeout);
+        let (status, body) = match futures_util::future::select(call, timeout).await {
+            futures_util::future::Either::Left((answer, _)) => answer?,
+            futures_util::future::Either::Right(_) => {
+                return Err(Error::unavailable(format!(
+                    "storage: no answer within {:?}",
+                    self.config.timeout
+                )))
+            }
+        };
+        if (200..300).contains(&status) {
+            Ok(body)
+        } else {
+            Err(judge_failure(status, &body))
+        }
+    }
+}
+
+/// Storage's error body carries the real status as a string in
+/// `statusCode`; the HTTP status is usually just 400.
+fn judge_failure(status: u16, body: &[u8]) -> Error {
+    let parsed: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let code = parsed["statusCode"]
+        .as_str()
+        .and_then(|s| s.parse::<u16>().ok())
+        .unwrap_or(status);
+    let text = String::from_utf8_lossy(&body[..body.len().min(500)]).into_owned();
+    match code {
+        404 => Error::NotFound,
+        409 => Error::conflict("A file already exists at this path."),
+        413 => Error::Client {
+            status: 413,
+            detail: "The file is larger than attachments may be.".to_owned(),
+        },
+        415 => Error::Client {
+            status: 415,
+            detail: "Attachments of this content type are not accepted.".to_owned(),
+        },
+        _ => bad_gateway(format!("storage answered {status}: {text}")),
+    }
+}
+
+fn bad_gateway(reason: impl Into<String>) -> Error {
+    Error::BadGateway {
+        detail: "The file store could not sign the URL. Retry later.".to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// The `token` query parameter of a Storage-relative signed URL. Storage
+/// does not encode the path it puts before `?token=`, and a key may itself
+/// contain `?`, `&` or even `token=`; the token is always appended last.
+fn token_of(signed: &str) -> Result<&str, Error> {
+    signed
+        .rsplit_once("token=")
+        .filter(|(head, _)| head.ends_with('?') || head.ends_with('&'))
+        .and_then(|(_, tail)| tail.split('&').next())
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| bad_gateway(format!("storage: signed URL without a token: {signed}")))
+}
+
+/// The `exp` claim of a token, read without verifying it: we only report
+/// it, Storage is the one that checks.
+fn expiry_of(token: &str) -> Option<u64> {
+    let claims = jwt_compact::UntrustedToken::new(token)
+        .ok()?
+        .deserialize_claims_unchecked::<jwt_compact::Empty>()
+        .ok()?;
+    u64::try_from(claims.expiration?.timestamp()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sign::storage_local::{LocalConfig, Scope, TokenMinter};
+    use crate::sign::{Access, Signer, SignerConfig};
+    use axum::extract::{Path, State};
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::routing::post;
+    use axum::{Json, Router};
+    use std::sync::{Arc, Mutex};
+
+    const SECRET: &str = "stub-storage-secret-at-least-32-characters";
+    const NOW: u64 = 1_700_000_000;
+
+    /// What the stub saw, for assertions.
+    #[derive(Default)]
+    struct Seen {
+        apikey: Option<String>,
+        authorization: Option<String>,
+        content_type: Option<String>,
+        upload_path: Option<String>,
+        batch: Option<Value>,
+    }
+
+    #[derive(Clone)]
+    struct Stub {
+        seen: Arc<Mutex<Seen>>,
+        minter: Arc<TokenMinter>,
+        /// Paths with an object; others get the per-path error.
+        existing: &'static [&'static str],
+        /// Answer every call with this status and body instead.
+        fail: Option<(u16, &'static str)>,
+    }
+
+    fn header(headers: &HeaderMap, name: &str) -> Option<String> {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    }
+
+    fn failure(stub: &Stub) -> Option<(StatusCode, Json<Value>)> {
+        stub.fail.map(|(status, body)| {
+            (
+                StatusCode::from_u16(status).unwrap(),
+                Json(serde_json::from_str(body).unwrap()),
+            )
+        })
+    }
+
+    // getSignedURLs.ts / signObjectUrls, as documented.
+    async fn sign_batch(
+        State(stub): State<Stub>,
+        Path(bucket): Path<String>,
+        headers: HeaderMap,
+        Json(body): Json<Value>,
+    ) -> (StatusCode, Json<Value>) {
+        {
+            let mut seen = stub.seen.lock().unwrap();
+            seen.apikey = header(&headers, "apikey");
+            seen.authorization = header(&headers, "authorization");
+            seen.batch = Some(body.clone());
+        }
+        if let Some(fail) = failure(&stub) {
+            return fail;
+        }
+        let expires_in = body["expiresIn"].as_u64().unwrap();
+        let items: Vec<Value> = body["paths"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                let path = p.as_str().unwrap();
+                if stub.existing.contains(&path) {
+                    let token = stub.minter.token(&bucket, path, Scope::Download, expires_in, NOW).unwrap();
+                    json!({"error": null, "path": path,
+                           "signedURL": format!("/object/sign/{bucket}/{path}?token={token}")})
+                } else {
+                    json!({"error": "Either the object does not exist or you do not have access to it",
+                           "path": path, "signedURL": null})
+                }
+            })
+            .collect();
+        (StatusCode::OK, Json(Value::Array(items)))
+    }
+
+    // getSignedUploadURL.ts / signUploadObjectUrl, as documented: the
+    // lifetime is Storage's own (UPLOAD_SIGNED_URL_EXPIRATION_TIME).
+    async fn sign_upload(
+        State(stub): State<Stub>,
+        Path((bucket, path)): Path<(String, String)>,
+        headers: HeaderMap,
+    ) -> (StatusCode, Json<Value>) {
+        {
+            let mut seen = stub.seen.lock().unwrap();
+            seen.apikey = header(&headers, "apikey");
+            seen.authorization = header(&headers, "authorization");
+            seen.content_type = header(&headers, "content-type");
+            seen.upload_path = Some(path.clone());
+        }
+        if let Some(fail) = failure(&stub) {
+            return fail;
+        }
+        let token = stub
+            .minter
+            .token(&bucket, &path, Scope::Upload, 7200, NOW)
+            .unwrap();
+        (
+            StatusCode::OK,
+            Json(
+                json!({"url": format!("/object/upload/sign/{bucket}/{path}?token={token}"),
+                        "token": token}),
+            ),
+        )
+    }
+
+    async fn start(stub: Stub) -> String {
+        let app = Router::new()
+            .route("/storage/v1/object/sign/{bucket}", post(sign_batch))
+            .route(
+                "/storage/v1/object/upload/sign/{bucket}/{*path}",
+                post(sign_upload),
+            )
+            .with_state(stub);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        format!("http://{addr}/storage/v1")
+    }
+
+    fn stub(existing: &'static [&'static str], fail: Option<(u16, &'static str)>) -> Stub {
+        let vars = [
+            ("STORAGE_URL", "http://unused"),
+            ("STORAGE_JWT_SECRET", SECRET),
+        ];
+        Stub {
+            seen: Arc::default(),
+            minter: Arc::new(TokenMinter::new(
+                LocalConfig::from_vars(&Vars(&vars)).unwrap(),
+            )),
+            existing,
+            fail,
+        }
+    }
+
+    fn tokio_sleep(d: Duration) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> {
+        Box::pin(tokio::time::sleep(d))
+    }
+
+    fn signer(url: &str, key: &str) -> Signer {
+        let vars = [("STORAGE_URL", url), ("SUPABASE_SERVICE_ROLE_KEY", key)];
+        Signer::new(
+            SignerConfig::from_vars(&Vars(&vars)).unwrap(),
+            reqwest::Client::new(),
+            tokio_sleep,
+        )
+    }
+
+    #[tokio::test]
+    async fn downloads_are_signed_in_one_batch_with_the_service_key() {
+        let stub = stub(&["t1/report.pdf", "t1/a+b & c?.txt"], None);
+        let url = start(stub.clone()).await;
+        let signer = signer(&url, "eyJ.legacy.jwt");
+
+        let results = signer
+            .sign_downloads(
+                &["t1/report.pdf", "t1/missing.pdf", "t1/a+b & c?.txt"],
+                Some(60),
+                NOW,
+            )
+            .await
+            .unwrap();
+        let first = results[0].as_ref().unwrap();
+        assert!(first.url.starts_with(&format!(
+            "{url}/object/sign/attachments/t1/report.pdf?token=ey"
+        )));
+        assert_eq!(first.method, Method::Get);
+        assert!(first.headers.is_empty());
+        assert_eq!(first.expires_at, NOW + 60);
+        assert!(matches!(results[1], Err(Error::NotFound)));
+        let odd = results[2].as_ref().unwrap();
+        assert!(
+            odd.url
+                .contains("/attachments/t1/a%2Bb%20%26%20c%3F.txt?token="),
+            "{}",
+            odd.url
+        );
+
+        let seen = stub.seen.lock().unwrap();
+        assert_eq!(seen.apikey.as_deref(), Some("eyJ.legacy.jwt"));
+        assert_eq!(seen.authorization.as_deref(), Some("Bearer eyJ.legacy.jwt"));
+        assert_eq!(
+            seen.batch,
+            Some(json!({"expiresIn": 60,
+                        "paths": ["t1/report.pdf", "t1/missing.pdf", "t1/a+b & c?.txt"]}))
+        );
+    }
+
+    #[tokio::test]
+    async fn uploads_carry_the_content_type_and_report_storages_own_expiry() {
+        let stub = stub(&[], None);
+        let url = start(stub.clone()).await;
+        let signer = signer(&url, "sb_secret_abc");
+        let access = Access::Upload {
+            content_type: "image/png".into(),
+            content_length: 2048,
+        };
+
+        let signed = signer
+            .sign("t1/shot 1.png", &access, Some(60), NOW)
+            .await
+            .unwrap();
+        assert!(signed.url.starts_with(&format!(
+            "{url}/object/upload/sign/attachments/t1/shot%201.png?token=ey"
+        )));
+        assert_eq!(signed.method, Method::Put);
+        assert_eq!(
+            signed.headers.get("content-type").map(String::as_str),
+            Some("image/png")
+        );
+        assert_eq!(
+            signed.expires_at,
+            NOW + 7200,
+            "Storage's lifetime, not ours"
+        );
+
+        let seen = stub.seen.lock().unwrap();
+        assert_eq!(seen.upload_path.as_deref(), Some("t1/shot 1.png"));
+        assert_eq!(seen.content_type.as_deref(), Some("image/png"));
+        assert_eq!(seen.apikey.as_deref(), Some("sb_secret_abc"));
+        assert_eq!(
+            seen.authorization, None,
+            "an sb_secret_ key is never a bearer"
+        );
+    }
+
+    #[tokio::test]
+    async fn storage_errors_map_to_the_projects_errors() {
+        let cases: [(u16, &str, u16); 5] = [
+            (
+                500,
+                r#"{"statusCode":"500","error":"internal","message":"db down"}"#,
+                502,
+            ),
+            (503, r#"{"message":"upstream"}"#, 502),
+            (
+                400,
+                r#"{"statusCode":"403","error":"Unauthorized","message":"invalid signature"}"#,
+                502,
+            ),
+            (
+                400,
+                r#"{"statusCode":"409","error":"Duplicate","message":"The resource already exists"}"#,
+                409,
+            ),
+            (
+                400,
+                r#"{"statusCode":"415","error":"invalid_mime_type","message":"mime type not supported"}"#,
+                415,
+            ),
+        ];
+        let access = Access::Upload {
+            content_type: "image/png".into(),
+            content_length: 1,
+        };
+        for (status, body, expected) in cases {
+            let url = start(stub(&[], Some((status, body)))).await;
+            let err = signer(&url, "k")
+                .sign("a.png", &access, None, NOW)
+                .await
+                .unwrap_err();
+            assert_eq!(err.status(), expected, "{status} {body}: {err}");
+        }
+        let url = start(stub(
+            &[],
+            Some((
+                400,
+                r#"{"statusCode":"404","error":"not_found","message":"Object not found"}"#,
+            )),
+        ))
+        .await;
+        let err = signer(&url, "k")
+            .sign("a.png", &Access::Download, None, NOW)
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), 404);
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_503() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let err = signer(&format!("http://{addr}"), "k")
+            .sign("a.png", &Access::Download, None, NOW)
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), 503, "{err}");
+    }
+
+    #[tokio::test]
+    async fn storage_that_does_not_answer_in_time_is_503() {
+        fn instant(_: Duration) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> {
+            Box::pin(std::future::ready(()))
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let _hold = tokio::spawn(async move {
+            let _conn = listener.accept().await;
+            std::future::pending::<()>().await;
+        });
+        let vars = [
+            ("STORAGE_URL", url.as_str()),
+            ("SUPABASE_SERVICE_ROLE_KEY", "k"),
+        ];
+        let signer = Signer::new(
+            SignerConfig::from_vars(&Vars(&vars)).unwrap(),
+            reqwest::Client::new(),
+            instant,
+        );
+        let err = signer
+            .sign("a.png", &Access::Download, None, NOW)
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), 503);
+    }
+
+    #[test]
+    fn tokens_are_taken_from_storage_relative_urls() {
+        assert_eq!(
+            token_of("/object/sign/b/p?token=abc.def.ghi").unwrap(),
+            "abc.def.ghi"
+        );
+        assert_eq!(token_of("/object/sign/b/p?x=1&token=t").unwrap(), "t");
+        assert_eq!(
+            token_of("/object/sign/b/a?token=x&y.txt?token=real").unwrap(),
+            "real"
+        );
+        assert!(token_of("/object/sign/b/p").is_err());
+        assert!(token_of("/object/sign/b/p?token=").is_err());
+    }
+}
