@@ -162,3 +162,14 @@ values (
   )
 )
 on conflict (bucket_id, name) do nothing;
+
+-- Credits for sending email. Every demo user got a profile with 300
+-- credits from the sign-up trigger; the outsider is left with 1 (one
+-- single-recipient mail, then 402), through the ledger like any change.
+-- The reference makes a re-run a no-op.
+select public.grant_credits(
+  '33333333-3333-4333-8333-333333333333',
+  -299,
+  'manual_adjustment',
+  'seed:outsider-low-balance'
+);
