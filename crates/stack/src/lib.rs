@@ -48,6 +48,10 @@ use crate::{postgres::Postgres, process::Supervised, workerd::Function};
 
 /// Dev port of PostgREST (Supabase CLI's API port).
 pub const DEV_POSTGREST_PORT: u16 = 54321;
+/// The secret local Storage tokens are signed with (attachment-urls'
+/// `STORAGE_JWT_SECRET`); like the demo JWT secret, public and local only.
+pub const STORAGE_JWT_SECRET: &str = "local-storage-secret-at-least-32-characters";
+
 /// Dev port of PostgreSQL (Supabase CLI's database port).
 pub const DEV_POSTGRES_PORT: u16 = 54322;
 /// Dev port of the first function (wrangler's default); the rest follow in
@@ -693,6 +697,10 @@ fn function_bindings(
         ("SUPABASE_JWT_SECRET", jwt_secret.to_owned()),
         ("JWT_AUDIENCE", "authenticated".to_owned()),
         ("CORS_ALLOWED_ORIGINS", "http://localhost:3000".to_owned()),
+        // attachment-urls mints self-hosted Storage tokens with this secret:
+        // no Storage server runs locally, and minting needs none.
+        ("ATTACHMENT_SIGNER", "storage-local".to_owned()),
+        ("STORAGE_JWT_SECRET", STORAGE_JWT_SECRET.to_owned()),
         ("LOG_LEVEL", "info".to_owned()),
     ];
     let mut bindings: Vec<(String, String)> = defaults

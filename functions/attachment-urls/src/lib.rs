@@ -7,12 +7,8 @@ thread_local!(static SERVICE: edge_worker::Slot<AttachmentUrls> = edge_worker::S
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
-    edge_worker::run(
-        req,
-        &env,
-        &SERVICE,
-        edge_attachments::NAME,
-        AttachmentUrls::from_vars,
-    )
+    edge_worker::run(req, &env, &SERVICE, edge_attachments::NAME, |vars| {
+        AttachmentUrls::from_vars(vars, edge_worker::sleep, edge_worker::now_secs)
+    })
     .await
 }

@@ -1,6 +1,7 @@
 //! The end-to-end suite: one stack (PostgreSQL, PostgREST, every function's
 //! wasm in workerd) for all cases. Each function's issue adds a module.
 
+mod attachments;
 mod foundation;
 mod intake;
 mod mail;
@@ -72,6 +73,9 @@ fn main() {
             mail::nobody_can_charge_another_user,
             mail::concurrent_sends_never_overdraw,
             mail::a_retry_while_the_first_is_in_flight_is_409,
+            attachments::members_get_signed_urls_others_get_404s,
+            attachments::upload_urls_insert_the_row_only_where_rls_allows,
+            attachments::traversal_and_oversized_uploads_are_refused,
         ],
     )
 }

@@ -1,0 +1,221 @@
+//! attachment-urls through the real wasm in workerd, against the real
+//! PostgREST and its RLS. The stack signs with self-hosted Storage tokens
+//! (`ATTACHMENT_SIGNER=storage-local`), so each URL's token is checked here
+//! the way Storage checks it: HS256 with Storage's secret, `url` claim equal
+//! to `<bucket>/<path>`, unexpired.
+
+use anyhow::{ensure, Context as _};
+use edge_e2e::{ensure_eq, Reply, World};
+use edge_stack::DemoUser;
+use jwt_compact::{alg::Hs256, alg::Hs256Key, prelude::*};
+use serde_json::{json, Value};
+
+const FUNCTION: &str = "attachment-urls";
+/// The seeded attachment on Acme's ticket (`hello.txt`).
+const SEEDED: &str = "dddddddd-dddd-4ddd-8ddd-dddddddddddd";
+/// The seeded support reply it hangs off.
+const REPLY: &str = "eeeeeeee-eeee-4eee-8eee-eeeeeeeeeeee";
+
+async fn post(
+    world: &World,
+    route: &str,
+    token: Option<&str>,
+    body: &Value,
+) -> anyhow::Result<Reply> {
+    let mut request = world
+        .http
+        .post(format!("{}{route}", world.function(FUNCTION)))
+        .json(body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    Reply::read(request.send().await?).await
+}
+
+/// The claims of a signed Storage URL, verified as Storage would.
+fn storage_claims(url: &str) -> anyhow::Result<Value> {
+    let token = url.split("token=").nth(1).context("no token in the URL")?;
+    let untrusted = UntrustedToken::new(token).map_err(|e| anyhow::anyhow!("token: {e}"))?;
+    let key = Hs256Key::new(edge_stack::STORAGE_JWT_SECRET);
+    let token: Token<Value> = Hs256
+        .validator(&key)
+        .validate(&untrusted)
+        .map_err(|e| anyhow::anyhow!("signature: {e}"))?;
+    // jwt-compact lifts the registered time claims out of `custom`.
+    let claims = token.claims();
+    let mut all = claims.custom.clone();
+    all["exp"] = json!(claims.expiration.map(|t| t.timestamp()));
+    all["iat"] = json!(claims.issued_at.map(|t| t.timestamp()));
+    Ok(all)
+}
+
+fn entries(reply: &Reply) -> anyhow::Result<Vec<Value>> {
+    reply.json()?["urls"].as_array().cloned().context("urls")
+}
+
+pub async fn members_get_signed_urls_others_get_404s(world: &World) -> anyhow::Result<()> {
+    let ghost = uuid::Uuid::new_v4().to_string();
+    let body = json!({"ids": [SEEDED, ghost], "expires_in": 120});
+    for user in [DemoUser::Member, DemoUser::Owner] {
+        let reply = post(
+            world,
+            "/attachments/sign",
+            Some(&world.stack.user_token(user)),
+            &body,
+        )
+        .await?;
+        ensure_eq!(reply.status, 200, "{user:?}");
+        world
+            .openapi
+            .check("POST", "/attachment-urls/attachments/sign", &reply)?;
+        let urls = entries(&reply)?;
+        ensure_eq!(urls[0]["id"], SEEDED, "order kept");
+        let url = urls[0]["url"]
+            .as_str()
+            .context("a URL for the seeded file")?;
+        ensure!(
+            url.contains("/object/sign/attachments/"),
+            "a Storage download URL: {url}"
+        );
+        let claims = storage_claims(url)?;
+        let expected = format!("attachments/aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa/{REPLY}/ffffffff-ffff-4fff-8fff-ffffffffffff/hello.txt");
+        ensure_eq!(
+            claims["url"],
+            expected.as_str(),
+            "the token names exactly this object"
+        );
+        let ttl =
+            claims["exp"].as_i64().unwrap_or_default() - claims["iat"].as_i64().unwrap_or_default();
+        ensure_eq!(ttl, 120, "expires_in honoured");
+        ensure_eq!(urls[1]["error"]["status"], 404, "unknown id");
+    }
+
+    // The outsider sees nothing, and nothing tells a hidden id from a missing one.
+    let reply = post(
+        world,
+        "/attachments/sign",
+        Some(&world.stack.user_token(DemoUser::Outsider)),
+        &body,
+    )
+    .await?;
+    ensure_eq!(reply.status, 200, "outsider");
+    let urls = entries(&reply)?;
+    ensure_eq!(
+        urls[0]["error"],
+        urls[1]["error"],
+        "hidden looks like missing"
+    );
+    ensure!(
+        urls.iter().all(|u| u.get("url").is_none()),
+        "no URL for the outsider"
+    );
+
+    for token in [None, Some(world.stack.anon_key())] {
+        let reply = post(world, "/attachments/sign", token.as_deref(), &body).await?;
+        ensure_eq!(reply.status, 401, "without a user");
+        world
+            .openapi
+            .check("POST", "/attachment-urls/attachments/sign", &reply)?;
+    }
+    Ok(())
+}
+
+pub async fn upload_urls_insert_the_row_only_where_rls_allows(world: &World) -> anyhow::Result<()> {
+    let name = format!("screenshot {}.png", uuid::Uuid::new_v4().simple());
+    let body =
+        json!({"message_id": REPLY, "file_name": name, "content_type": "image/png", "size": 2048});
+    let reply = post(
+        world,
+        "/attachments/upload-url",
+        Some(&world.stack.user_token(DemoUser::Member)),
+        &body,
+    )
+    .await?;
+    ensure_eq!(
+        reply.status,
+        201,
+        "member: {}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    world
+        .openapi
+        .check("POST", "/attachment-urls/attachments/upload-url", &reply)?;
+    let answer = reply.json()?;
+    let path = answer["object_path"].as_str().context("object_path")?;
+    ensure!(
+        path.starts_with(&format!("aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa/{REPLY}/")),
+        "server-made path: {path}"
+    );
+    ensure!(!path.contains(' '), "a safe object name: {path}");
+    ensure_eq!(answer["method"], "PUT", "upload method");
+    let claims = storage_claims(answer["url"].as_str().unwrap_or_default())?;
+    let object = format!("attachments/{path}");
+    ensure_eq!(
+        claims["url"],
+        object.as_str(),
+        "the upload token names the object"
+    );
+    let row = world
+        .stack
+        .psql(&format!(
+            "select file_name, content_type, size_bytes, created_by from public.message_attachments where id = '{}'",
+            answer["attachment_id"].as_str().unwrap_or_default()
+        ))
+        .await?;
+    ensure_eq!(
+        row.trim(),
+        format!("{name}|image/png|2048|{}", DemoUser::Member.id()),
+        "the row, in the member's name"
+    );
+
+    // The outsider cannot see the message: 404, and no row.
+    let name = format!("intruder {}.png", uuid::Uuid::new_v4().simple());
+    let body =
+        json!({"message_id": REPLY, "file_name": name, "content_type": "image/png", "size": 10});
+    let reply = post(
+        world,
+        "/attachments/upload-url",
+        Some(&world.stack.user_token(DemoUser::Outsider)),
+        &body,
+    )
+    .await?;
+    ensure_eq!(reply.status, 404, "outsider");
+    let rows = world
+        .stack
+        .psql(&format!(
+            "select count(*) from public.message_attachments where file_name = '{name}'"
+        ))
+        .await?;
+    ensure_eq!(rows.trim(), "0", "no row for the outsider");
+    Ok(())
+}
+
+pub async fn traversal_and_oversized_uploads_are_refused(world: &World) -> anyhow::Result<()> {
+    let token = world.stack.user_token(DemoUser::Member);
+    for (body, field) in [
+        (
+            json!({"message_id": REPLY, "file_name": "../../etc/passwd", "content_type": "text/plain", "size": 10}),
+            "file_name",
+        ),
+        (
+            json!({"message_id": REPLY, "file_name": "big.pdf", "content_type": "application/pdf", "size": 1u64 << 40}),
+            "size",
+        ),
+        (
+            json!({"message_id": REPLY, "file_name": "run.exe", "content_type": "application/x-msdownload", "size": 10}),
+            "content_type",
+        ),
+    ] {
+        let reply = post(world, "/attachments/upload-url", Some(&token), &body).await?;
+        ensure_eq!(reply.status, 422, "{field}");
+        world
+            .openapi
+            .check("POST", "/attachment-urls/attachments/upload-url", &reply)?;
+        ensure_eq!(
+            reply.json()?["errors"][0]["field"],
+            field,
+            "the failing field"
+        );
+    }
+    Ok(())
+}
