@@ -127,6 +127,18 @@ fn print_summary(stack: &Stack, want_functions: bool) {
     if want_functions && stack.functions().is_empty() {
         println!("  (no built functions: run scripts/build-functions.sh, then restart)");
     }
+    if let Some(email) = stack.email() {
+        println!(
+            "  email       {}/emails  (local Resend stand-in)",
+            email.url()
+        );
+    }
+    if let Some(auth) = stack.auth() {
+        println!(
+            "  jwks        {}/auth/v1/.well-known/jwks.json  (local Auth stand-in)",
+            auth.url()
+        );
+    }
     if let Some(captcha) = stack.captcha() {
         println!(
             "  captcha     {}/turnstile/v0/siteverify  (local Turnstile stand-in)",
