@@ -109,13 +109,23 @@ impl AttachmentUrls {
         let user = self.user(req).await?;
         let body: SignRequest = req.json()?;
         let ids = validate_ids(&body.ids)?;
+        // Storage sets `Content-Disposition: attachment` from its `download`
+        // parameter, which its token does not cover; an S3 presigned URL
+        // would have to sign `response-content-disposition`, which ours does
+        // not, so there it is refused rather than silently ignored.
+        if body.download && self.signer.kind() == sign::Kind::S3 {
+            return Err(Error::invalid(
+                "download",
+                "is not supported by the s3 signer",
+            ));
+        }
 
         // One request for the whole batch; RLS leaves out what the caller
         // may not see.
         let rows: Vec<Visible> = execute(
             UserDb::new(&self.postgrest, &user)
                 .from("message_attachments")
-                .select("id,object_path")
+                .select("id,object_path,file_name")
                 .in_(
                     "id",
                     ids.iter().map(|id| id.to_string()).collect::<Vec<_>>(),
@@ -141,7 +151,14 @@ impl AttachmentUrls {
             .map(|id| {
                 let found = visible.iter().position(|r| r.id == *id);
                 match found.and_then(|i| signed.get(i)) {
-                    Some(Ok(url)) => json!({"id": id, "url": url.url, "method": url.method.as_str(), "expires_at": url.expires_at}),
+                    Some(Ok(url)) => {
+                        let mut href = url.url.clone();
+                        if body.download {
+                            let name = found.map(|i| visible[i].file_name.as_str()).unwrap_or_default();
+                            href.push_str(&format!("&download={}", sign::uri_encode(name, false)));
+                        }
+                        json!({"id": id, "url": href, "method": url.method.as_str(), "expires_at": url.expires_at})
+                    }
                     Some(Err(err)) if err.status() != 404 => {
                         json!({"id": id, "error": {"status": err.status(), "code": err.code()}})
                     }
@@ -237,12 +254,17 @@ struct SignRequest {
     #[serde(default)]
     ids: Vec<String>,
     expires_in: Option<u32>,
+    /// Ask the browser to save the file (under its original name) rather
+    /// than display it.
+    #[serde(default)]
+    download: bool,
 }
 
 #[derive(Deserialize)]
 struct Visible {
     id: uuid::Uuid,
     object_path: String,
+    file_name: String,
 }
 
 fn validate_ids(ids: &[String]) -> Result<Vec<uuid::Uuid>, Error> {

@@ -90,6 +90,23 @@ pub async fn members_get_signed_urls_others_get_404s(world: &World) -> anyhow::R
         ensure_eq!(urls[1]["error"]["status"], 404, "unknown id");
     }
 
+    // `download: true` asks Storage to send the file as an attachment.
+    let reply = post(
+        world,
+        "/attachments/sign",
+        Some(&world.stack.user_token(DemoUser::Member)),
+        &json!({"ids": [SEEDED], "download": true}),
+    )
+    .await?;
+    let url = entries(&reply)?[0]["url"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    ensure!(
+        url.ends_with("&download=hello.txt"),
+        "download parameter: {url}"
+    );
+
     // The outsider sees nothing, and nothing tells a hidden id from a missing one.
     let reply = post(
         world,
