@@ -21,3 +21,18 @@ pub use service::{serve, unserved, HttpConfig, LogLine, Service};
 /// sleep in native tests. Handlers use it to bound calls to third parties.
 pub type Sleep =
     fn(std::time::Duration) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>;
+
+/// Runs `work` for at most `limit` on the host's timer: `None` when time ran
+/// out first. fetch() in workerd has no timeout of its own, so every call
+/// to a third party goes through this.
+pub async fn within<T>(
+    sleep: Sleep,
+    limit: std::time::Duration,
+    work: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    let work = std::pin::pin!(work);
+    match futures_util::future::select(work, sleep(limit)).await {
+        futures_util::future::Either::Left((done, _)) => Some(done),
+        futures_util::future::Either::Right(_) => None,
+    }
+}

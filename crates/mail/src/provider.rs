@@ -139,7 +139,7 @@ impl Provider {
             Kind::Resend => self.resend(mail, idempotency_key),
             Kind::Postmark => self.postmark(mail),
         };
-        let call = Box::pin(async {
+        let call = async {
             let response = request
                 .send()
                 .await
@@ -147,14 +147,11 @@ impl Provider {
             let status = response.status().as_u16();
             let body: Value = response.json().await.unwrap_or(Value::Null);
             Ok::<_, String>((status, body))
-        });
-        let timeout = (self.sleep)(self.config.timeout);
-        let (status, body) = match futures_util::future::select(call, timeout).await {
-            futures_util::future::Either::Left((Ok(answer), _)) => answer,
-            futures_util::future::Either::Left((Err(e), _)) => return Sent::Failed(e),
-            futures_util::future::Either::Right(_) => {
-                return Sent::Failed(format!("no answer within {:?}", self.config.timeout))
-            }
+        };
+        let (status, body) = match edge_core::within(self.sleep, self.config.timeout, call).await {
+            Some(Ok(answer)) => answer,
+            Some(Err(e)) => return Sent::Failed(e),
+            None => return Sent::Failed(format!("no answer within {:?}", self.config.timeout)),
         };
         self.judge(status, &body)
     }

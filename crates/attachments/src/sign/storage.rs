@@ -289,7 +289,7 @@ impl HostedStorage {
 
     /// Sends, waits at most `timeout`, and sorts the answer.
     async fn call(&self, request: reqwest::RequestBuilder) -> Result<Vec<u8>, Error> {
-        let call = Box::pin(async {
+        let call = async {
             let response = request
                 .send()
                 .await
@@ -300,17 +300,15 @@ impl HostedStorage {
                 .await
                 .map_err(|e| Error::unavailable(format!("storage: reading the answer: {e}")))?;
             Ok::<_, Error>((status, body.to_vec()))
-        });
-        let timeout = (self.sleep)(self.config.timeout);
-        let (status, body) = match futures_util::future::select(call, timeout).await {
-            futures_util::future::Either::Left((answer, _)) => answer?,
-            futures_util::future::Either::Right(_) => {
-                return Err(Error::unavailable(format!(
+        };
+        let (status, body) = edge_core::within(self.sleep, self.config.timeout, call)
+            .await
+            .ok_or_else(|| {
+                Error::unavailable(format!(
                     "storage: no answer within {:?}",
                     self.config.timeout
-                )))
-            }
-        };
+                ))
+            })??;
         if (200..300).contains(&status) {
             Ok(body)
         } else {
