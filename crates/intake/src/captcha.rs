@@ -8,9 +8,10 @@
 //! - Turnstile: <https://developers.cloudflare.com/turnstile/get-started/server-side-validation/>
 //! - hCaptcha: <https://docs.hcaptcha.com/#verify-the-user-response-server-side>
 
-use edge_core::{ConfigError, Error, Vars};
+use edge_core::{ConfigError, Error, Sleep, Vars};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Provider {
@@ -59,6 +60,9 @@ pub struct CaptchaConfig {
     /// `CAPTCHA_EXPECTED_ACTION`: when set, the widget's `action` must equal it
     /// (Turnstile only; hCaptcha has no actions).
     pub expected_action: Option<String>,
+    /// `CAPTCHA_TIMEOUT_MS`: how long to wait for the provider (default
+    /// 5000); no answer in time is a 503 and nothing is written.
+    pub timeout: Duration,
 }
 
 impl std::fmt::Debug for CaptchaConfig {
@@ -68,6 +72,7 @@ impl std::fmt::Debug for CaptchaConfig {
             .field("verify_url", &self.verify_url)
             .field("expected_hostname", &self.expected_hostname)
             .field("expected_action", &self.expected_action)
+            .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
 }
@@ -86,6 +91,7 @@ impl CaptchaConfig {
             })?,
             expected_hostname: vars.optional("CAPTCHA_EXPECTED_HOSTNAME"),
             expected_action: vars.optional("CAPTCHA_EXPECTED_ACTION"),
+            timeout: Duration::from_millis(vars.parse_or("CAPTCHA_TIMEOUT_MS", 5_000u64)?),
         })
     }
 }
@@ -127,11 +133,16 @@ fn idempotency_key(token: &str) -> String {
 pub struct Captcha {
     config: CaptchaConfig,
     http: reqwest::Client,
+    sleep: Sleep,
 }
 
 impl Captcha {
-    pub fn new(config: CaptchaConfig, http: reqwest::Client) -> Self {
-        Self { config, http }
+    pub fn new(config: CaptchaConfig, http: reqwest::Client, sleep: Sleep) -> Self {
+        Self {
+            config,
+            http,
+            sleep,
+        }
     }
 
     pub fn provider(&self) -> Provider {
@@ -149,24 +160,34 @@ impl Captcha {
         if self.config.provider == Provider::Turnstile {
             form.push(("idempotency_key", &key));
         }
-        let answer = self
-            .http
-            .post(&self.config.verify_url)
-            .form(&form)
-            .send()
+        let call = async {
+            let answer = self
+                .http
+                .post(&self.config.verify_url)
+                .form(&form)
+                .send()
+                .await
+                .map_err(|e| Error::unavailable(format!("captcha provider unreachable: {e}")))?;
+            let status = answer.status();
+            if status.is_server_error() || status.as_u16() == 429 {
+                return Err(Error::unavailable(format!(
+                    "captcha provider answered {status}"
+                )));
+            }
+            answer.json::<Verdict>().await.map_err(|e| {
+                Error::unavailable(format!(
+                    "captcha provider answer unreadable ({status}): {e}"
+                ))
+            })
+        };
+        let verdict = edge_core::within(self.sleep, self.config.timeout, call)
             .await
-            .map_err(|e| Error::unavailable(format!("captcha provider unreachable: {e}")))?;
-        let status = answer.status();
-        if status.is_server_error() || status.as_u16() == 429 {
-            return Err(Error::unavailable(format!(
-                "captcha provider answered {status}"
-            )));
-        }
-        let verdict: Verdict = answer.json().await.map_err(|e| {
-            Error::unavailable(format!(
-                "captcha provider answer unreadable ({status}): {e}"
-            ))
-        })?;
+            .ok_or_else(|| {
+                Error::unavailable(format!(
+                    "captcha provider: no answer within {:?}",
+                    self.config.timeout
+                ))
+            })??;
         self.judge(&verdict)
     }
 
@@ -219,6 +240,10 @@ fn map_error_codes(codes: &[String]) -> Error {
 mod tests {
     use super::*;
 
+    fn never(_: Duration) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> {
+        Box::pin(std::future::pending())
+    }
+
     fn captcha(hostname: Option<&str>, action: Option<&str>) -> Captcha {
         Captcha::new(
             CaptchaConfig {
@@ -227,8 +252,10 @@ mod tests {
                 verify_url: "http://127.0.0.1:9".into(),
                 expected_hostname: hostname.map(str::to_owned),
                 expected_action: action.map(str::to_owned),
+                timeout: Duration::from_secs(5),
             },
             reqwest::Client::new(),
+            never,
         )
     }
 

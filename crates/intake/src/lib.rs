@@ -27,7 +27,7 @@ mod pages;
 pub mod submission;
 
 use captcha::{token_hash, Captcha, CaptchaConfig};
-use edge_core::{BodyKind, Error, HttpConfig, Method, Request, Response, Service, Vars};
+use edge_core::{BodyKind, Error, HttpConfig, Method, Request, Response, Service, Sleep, Vars};
 use edge_db::{execute, PostgrestConfig, ServiceDb, ServiceKey};
 use serde::Deserialize;
 use serde_json::json;
@@ -42,13 +42,18 @@ pub struct TicketIntake {
 }
 
 impl TicketIntake {
-    /// Reads the config once; see the README's table of variables.
-    pub fn from_vars(vars: &Vars<'_>) -> Result<Self, Error> {
+    /// Reads the config once; see the README's table of variables. `sleep`
+    /// bounds the captcha provider call.
+    pub fn from_vars(vars: &Vars<'_>, sleep: Sleep) -> Result<Self, Error> {
         let postgrest = PostgrestConfig::from_vars(vars)?;
         Ok(Self {
             http: HttpConfig::from_vars(vars)?,
             db: ServiceDb::new(&postgrest, &ServiceKey::from_vars(vars)?),
-            captcha: Captcha::new(CaptchaConfig::from_vars(vars)?, reqwest::Client::new()),
+            captcha: Captcha::new(
+                CaptchaConfig::from_vars(vars)?,
+                reqwest::Client::new(),
+                sleep,
+            ),
         })
     }
 
@@ -300,7 +305,12 @@ mod tests {
             ("CAPTCHA_SECRET", "secret"),
             ("CAPTCHA_VERIFY_URL", "http://127.0.0.1:9/siteverify"),
         ];
-        TicketIntake::from_vars(&Vars(&vars)).expect("config")
+        fn never(
+            _: std::time::Duration,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> {
+            Box::pin(std::future::pending())
+        }
+        TicketIntake::from_vars(&Vars(&vars), never).expect("config")
     }
 
     async fn post(content_type: &str, body: &str) -> Response {

@@ -74,7 +74,8 @@ struct CaptchaState {
 /// succeeds but on another site; `action-...` succeeds for another widget
 /// action; `invalid...` is `invalid-input-response`; `expired...` is
 /// `timeout-or-duplicate`; `down...` is an HTTP 503, as when the provider
-/// is down; anything else is `invalid-input-response`.
+/// is down; `slow...` answers only after 30 s; anything else is
+/// `invalid-input-response`.
 pub async fn captcha(port: u16) -> anyhow::Result<Stub> {
     let state = Arc::new(CaptchaState::default());
     let requests = Arc::clone(&state.requests);
@@ -117,6 +118,10 @@ async fn siteverify(
     }
     if token.starts_with("down") {
         return (StatusCode::SERVICE_UNAVAILABLE, "upstream unavailable").into_response();
+    }
+    if token.starts_with("slow") {
+        // Longer than any function waits: the caller's timeout decides.
+        tokio::time::sleep(std::time::Duration::from_secs(30)).await;
     }
     if token == DUMMY_TOKEN {
         return Json(success(CAPTCHA_HOSTNAME, "")).into_response();

@@ -7,12 +7,8 @@ thread_local!(static SERVICE: edge_worker::Slot<TicketIntake> = edge_worker::Slo
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
-    edge_worker::run(
-        req,
-        &env,
-        &SERVICE,
-        edge_intake::NAME,
-        TicketIntake::from_vars,
-    )
+    edge_worker::run(req, &env, &SERVICE, edge_intake::NAME, |vars| {
+        TicketIntake::from_vars(vars, edge_worker::sleep)
+    })
     .await
 }

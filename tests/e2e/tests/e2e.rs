@@ -25,6 +25,8 @@ fn main() {
         edge_stack::StackOptions::ephemeral()
             // The provider stand-in's `[hang]` must outlast this.
             .binding("EMAIL_TIMEOUT_MS", "1500")
+            // ...and the captcha stand-in's `slow` tokens this.
+            .binding("CAPTCHA_TIMEOUT_MS", "1500")
             // ticket-intake again, with PostgREST unreachable.
             .variant(
                 "ticket-intake-nodb",

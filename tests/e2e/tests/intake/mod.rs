@@ -197,6 +197,7 @@ pub async fn captcha_failures_are_refused_and_write_nothing(world: &World) -> an
         ("expired", 403),
         ("host", 403),
         ("down", 503),
+        ("slow", 503),
     ] {
         let (title, token) = (unique(prefix), unique(prefix));
         let reply = post_json(
