@@ -28,6 +28,7 @@ use message::{validate, Message, RawMessage};
 use provider::{Outgoing, Provider, ProviderConfig, Sent};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use sha2::{Digest, Sha256};
 
 pub const NAME: &str = "send-email";
 
@@ -86,8 +87,9 @@ impl SendEmail {
             return replay(reserved);
         }
 
-        // The provider's key is per user, so two users' keys never collide.
-        let provider_key = format!("{}:{}", user.user_id(), key);
+        // The provider's key is per user, so two users' keys never collide;
+        // Resend takes at most 256 characters, so a long one is hashed.
+        let provider_key = provider_key(&user.user_id().to_string(), &key);
         let outcome = self.provider.send(&outgoing(&message), &provider_key).await;
         let (message_id, error) = match &outcome {
             Sent::Accepted(id) => (Some(id.as_str()), None),
@@ -118,11 +120,14 @@ impl SendEmail {
                 reason: why,
             }),
             (Sent::Failed(why), Ok(_)) => Err(Error::BadGateway {
-                detail: "The email provider failed or did not answer in time. Your credits were refunded; you may retry."
+                detail: "The email provider failed or did not answer in time. Your credits were refunded; \
+                         send again with a new Idempotency-Key."
                     .into(),
                 reason: why,
             }),
-            (Sent::Rejected(why) | Sent::Failed(why), Err(err)) => Err(Error::unavailable(format!(
+            // Not a 503: something was written (the reservation), and the
+            // refund is owed until the mail is reconciled.
+            (Sent::Rejected(why) | Sent::Failed(why), Err(err)) => Err(Error::internal(format!(
                 "send failed ({why}) and the refund could not be recorded ({err}); mail {} stays reserved",
                 reserved.mail_id
             ))),
@@ -173,12 +178,30 @@ impl Mail {
 /// A repeated `Idempotency-Key`: the first attempt's result, never a second
 /// charge or send. Still `reserved` means the first attempt is in flight.
 fn replay(mail: Mail) -> Result<Response, Error> {
-    if mail.status == "reserved" {
-        return Err(Error::conflict(
+    match mail.status.as_str() {
+        "reserved" => Err(Error::conflict(
             "An email with this Idempotency-Key is still being sent. Retry shortly to get its result.",
-        ));
+        )),
+        // The first attempt failed and was refunded; replaying that as a
+        // success would hide that nothing was sent.
+        "refunded" => Err(Error::conflict(
+            "An email with this Idempotency-Key failed and was refunded. Send again with a new Idempotency-Key.",
+        )),
+        _ => Ok(Response::json(200, &mail.receipt())?.with_header("idempotent-replayed", "true")),
     }
-    Ok(Response::json(200, &mail.receipt())?.with_header("idempotent-replayed", "true"))
+}
+
+/// `<user>:<client key>`, hashed when longer than Resend's 256 characters.
+fn provider_key(user_id: &str, key: &str) -> String {
+    let combined = format!("{user_id}:{key}");
+    if combined.len() <= 256 {
+        return combined;
+    }
+    let digest: String = Sha256::digest(key.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("{user_id}:sha256:{digest}")
 }
 
 impl Service for SendEmail {
@@ -288,6 +311,15 @@ mod tests {
         let r = post(Some(&token), VALID).await;
         assert_eq!(r.status, 503);
         assert!(r.header("retry-after").is_some());
+    }
+
+    #[test]
+    fn provider_keys_are_per_user_and_fit_resends_limit() {
+        let user = "22222222-2222-4222-8222-222222222222";
+        assert_eq!(provider_key(user, "k-1"), format!("{user}:k-1"));
+        let long = provider_key(user, &"k".repeat(255));
+        assert!(long.len() <= 256, "{}", long.len());
+        assert_ne!(long, provider_key(user, &"k".repeat(254)));
     }
 
     #[tokio::test]

@@ -106,8 +106,9 @@ pub struct Outgoing {
 pub enum Sent {
     /// Accepted; the provider's message id.
     Accepted(String),
-    /// The provider refused this message (4xx other than 429): retrying the
-    /// same message will not help. The provider's words, for the log.
+    /// The provider refused this message (a 4xx other than 401, 403 and
+    /// 429, which are our configuration or its capacity): retrying the same
+    /// message will not help. The provider's words, for the log.
     Rejected(String),
     /// The provider failed, timed out, or could not be reached.
     Failed(String),
@@ -167,7 +168,8 @@ impl Provider {
         match (status, id) {
             (200..=299, Some(id)) => Sent::Accepted(id.to_owned()),
             (200..=299, None) => Sent::Failed(format!("{status} without a message id: {body}")),
-            (429, _) | (500.., _) => Sent::Failed(format!("{status}: {body}")),
+            // 401/403: our API key or sender is wrong, not the caller's mail.
+            (401 | 403 | 429, _) | (500.., _) => Sent::Failed(format!("{status}: {body}")),
             (400..=499, _) => Sent::Rejected(format!("{status}: {body}")),
             _ => Sent::Failed(format!("unexpected {status}: {body}")),
         }
@@ -257,7 +259,8 @@ mod tests {
                 json!({"name": "validation_error"}),
                 Sent::Rejected(String::new()),
             ),
-            (403, json!({}), Sent::Rejected(String::new())),
+            (403, json!({}), Sent::Failed(String::new())),
+            (401, json!({}), Sent::Failed(String::new())),
             (429, json!({}), Sent::Failed(String::new())),
             (500, json!({}), Sent::Failed(String::new())),
             (200, json!({}), Sent::Failed(String::new())),

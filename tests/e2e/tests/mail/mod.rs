@@ -367,6 +367,7 @@ async fn send_all(
 }
 
 pub async fn a_retry_while_the_first_is_in_flight_is_409(world: &World) -> anyhow::Result<()> {
+    // ...and once it failed, the key answers 409 too: nothing was sent.
     let (user, token) = sign_up(world).await?;
     let (before, _) = balance(world, &user).await?;
     // `[hang]`: the stand-in holds the first request past the function's
@@ -393,7 +394,17 @@ pub async fn a_retry_while_the_first_is_in_flight_is_409(world: &World) -> anyho
         "no charge in the end"
     );
     let third = send(world, &token, &mail(&subject), Some("in-flight")).await?;
-    ensure_eq!(third.status, 200, "afterwards, the first result");
-    ensure_eq!(third.json()?["status"], "refunded", "which was a refund");
+    ensure_eq!(
+        third.status,
+        409,
+        "afterwards: that key's attempt failed and was refunded"
+    );
+    ensure!(
+        third.json()?["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("new Idempotency-Key"),
+        "the answer says to use a new key"
+    );
     Ok(())
 }

@@ -1,0 +1,712 @@
+//! `send-email`'s handler after its first I/O, natively, against one local
+//! stand-in that plays PostgREST (`reserve_email`, `finalize_email`) and the
+//! provider (Resend's `POST /emails`, Postmark's `POST /email` and
+//! `/email/withTemplate`).
+//!
+//! The end-to-end suite (`tests/e2e/tests/mail`) runs the real wasm against
+//! the real database, but can only provoke what a healthy stack does: it
+//! cannot make `finalize_email` fail after a send, make the provider hang,
+//! or talk Postmark. Here each test scripts what every endpoint answers and
+//! reads back every request (path, headers, JSON body), so each outcome of
+//! reserve, send and finalize, and each combination of them, has a test
+//! that says what the caller gets and what was asked of whom.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::IntoResponse;
+use axum::routing::post;
+use axum::{Json, Router};
+use edge_core::{LogLine, Method, Request, Response, Sleep, Vars};
+use edge_mail::SendEmail;
+use edge_stack::tokens::user_token;
+use edge_stack::{DemoUser, DEMO_JWT_SECRET};
+use serde_json::{json, Value};
+
+const ANON_KEY: &str = "stub-anon-key";
+const SERVICE_KEY: &str = "stub-service-role-key";
+const API_KEY: &str = "stub-provider-key";
+const FROM: &str = "Acme <support@acme.example>";
+const MAIL_ID: &str = "0b9d2c44-5f1e-4c8a-9d3b-7a6e5f4d3c2b";
+const RESEND_ID: &str = "re_4ef9a417-02e9-4d39-ad75-9611e0fcc33c";
+const POSTMARK_ID: &str = "b7bc2f4a-e38e-4336-af7d-e6c392c2f817";
+/// What the provider says when it refuses; must never reach the caller.
+const PROVIDER_WORDS: &str = "The `to` field contains an invalid address";
+
+const RESERVE: &str = "/rpc/reserve_email";
+const FINALIZE: &str = "/rpc/finalize_email";
+const RESEND: &str = "/emails";
+const POSTMARK: &str = "/email";
+const POSTMARK_TEMPLATE: &str = "/email/withTemplate";
+
+// ------------------------------------------------------------- the stub
+
+/// How one endpoint of the stand-in answers.
+#[derive(Debug, Clone)]
+enum Reply {
+    /// What the real endpoint answers when all goes well (see [`success`]).
+    Success,
+    /// This status and JSON body.
+    Json(u16, Value),
+    /// Nothing, ever: the connection stays open.
+    Never,
+}
+
+/// A PostgREST error for a `raise exception` in SQL, as PostgREST sends it.
+fn raised(message: &str) -> Reply {
+    Reply::Json(
+        400,
+        json!({"code": "P0001", "message": message, "details": null, "hint": null}),
+    )
+}
+
+/// PostgREST when it has lost its database.
+fn postgrest_down() -> Reply {
+    Reply::Json(
+        503,
+        json!({"code": "PGRST001", "message": "Database client error. Retrying the connection.",
+               "details": "no connection to the server", "hint": null}),
+    )
+}
+
+/// What each endpoint answers. Tests start from the happy path
+/// (`Script::default()`) and change only what they are about.
+#[derive(Debug, Clone)]
+struct Script {
+    reserve: Reply,
+    /// Both providers' send endpoints.
+    provider: Reply,
+    finalize: Reply,
+}
+
+impl Default for Script {
+    fn default() -> Self {
+        Self {
+            reserve: Reply::Success,
+            provider: Reply::Success,
+            finalize: Reply::Success,
+        }
+    }
+}
+
+/// One request the stand-in received.
+#[derive(Debug, Clone)]
+struct Call {
+    path: String,
+    headers: HeaderMap,
+    body: Value,
+}
+
+impl Call {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+struct StubState {
+    script: Script,
+    calls: Mutex<Vec<Call>>,
+}
+
+/// The stand-in on a free local port; stops when dropped.
+struct Stub {
+    url: String,
+    state: Arc<StubState>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Stub {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Stub {
+    async fn start(script: Script) -> Self {
+        let state = Arc::new(StubState {
+            script,
+            calls: Mutex::default(),
+        });
+        let app = [RESERVE, FINALIZE, RESEND, POSTMARK, POSTMARK_TEMPLATE]
+            .into_iter()
+            .fold(Router::new(), |app, path| app.route(path, post(answer)))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.expect("stub server");
+        });
+        Self { url, state, task }
+    }
+
+    /// The requests to `path`, oldest first.
+    fn calls(&self, path: &str) -> Vec<Call> {
+        let calls = self.state.calls.lock().expect("lock");
+        calls.iter().filter(|c| c.path == path).cloned().collect()
+    }
+
+    /// The one request to `path`; fails the test unless there was exactly one.
+    fn only_call(&self, path: &str) -> Call {
+        let mut calls = self.calls(path);
+        assert_eq!(calls.len(), 1, "calls to {path}: {calls:#?}");
+        calls.remove(0)
+    }
+
+    /// `send-email` with PostgREST and the provider (`resend` or
+    /// `postmark`) both pointed here, and `sleep` bounding the provider.
+    fn service(&self, provider: &str, sleep: Sleep) -> SendEmail {
+        let vars = [
+            ("POSTGREST_URL", self.url.as_str()),
+            ("SUPABASE_ANON_KEY", ANON_KEY),
+            ("SUPABASE_SERVICE_ROLE_KEY", SERVICE_KEY),
+            ("SUPABASE_JWT_SECRET", DEMO_JWT_SECRET),
+            ("EMAIL_PROVIDER", provider),
+            ("EMAIL_API_KEY", API_KEY),
+            ("EMAIL_API_URL", self.url.as_str()),
+            ("EMAIL_FROM", FROM),
+        ];
+        SendEmail::from_vars(&Vars(&vars), sleep, now).expect("config")
+    }
+}
+
+/// Every endpoint: records the request, then answers as the script says.
+async fn answer(
+    State(state): State<Arc<StubState>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> axum::response::Response {
+    let path = uri.path().to_owned();
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let reply = match path.as_str() {
+        RESERVE => &state.script.reserve,
+        FINALIZE => &state.script.finalize,
+        _ => &state.script.provider,
+    };
+    let happy = success(&path, &body);
+    state.calls.lock().expect("lock").push(Call {
+        path,
+        headers,
+        body,
+    });
+    match reply {
+        Reply::Success => (StatusCode::OK, Json(happy)).into_response(),
+        Reply::Json(status, answer) => (
+            StatusCode::from_u16(*status).expect("status"),
+            Json(answer.clone()),
+        )
+            .into_response(),
+        Reply::Never => std::future::pending().await,
+    }
+}
+
+/// The real endpoints' answers when all goes well: `reserve_email` takes 2
+/// of 10 credits; `finalize_email` marks the mail sent, or refunded (with
+/// the credits back) when called with an error; the providers accept.
+fn success(path: &str, request: &Value) -> Value {
+    match path {
+        RESERVE => mail("reserved", 8, Some(false)),
+        FINALIZE if request["p_error"].is_null() => mail("sent", 8, None),
+        FINALIZE => mail("refunded", 10, None),
+        RESEND => json!({"id": RESEND_ID}),
+        _ => json!({
+            "To": request["To"], "SubmittedAt": "2026-11-23T10:00:00Z",
+            "MessageID": POSTMARK_ID, "ErrorCode": 0, "Message": "OK",
+        }),
+    }
+}
+
+/// A mail as `reserve_email` (with `replayed`) and `finalize_email` answer it.
+fn mail(status: &str, credits_remaining: i64, replayed: Option<bool>) -> Value {
+    let mut mail = json!({
+        "mail_id": MAIL_ID, "status": status,
+        "credits_used": 2, "credits_remaining": credits_remaining,
+    });
+    if let Some(replayed) = replayed {
+        mail["replayed"] = json!(replayed);
+    }
+    mail
+}
+
+// -------------------------------------------------------------- callers
+
+fn never(_: Duration) -> Pin<Box<dyn Future<Output = ()>>> {
+    Box::pin(std::future::pending())
+}
+
+fn at_once(_: Duration) -> Pin<Box<dyn Future<Output = ()>>> {
+    Box::pin(std::future::ready(()))
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn member_token() -> String {
+    user_token(DEMO_JWT_SECRET, DemoUser::Member)
+}
+
+fn custom_mail() -> Value {
+    json!({"to": ["ada@example.com", "grace@example.com"], "subject": "Hello", "text": "Hi there"})
+}
+
+/// `POST /emails` as the demo member, through the whole pipeline.
+async fn send(
+    service: &SendEmail,
+    token: &str,
+    body: &Value,
+    key: Option<&str>,
+) -> (Response, LogLine) {
+    let mut req = Request::new(Method::Post, "/emails")
+        .with_header("authorization", &format!("Bearer {token}"))
+        .with_header("content-type", "application/json")
+        .with_body(body.to_string());
+    if let Some(key) = key {
+        req = req.with_header("idempotency-key", key);
+    }
+    edge_core::serve(service, req, || 0.0).await
+}
+
+fn body(response: &Response) -> Value {
+    serde_json::from_slice(&response.body).expect("a JSON body")
+}
+
+// ---------------------------------------------------------------- tests
+
+#[tokio::test]
+async fn a_send_is_reserved_as_the_caller_sent_once_and_finalized_as_the_service() {
+    let stub = Stub::start(Script::default()).await;
+    let token = member_token();
+    let (r, _) = send(
+        &stub.service("resend", never),
+        &token,
+        &custom_mail(),
+        Some("k-1"),
+    )
+    .await;
+
+    assert_eq!(r.status, 201, "{}", body(&r));
+    assert_eq!(
+        body(&r),
+        json!({"mail_id": MAIL_ID, "status": "sent", "credits_used": 2, "credits_remaining": 8})
+    );
+
+    let reserve = stub.only_call(RESERVE);
+    assert_eq!(
+        reserve.header("authorization"),
+        Some(format!("Bearer {token}").as_str()),
+        "reserve acts as the caller"
+    );
+    assert_eq!(reserve.header("apikey"), Some(ANON_KEY));
+    assert_eq!(reserve.body["p_idempotency_key"], "k-1");
+    assert_eq!(
+        reserve.body["p_recipients"],
+        json!(["ada@example.com", "grace@example.com"])
+    );
+    assert_eq!(reserve.body["p_mail_type"], "custom");
+    assert_eq!(reserve.body["p_content"], "Hi there");
+
+    let provider = stub.only_call(RESEND);
+    assert_eq!(
+        provider.header("idempotency-key"),
+        Some(format!("{}:k-1", DemoUser::Member.id()).as_str()),
+        "the provider's key is per user"
+    );
+    assert_eq!(
+        provider.header("authorization"),
+        Some(format!("Bearer {API_KEY}").as_str())
+    );
+    assert_eq!(
+        provider.body,
+        json!({"from": FROM, "to": ["ada@example.com", "grace@example.com"],
+               "subject": "Hello", "text": "Hi there"})
+    );
+
+    let finalize = stub.only_call(FINALIZE);
+    assert_eq!(
+        finalize.header("authorization"),
+        Some(format!("Bearer {SERVICE_KEY}").as_str()),
+        "finalize acts as the service"
+    );
+    assert_eq!(finalize.header("apikey"), Some(SERVICE_KEY));
+    assert_eq!(
+        finalize.body,
+        json!({"p_mail_id": MAIL_ID, "p_provider": "resend",
+               "p_provider_message_id": RESEND_ID, "p_error": null})
+    );
+}
+
+#[tokio::test]
+async fn without_an_idempotency_key_reserve_and_the_provider_share_a_fresh_one() {
+    let stub = Stub::start(Script::default()).await;
+    let service = stub.service("resend", never);
+    for _ in 0..2 {
+        let (r, _) = send(&service, &member_token(), &custom_mail(), None).await;
+        assert_eq!(r.status, 201);
+    }
+    let reserved: Vec<String> = stub
+        .calls(RESERVE)
+        .iter()
+        .map(|c| {
+            c.body["p_idempotency_key"]
+                .as_str()
+                .expect("a key")
+                .to_owned()
+        })
+        .collect();
+    let sent: Vec<String> = stub
+        .calls(RESEND)
+        .iter()
+        .map(|c| c.header("idempotency-key").expect("a key").to_owned())
+        .collect();
+    assert_ne!(reserved[0], reserved[1], "each request is a new send");
+    for (reserved, sent) in reserved.iter().zip(&sent) {
+        assert!(uuid::Uuid::parse_str(reserved).is_ok(), "{reserved}");
+        assert_eq!(*sent, format!("{}:{reserved}", DemoUser::Member.id()));
+    }
+}
+
+#[tokio::test]
+async fn a_provider_refusal_is_422_rejected_refunded_and_keeps_the_providers_words_out() {
+    let stub = Stub::start(Script {
+        provider: Reply::Json(
+            422,
+            json!({"statusCode": 422, "name": "validation_error", "message": PROVIDER_WORDS}),
+        ),
+        ..Script::default()
+    })
+    .await;
+    let (r, log) = send(
+        &stub.service("resend", never),
+        &member_token(),
+        &custom_mail(),
+        Some("k-1"),
+    )
+    .await;
+
+    assert_eq!(r.status, 422);
+    let problem = body(&r);
+    assert_eq!(problem["code"], "rejected");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("refunded")),
+        "{problem}"
+    );
+    let text = String::from_utf8_lossy(&r.body);
+    assert!(!text.contains(PROVIDER_WORDS), "{text}");
+    assert!(!text.contains("validation_error"), "{text}");
+    assert!(
+        log.error
+            .as_deref()
+            .is_some_and(|e| e.contains(PROVIDER_WORDS)),
+        "the provider's words go to the log: {log:?}"
+    );
+
+    let finalize = stub.only_call(FINALIZE);
+    assert!(finalize.body["p_provider_message_id"].is_null());
+    assert!(
+        finalize.body["p_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("422") && e.contains("validation_error")),
+        "finalize is asked to refund: {}",
+        finalize.body
+    );
+}
+
+#[tokio::test]
+async fn a_provider_failure_is_502_and_refunded() {
+    // 5xx, a rate limit, and a success without a message id: all "failed".
+    let cases = [
+        (
+            500,
+            json!({"statusCode": 500, "name": "internal_server_error"}),
+        ),
+        (
+            429,
+            json!({"statusCode": 429, "name": "rate_limit_exceeded"}),
+        ),
+        (200, json!({})),
+    ];
+    for (status, answer) in cases {
+        let stub = Stub::start(Script {
+            provider: Reply::Json(status, answer),
+            ..Script::default()
+        })
+        .await;
+        let (r, _) = send(
+            &stub.service("resend", never),
+            &member_token(),
+            &custom_mail(),
+            Some("k-1"),
+        )
+        .await;
+
+        assert_eq!(r.status, 502, "provider {status}");
+        let problem = body(&r);
+        assert_eq!(problem["code"], "bad_gateway");
+        assert!(
+            problem["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("refunded")),
+            "{problem}"
+        );
+        let finalize = stub.only_call(FINALIZE);
+        assert!(
+            finalize.body["p_error"]
+                .as_str()
+                .is_some_and(|e| e.starts_with(&status.to_string())),
+            "provider {status}: {}",
+            finalize.body
+        );
+        assert_eq!(stub.calls(RESEND).len(), 1, "no retry of the send");
+    }
+}
+
+#[tokio::test]
+async fn a_provider_that_never_answers_is_502_and_refunded() {
+    let stub = Stub::start(Script {
+        provider: Reply::Never,
+        ..Script::default()
+    })
+    .await;
+    let (r, _) = send(
+        &stub.service("resend", at_once),
+        &member_token(),
+        &custom_mail(),
+        Some("k-1"),
+    )
+    .await;
+
+    assert_eq!(r.status, 502);
+    assert_eq!(body(&r)["code"], "bad_gateway");
+    let finalize = stub.only_call(FINALIZE);
+    assert!(
+        finalize.body["p_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("no answer within")),
+        "{}",
+        finalize.body
+    );
+}
+
+#[tokio::test]
+async fn when_reserve_refuses_nothing_is_sent_or_finalized() {
+    let cases = [
+        (
+            raised("http_402: Not enough credits: this email costs 2, you have 1"),
+            402,
+            Some("Not enough credits: this email costs 2, you have 1"),
+        ),
+        (
+            raised("http_422: Idempotency-Key was already used with a different email"),
+            422,
+            Some("Idempotency-Key was already used with a different email"),
+        ),
+        (postgrest_down(), 503, None),
+        // An answer that is not a mail: our query or the function changed.
+        (Reply::Json(200, json!([])), 500, None),
+    ];
+    for (reserve, status, detail) in cases {
+        let stub = Stub::start(Script {
+            reserve: reserve.clone(),
+            ..Script::default()
+        })
+        .await;
+        let (r, _) = send(
+            &stub.service("resend", never),
+            &member_token(),
+            &custom_mail(),
+            Some("k-1"),
+        )
+        .await;
+
+        assert_eq!(r.status, status, "{reserve:?}");
+        if let Some(detail) = detail {
+            assert_eq!(body(&r)["detail"], detail);
+        }
+        assert_eq!(stub.calls(RESERVE).len(), 1);
+        assert!(stub.calls(RESEND).is_empty(), "{reserve:?}: nothing sent");
+        assert!(
+            stub.calls(FINALIZE).is_empty(),
+            "{reserve:?}: nothing finalized"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_replayed_sent_mail_is_200_without_a_second_send_or_finalize() {
+    let stub = Stub::start(Script {
+        reserve: Reply::Json(200, mail("sent", 8, Some(true))),
+        ..Script::default()
+    })
+    .await;
+    let (r, _) = send(
+        &stub.service("resend", never),
+        &member_token(),
+        &custom_mail(),
+        Some("k-1"),
+    )
+    .await;
+
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("idempotent-replayed"), Some("true"));
+    assert_eq!(
+        body(&r),
+        json!({"mail_id": MAIL_ID, "status": "sent", "credits_used": 2, "credits_remaining": 8})
+    );
+    assert!(stub.calls(RESEND).is_empty(), "not sent again");
+    assert!(stub.calls(FINALIZE).is_empty(), "not finalized again");
+}
+
+#[tokio::test]
+async fn a_replayed_mail_still_reserved_or_refunded_is_409_and_not_sent_again() {
+    for (status, says) in [
+        ("reserved", "still being sent"),
+        ("refunded", "new Idempotency-Key"),
+    ] {
+        let stub = Stub::start(Script {
+            reserve: Reply::Json(200, mail(status, 8, Some(true))),
+            ..Script::default()
+        })
+        .await;
+        let (r, _) = send(
+            &stub.service("resend", never),
+            &member_token(),
+            &custom_mail(),
+            Some("k-1"),
+        )
+        .await;
+
+        assert_eq!(r.status, 409, "{status}");
+        assert_eq!(body(&r)["code"], "conflict");
+        assert!(
+            body(&r)["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(says),
+            "{status}"
+        );
+        assert_eq!(r.header("idempotent-replayed"), None);
+        assert!(stub.calls(RESEND).is_empty(), "not sent again");
+        assert!(stub.calls(FINALIZE).is_empty(), "not finalized");
+    }
+}
+
+#[tokio::test]
+async fn a_finalize_failure_after_a_send_is_502_saying_the_mail_was_sent() {
+    let stub = Stub::start(Script {
+        finalize: postgrest_down(),
+        ..Script::default()
+    })
+    .await;
+    let (r, log) = send(
+        &stub.service("resend", never),
+        &member_token(),
+        &custom_mail(),
+        Some("k-1"),
+    )
+    .await;
+
+    assert_eq!(r.status, 502);
+    let problem = body(&r);
+    assert_eq!(problem["code"], "bad_gateway");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("was sent") && !d.contains("refunded")),
+        "{problem}"
+    );
+    assert!(
+        log.error
+            .as_deref()
+            .is_some_and(|e| e.contains("finalize after send failed")),
+        "{log:?}"
+    );
+    assert_eq!(stub.calls(RESEND).len(), 1, "sent once, not again");
+    assert!(stub.only_call(FINALIZE).body["p_error"].is_null());
+}
+
+#[tokio::test]
+async fn a_finalize_failure_after_a_failed_send_is_500_and_the_mail_stays_reserved() {
+    let refused = Reply::Json(
+        422,
+        json!({"name": "validation_error", "message": PROVIDER_WORDS}),
+    );
+    let failed = Reply::Json(500, json!({"name": "internal_server_error"}));
+    for provider in [refused, failed] {
+        let stub = Stub::start(Script {
+            provider: provider.clone(),
+            finalize: postgrest_down(),
+            ..Script::default()
+        })
+        .await;
+        let (r, log) = send(
+            &stub.service("resend", never),
+            &member_token(),
+            &custom_mail(),
+            Some("k-1"),
+        )
+        .await;
+
+        // Not a 503 ("nothing was written"): the reservation was, and the
+        // refund is owed until the mail is reconciled.
+        assert_eq!(r.status, 500, "{provider:?}");
+        assert_eq!(body(&r)["code"], "internal");
+        assert!(!String::from_utf8_lossy(&r.body).contains("validation_error"));
+        assert!(
+            log.error
+                .as_deref()
+                .is_some_and(|e| e.contains(&format!("mail {MAIL_ID} stays reserved"))),
+            "{log:?}"
+        );
+        assert!(!stub.only_call(FINALIZE).body["p_error"].is_null());
+    }
+}
+
+#[tokio::test]
+async fn postmark_gets_its_own_endpoints_token_and_fields() {
+    let stub = Stub::start(Script::default()).await;
+    let service = stub.service("postmark", never);
+
+    let (r, _) = send(&service, &member_token(), &custom_mail(), Some("k-1")).await;
+    assert_eq!(r.status, 201, "{}", body(&r));
+    let custom = stub.only_call(POSTMARK);
+    assert_eq!(custom.header("x-postmark-server-token"), Some(API_KEY));
+    assert_eq!(custom.header("authorization"), None);
+    assert_eq!(
+        custom.header("idempotency-key"),
+        None,
+        "Postmark has no idempotency key"
+    );
+    assert_eq!(
+        custom.body,
+        json!({"From": FROM, "To": "ada@example.com,grace@example.com",
+               "Subject": "Hello", "TextBody": "Hi there", "MessageStream": "outbound"})
+    );
+    assert_eq!(
+        stub.only_call(FINALIZE).body,
+        json!({"p_mail_id": MAIL_ID, "p_provider": "postmark",
+               "p_provider_message_id": POSTMARK_ID, "p_error": null})
+    );
+
+    let template = json!({"to": "ada@example.com", "subject": "Welcome",
+                          "template_id": "welcome", "variables": {"name": "Ada"}});
+    let (r, _) = send(&service, &member_token(), &template, Some("k-2")).await;
+    assert_eq!(r.status, 201, "{}", body(&r));
+    let sent = stub.only_call(POSTMARK_TEMPLATE);
+    assert_eq!(sent.header("x-postmark-server-token"), Some(API_KEY));
+    assert_eq!(
+        sent.body,
+        json!({"From": FROM, "To": "ada@example.com", "MessageStream": "outbound",
+               "TemplateAlias": "welcome", "TemplateModel": {"name": "Ada"}})
+    );
+    assert_eq!(stub.calls(RESEND).len(), 0);
+}
