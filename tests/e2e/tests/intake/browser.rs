@@ -111,7 +111,8 @@ async fn drive(browser: &fantoccini::Client, origin: &str, world: &World) -> any
     // The widget script fills its hidden field once it has run.
     browser
         .wait()
-        .at_most(Duration::from_secs(10))
+        // Generous: a cold Chromium on a busy 2-core machine is slow.
+        .at_most(Duration::from_secs(45))
         .for_element(Locator::Css("input[name='cf-turnstile-response']"))
         .await
         .context("the captcha widget never filled its field")?;
@@ -138,7 +139,7 @@ async fn drive(browser: &fantoccini::Client, origin: &str, world: &World) -> any
         world.function("ticket-intake")
     );
     let mut url = String::new();
-    for _ in 0..100 {
+    for _ in 0..300 {
         url = browser.current_url().await?.to_string();
         if url.starts_with(&thanks) {
             break;
