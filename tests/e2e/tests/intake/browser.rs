@@ -85,7 +85,7 @@ pub async fn the_example_form_works_in_a_real_browser(world: &World) -> anyhow::
         }
     });
     let mut client = None;
-    for _ in 0..50 {
+    for _ in 0..300 {
         let attempt = ClientBuilder::rustls()?
             .capabilities(capabilities.as_object().cloned().unwrap_or_default())
             .connect(&format!("http://127.0.0.1:{port}"))
