@@ -1,4 +1,5 @@
-//! Email providers behind one interface: Resend (the default) and Postmark.
+//! Email providers behind one trait, [`EmailApi`]: Resend (the default)
+//! and Postmark, chosen by `EMAIL_PROVIDER`.
 //!
 //! Each turns an [`Outgoing`] message into its own API call and sorts the
 //! answer into sent (with the provider's message id), rejected (the
@@ -114,70 +115,39 @@ pub enum Sent {
     Failed(String),
 }
 
-pub struct Provider {
-    config: ProviderConfig,
-    http: reqwest::Client,
-    sleep: Sleep,
+/// What differs between providers: how a mail becomes their API call, and
+/// where their answer keeps the message id. The rest (the timeout, sorting
+/// answers into [`Sent`]) is shared in [`Provider`]. Adding a provider is
+/// one more implementation and one more [`Kind`].
+pub trait EmailApi {
+    fn name(&self) -> &'static str;
+    fn request(
+        &self,
+        http: &reqwest::Client,
+        config: &ProviderConfig,
+        mail: &Outgoing,
+        idempotency_key: &str,
+    ) -> reqwest::RequestBuilder;
+    fn message_id<'a>(&self, answer: &'a Value) -> Option<&'a str>;
 }
 
-impl Provider {
-    pub fn new(config: ProviderConfig, http: reqwest::Client, sleep: Sleep) -> Self {
-        Self {
-            config,
-            http,
-            sleep,
-        }
+/// Resend: bearer API key, JSON, `Idempotency-Key` honoured.
+pub struct Resend;
+
+impl EmailApi for Resend {
+    fn name(&self) -> &'static str {
+        "resend"
     }
 
-    pub fn name(&self) -> &'static str {
-        self.config.kind.name()
-    }
-
-    /// Sends `mail`. `idempotency_key` is passed on where the provider
-    /// supports one (Resend), so our own retry cannot send twice.
-    pub async fn send(&self, mail: &Outgoing, idempotency_key: &str) -> Sent {
-        let request = match self.config.kind {
-            Kind::Resend => self.resend(mail, idempotency_key),
-            Kind::Postmark => self.postmark(mail),
-        };
-        let call = async {
-            let response = request
-                .send()
-                .await
-                .map_err(|e| format!("unreachable: {e}"))?;
-            let status = response.status().as_u16();
-            let body: Value = response.json().await.unwrap_or(Value::Null);
-            Ok::<_, String>((status, body))
-        };
-        let (status, body) = match edge_core::within(self.sleep, self.config.timeout, call).await {
-            Some(Ok(answer)) => answer,
-            Some(Err(e)) => return Sent::Failed(e),
-            None => return Sent::Failed(format!("no answer within {:?}", self.config.timeout)),
-        };
-        self.judge(status, &body)
-    }
-
-    fn judge(&self, status: u16, body: &Value) -> Sent {
-        let id = match self.config.kind {
-            Kind::Resend => body["id"].as_str(),
-            // Postmark answers 200 with ErrorCode 0 on success.
-            Kind::Postmark => body["MessageID"]
-                .as_str()
-                .filter(|_| body["ErrorCode"].as_i64() == Some(0)),
-        };
-        match (status, id) {
-            (200..=299, Some(id)) => Sent::Accepted(id.to_owned()),
-            (200..=299, None) => Sent::Failed(format!("{status} without a message id: {body}")),
-            // 401/403: our API key or sender is wrong, not the caller's mail.
-            (401 | 403 | 429, _) | (500.., _) => Sent::Failed(format!("{status}: {body}")),
-            (400..=499, _) => Sent::Rejected(format!("{status}: {body}")),
-            _ => Sent::Failed(format!("unexpected {status}: {body}")),
-        }
-    }
-
-    fn resend(&self, mail: &Outgoing, idempotency_key: &str) -> reqwest::RequestBuilder {
+    fn request(
+        &self,
+        http: &reqwest::Client,
+        config: &ProviderConfig,
+        mail: &Outgoing,
+        idempotency_key: &str,
+    ) -> reqwest::RequestBuilder {
         let mut body = json!({
-            "from": self.config.from,
+            "from": config.from,
             "to": mail.to,
             "subject": mail.subject,
         });
@@ -190,16 +160,35 @@ impl Provider {
         if let Some((id, variables)) = &mail.template {
             body["template"] = json!({"id": id, "variables": variables});
         }
-        self.http
-            .post(format!("{}/emails", self.config.url))
-            .bearer_auth(&self.config.api_key)
+        http.post(format!("{}/emails", config.url))
+            .bearer_auth(&config.api_key)
             .header("idempotency-key", idempotency_key)
             .json(&body)
     }
 
-    fn postmark(&self, mail: &Outgoing) -> reqwest::RequestBuilder {
+    fn message_id<'a>(&self, answer: &'a Value) -> Option<&'a str> {
+        answer["id"].as_str()
+    }
+}
+
+/// Postmark: server token header, its own field names, templates by alias;
+/// no idempotency key (our reservation is what prevents a second send).
+pub struct Postmark;
+
+impl EmailApi for Postmark {
+    fn name(&self) -> &'static str {
+        "postmark"
+    }
+
+    fn request(
+        &self,
+        http: &reqwest::Client,
+        config: &ProviderConfig,
+        mail: &Outgoing,
+        _idempotency_key: &str,
+    ) -> reqwest::RequestBuilder {
         let mut body = json!({
-            "From": self.config.from,
+            "From": config.from,
             "To": mail.to.join(","),
             "MessageStream": "outbound",
         });
@@ -220,11 +209,77 @@ impl Provider {
                 "email"
             }
         };
-        self.http
-            .post(format!("{}/{path}", self.config.url))
-            .header("x-postmark-server-token", &self.config.api_key)
+        http.post(format!("{}/{path}", config.url))
+            .header("x-postmark-server-token", &config.api_key)
             .header("accept", "application/json")
             .json(&body)
+    }
+
+    /// Postmark answers 200 with `ErrorCode` 0 on success.
+    fn message_id<'a>(&self, answer: &'a Value) -> Option<&'a str> {
+        answer["MessageID"]
+            .as_str()
+            .filter(|_| answer["ErrorCode"].as_i64() == Some(0))
+    }
+}
+
+pub struct Provider {
+    api: Box<dyn EmailApi>,
+    config: ProviderConfig,
+    http: reqwest::Client,
+    sleep: Sleep,
+}
+
+impl Provider {
+    pub fn new(config: ProviderConfig, http: reqwest::Client, sleep: Sleep) -> Self {
+        let api: Box<dyn EmailApi> = match config.kind {
+            Kind::Resend => Box::new(Resend),
+            Kind::Postmark => Box::new(Postmark),
+        };
+        Self {
+            api,
+            config,
+            http,
+            sleep,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.api.name()
+    }
+
+    /// Sends `mail`. `idempotency_key` is passed on where the provider
+    /// supports one (Resend), so our own retry cannot send twice.
+    pub async fn send(&self, mail: &Outgoing, idempotency_key: &str) -> Sent {
+        let request = self
+            .api
+            .request(&self.http, &self.config, mail, idempotency_key);
+        let call = async {
+            let response = request
+                .send()
+                .await
+                .map_err(|e| format!("unreachable: {e}"))?;
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            Ok::<_, String>((status, body))
+        };
+        let (status, body) = match edge_core::within(self.sleep, self.config.timeout, call).await {
+            Some(Ok(answer)) => answer,
+            Some(Err(e)) => return Sent::Failed(e),
+            None => return Sent::Failed(format!("no answer within {:?}", self.config.timeout)),
+        };
+        self.judge(status, &body)
+    }
+
+    fn judge(&self, status: u16, body: &Value) -> Sent {
+        match (status, self.api.message_id(body)) {
+            (200..=299, Some(id)) => Sent::Accepted(id.to_owned()),
+            (200..=299, None) => Sent::Failed(format!("{status} without a message id: {body}")),
+            // 401/403: our API key or sender is wrong, not the caller's mail.
+            (401 | 403 | 429, _) | (500.., _) => Sent::Failed(format!("{status}: {body}")),
+            (400..=499, _) => Sent::Rejected(format!("{status}: {body}")),
+            _ => Sent::Failed(format!("unexpected {status}: {body}")),
+        }
     }
 }
 
