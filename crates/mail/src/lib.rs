@@ -24,8 +24,8 @@ pub mod provider;
 use edge_auth::{JwtConfig, Policy, Verifier};
 use edge_core::{Error, HttpConfig, Method, Request, Response, Service, Sleep, Vars};
 use edge_db::{execute, PostgrestConfig, ServiceDb, ServiceKey, UserDb};
-use message::{validate, Message, RawMessage};
-use provider::{Outgoing, Provider, ProviderConfig, Sent};
+use message::{validate, RawMessage};
+use provider::{Provider, ProviderConfig, Sent};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -90,7 +90,7 @@ impl SendEmail {
         // The provider's key is per user, so two users' keys never collide;
         // Resend takes at most 256 characters, so a long one is hashed.
         let provider_key = provider_key(&user.user_id().to_string(), &key);
-        let outcome = self.provider.send(&outgoing(&message), &provider_key).await;
+        let outcome = self.provider.send(&message, &provider_key).await;
         let (message_id, error) = match &outcome {
             Sent::Accepted(id) => (Some(id.as_str()), None),
             Sent::Rejected(why) | Sent::Failed(why) => (None, Some(why.as_str())),
@@ -132,16 +132,6 @@ impl SendEmail {
                 reserved.mail_id
             ))),
         }
-    }
-}
-
-fn outgoing(message: &Message) -> Outgoing {
-    Outgoing {
-        to: message.to.clone(),
-        subject: message.subject.clone(),
-        html: message.html.clone(),
-        text: message.text.clone(),
-        template: message.template.clone(),
     }
 }
 

@@ -92,15 +92,8 @@ impl ProviderConfig {
     }
 }
 
-/// What to send. Either a body (`html` and/or `text`) or a template.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Outgoing {
-    pub to: Vec<String>,
-    pub subject: String,
-    pub html: Option<String>,
-    pub text: Option<String>,
-    pub template: Option<(String, Value)>,
-}
+/// What to send: a validated message (a body, or a template).
+pub type Outgoing = crate::message::Message;
 
 /// How a send ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
