@@ -274,6 +274,18 @@ async fn send(
     edge_core::serve(service, req, || 0.0).await
 }
 
+/// The common case: the member sends `custom_mail()` through Resend with
+/// the key `k-1`, and the provider call never times out.
+async fn send_custom_mail(stub: &Stub) -> (Response, LogLine) {
+    send(
+        &stub.service("resend", never),
+        &member_token(),
+        &custom_mail(),
+        Some("k-1"),
+    )
+    .await
+}
+
 fn body(response: &Response) -> Value {
     serde_json::from_slice(&response.body).expect("a JSON body")
 }
@@ -383,13 +395,7 @@ async fn a_provider_refusal_is_422_rejected_refunded_and_keeps_the_providers_wor
         ..Script::default()
     })
     .await;
-    let (r, log) = send(
-        &stub.service("resend", never),
-        &member_token(),
-        &custom_mail(),
-        Some("k-1"),
-    )
-    .await;
+    let (r, log) = send_custom_mail(&stub).await;
 
     assert_eq!(r.status, 422);
     let problem = body(&r);
@@ -441,13 +447,7 @@ async fn a_provider_failure_is_502_and_refunded() {
             ..Script::default()
         })
         .await;
-        let (r, _) = send(
-            &stub.service("resend", never),
-            &member_token(),
-            &custom_mail(),
-            Some("k-1"),
-        )
-        .await;
+        let (r, _) = send_custom_mail(&stub).await;
 
         assert_eq!(r.status, 502, "provider {status}");
         let problem = body(&r);
@@ -520,13 +520,7 @@ async fn when_reserve_refuses_nothing_is_sent_or_finalized() {
             ..Script::default()
         })
         .await;
-        let (r, _) = send(
-            &stub.service("resend", never),
-            &member_token(),
-            &custom_mail(),
-            Some("k-1"),
-        )
-        .await;
+        let (r, _) = send_custom_mail(&stub).await;
 
         assert_eq!(r.status, status, "{reserve:?}");
         if let Some(detail) = detail {
@@ -548,13 +542,7 @@ async fn a_replayed_sent_mail_is_200_without_a_second_send_or_finalize() {
         ..Script::default()
     })
     .await;
-    let (r, _) = send(
-        &stub.service("resend", never),
-        &member_token(),
-        &custom_mail(),
-        Some("k-1"),
-    )
-    .await;
+    let (r, _) = send_custom_mail(&stub).await;
 
     assert_eq!(r.status, 200);
     assert_eq!(r.header("idempotent-replayed"), Some("true"));
@@ -577,13 +565,7 @@ async fn a_replayed_mail_still_reserved_or_refunded_is_409_and_not_sent_again() 
             ..Script::default()
         })
         .await;
-        let (r, _) = send(
-            &stub.service("resend", never),
-            &member_token(),
-            &custom_mail(),
-            Some("k-1"),
-        )
-        .await;
+        let (r, _) = send_custom_mail(&stub).await;
 
         assert_eq!(r.status, 409, "{status}");
         assert_eq!(body(&r)["code"], "conflict");
@@ -607,13 +589,7 @@ async fn a_finalize_failure_after_a_send_is_502_saying_the_mail_was_sent() {
         ..Script::default()
     })
     .await;
-    let (r, log) = send(
-        &stub.service("resend", never),
-        &member_token(),
-        &custom_mail(),
-        Some("k-1"),
-    )
-    .await;
+    let (r, log) = send_custom_mail(&stub).await;
 
     assert_eq!(r.status, 502);
     let problem = body(&r);
@@ -648,13 +624,7 @@ async fn a_finalize_failure_after_a_failed_send_is_500_and_the_mail_stays_reserv
             ..Script::default()
         })
         .await;
-        let (r, log) = send(
-            &stub.service("resend", never),
-            &member_token(),
-            &custom_mail(),
-            Some("k-1"),
-        )
-        .await;
+        let (r, log) = send_custom_mail(&stub).await;
 
         // Not a 503 ("nothing was written"): the reservation was, and the
         // refund is owed until the mail is reconciled.
