@@ -1,13 +1,13 @@
 //! Billing webhooks: verified, exactly-once, in-order intake of payment providers' events.
 //!
-//! The `billing-webhooks` function's logic, as an [`edge_core::Service`] that builds and
-//! tests natively; `functions/billing-webhooks` only adapts it to workerd. This slice
+//! The `billing-webhook` function's logic, as an [`edge_core::Service`] that builds and
+//! tests natively; `functions/billing-webhook` only adapts it to workerd. This slice
 //! (the foundation) serves `/health`; the function's own issue adds its routes.
 
 use edge_core::{Error, HttpConfig, Request, Response, Service, Vars};
 use edge_db::{PostgrestConfig, ServiceDb, ServiceKey};
 
-pub const NAME: &str = "billing-webhooks";
+pub const NAME: &str = "billing-webhook";
 
 pub struct BillingWebhooks {
     http: HttpConfig,

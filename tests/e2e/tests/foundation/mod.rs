@@ -9,7 +9,7 @@ use edge_e2e::{ensure_eq, Reply, World};
 /// Every function the project ships; each must be built and served.
 pub const FUNCTIONS: [&str; 4] = [
     "attachment-urls",
-    "billing-webhooks",
+    "billing-webhook",
     "send-email",
     "ticket-intake",
 ];
@@ -102,7 +102,7 @@ pub async fn wrong_method_is_405_with_allow(world: &World) -> anyhow::Result<()>
 }
 
 pub async fn oversized_body_is_413_before_any_work(world: &World) -> anyhow::Result<()> {
-    let url = format!("{}/anything", world.function("billing-webhooks"));
+    let url = format!("{}/anything", world.function("billing-webhook"));
     let body = vec![b'x'; 65 * 1024];
     let reply = Reply::read(
         world

@@ -1,4 +1,4 @@
-//! Worker entry point for `billing-webhooks`: glue only, the logic is in `edge-billing`.
+//! Worker entry point for `billing-webhook`: glue only, the logic is in `edge-billing`.
 
 use edge_billing::BillingWebhooks;
 use worker::{event, Context, Env, Request, Response, Result};
