@@ -1,29 +1,202 @@
 //! Billing webhooks: verified, exactly-once, in-order intake of payment providers' events.
 //!
 //! The `billing-webhook` function's logic, as an [`edge_core::Service`] that builds and
-//! tests natively; `functions/billing-webhook` only adapts it to workerd. This slice
-//! (the foundation) serves `/health`; the function's own issue adds its routes.
+//! tests natively; `functions/billing-webhook` only adapts it to workerd.
+//!
+//! A delivery goes: signature over the raw bytes ([`signature`]), then the
+//! provider's payload read into one provider-neutral [`event::Event`]
+//! ([`stripe`], [`lemon_squeezy`], [`paddle`]), then one PostgREST call,
+//! `apply_billing_event`, that records and applies it in a single
+//! transaction. The database decides duplicates, staleness and credits, so
+//! concurrent and repeated deliveries are safe without any state here.
 
-use edge_core::{Error, HttpConfig, Request, Response, Service, Vars};
-use edge_db::{PostgrestConfig, ServiceDb, ServiceKey};
+pub mod event;
+pub mod lemon_squeezy;
+pub mod paddle;
+mod parse;
+pub mod signature;
+pub mod stripe;
+
+use edge_core::{Error, HttpConfig, Method, Request, Response, Service, Vars};
+use edge_db::{execute, PostgrestConfig, ServiceDb, ServiceKey};
+use event::{Event, Provider};
+use serde::{Deserialize, Serialize};
+use signature::{Failure, Secrets};
 
 pub const NAME: &str = "billing-webhook";
+
+/// Providers' events are larger than the forms and JSON the other functions
+/// take (a Stripe invoice lists every line), so the default limit is higher.
+const DEFAULT_MAX_BODY_BYTES: usize = 512 * 1024;
+
+/// Stripe's own libraries default to 300 s; Paddle's SDK to 5 s, which our
+/// clock skew could exceed, so both default to 300 s (a replay inside the
+/// window is a duplicate event anyway).
+const DEFAULT_TOLERANCE_SECS: u64 = 300;
+
+/// One provider's settings: a provider with no secret is not enabled and its
+/// route answers 404.
+#[derive(Debug)]
+struct Endpoint {
+    secrets: Secrets,
+    tolerance_secs: u64,
+}
+
+impl Endpoint {
+    fn from_vars(vars: &Vars<'_>, secret: &str, tolerance: Option<&str>) -> Result<Self, Error> {
+        Ok(Self {
+            secrets: Secrets::new(vars.list(secret)),
+            tolerance_secs: match tolerance {
+                Some(name) => vars.parse_or(name, DEFAULT_TOLERANCE_SECS)?,
+                None => 0,
+            },
+        })
+    }
+}
 
 pub struct BillingWebhooks {
     http: HttpConfig,
     service_db: ServiceDb,
+    stripe: Endpoint,
+    lemon_squeezy: Endpoint,
+    paddle: Endpoint,
+    now: fn() -> i64,
 }
 
 impl BillingWebhooks {
     /// Reads the config once; see the README's table of variables.
-    pub fn from_vars(vars: &Vars<'_>) -> Result<Self, Error> {
+    pub fn from_vars(vars: &Vars<'_>, now: fn() -> i64) -> Result<Self, Error> {
         let postgrest = PostgrestConfig::from_vars(vars)?;
         Ok(Self {
-            http: HttpConfig::from_vars(vars)?,
+            http: HttpConfig::from_vars_with_body_limit(vars, DEFAULT_MAX_BODY_BYTES)?,
             service_db: ServiceDb::new(&postgrest, &ServiceKey::from_vars(vars)?),
+            stripe: Endpoint::from_vars(
+                vars,
+                "STRIPE_WEBHOOK_SECRET",
+                Some("STRIPE_WEBHOOK_TOLERANCE_SECS"),
+            )?,
+            // Lemon Squeezy signs no timestamp; there is nothing to bound.
+            lemon_squeezy: Endpoint::from_vars(vars, "LEMON_SQUEEZY_WEBHOOK_SECRET", None)?,
+            paddle: Endpoint::from_vars(
+                vars,
+                "PADDLE_WEBHOOK_SECRET",
+                Some("PADDLE_WEBHOOK_TOLERANCE_SECS"),
+            )?,
+            now,
         })
     }
+
+    fn endpoint(&self, provider: Provider) -> &Endpoint {
+        match provider {
+            Provider::Stripe => &self.stripe,
+            Provider::LemonSqueezy => &self.lemon_squeezy,
+            Provider::Paddle => &self.paddle,
+        }
+    }
+
+    /// Checks the provider's signature over the raw body; nothing has been
+    /// parsed yet.
+    fn verify(&self, provider: Provider, req: &Request) -> Result<(), Failure> {
+        let endpoint = self.endpoint(provider);
+        let now = u64::try_from((self.now)()).unwrap_or_default();
+        let body = &req.body;
+        let header = req.header(signature::header_name(provider));
+        match provider {
+            Provider::Stripe => signature::verify_stripe(
+                header,
+                body,
+                &endpoint.secrets,
+                endpoint.tolerance_secs,
+                now,
+            ),
+            Provider::LemonSqueezy => {
+                signature::verify_lemon_squeezy(header, body, &endpoint.secrets)
+            }
+            Provider::Paddle => signature::verify_paddle(
+                header,
+                body,
+                &endpoint.secrets,
+                endpoint.tolerance_secs,
+                now,
+            ),
+        }
+    }
+
+    async fn receive(&self, provider: Provider, req: &Request) -> Result<Response, Error> {
+        self.verify(provider, req)
+            .map_err(|failure| Error::InvalidSignature {
+                reason: format!("{}: {}", provider.as_str(), failure.as_str()),
+            })?;
+        let event = match provider {
+            Provider::Stripe => stripe::parse(&req.body)?,
+            Provider::LemonSqueezy => lemon_squeezy::parse(&req.body)?,
+            Provider::Paddle => paddle::parse(&req.body)?,
+        };
+        let applied = self.apply(&event).await?;
+        match applied.outcome {
+            Outcome::Failed => Err(Error::Rejected {
+                detail: format!(
+                    "The event was recorded but could not be applied: {}. A redelivery retries it.",
+                    applied.error.as_deref().unwrap_or("unknown error")
+                ),
+                reason: format!(
+                    "{} event {} ({}) failed: {}",
+                    provider.as_str(),
+                    event.event_id,
+                    event.kind,
+                    applied.error.as_deref().unwrap_or_default()
+                ),
+            }),
+            outcome => Response::json(
+                200,
+                &Received {
+                    received: true,
+                    event_id: &event.event_id,
+                    outcome,
+                },
+            ),
+        }
+    }
+
+    /// One RPC, one transaction: see the migration of `apply_billing_event`.
+    async fn apply(&self, event: &Event) -> Result<Applied, Error> {
+        execute(self.service_db.rpc(
+            "apply_billing_event",
+            &serde_json::json!({ "p_event": event }),
+        ))
+        .await
+    }
 }
+
+/// What `apply_billing_event` answers.
+#[derive(Debug, Deserialize)]
+struct Applied {
+    outcome: Outcome,
+    error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Outcome {
+    Applied,
+    Ignored,
+    Stale,
+    Duplicate,
+    Failed,
+}
+
+#[derive(Serialize)]
+struct Received<'a> {
+    received: bool,
+    event_id: &'a str,
+    outcome: Outcome,
+}
+
+const ROUTES: [(&str, Provider); 3] = [
+    ("/webhooks/stripe", Provider::Stripe),
+    ("/webhooks/lemon-squeezy", Provider::LemonSqueezy),
+    ("/webhooks/paddle", Provider::Paddle),
+];
 
 impl Service for BillingWebhooks {
     fn name(&self) -> &'static str {
@@ -35,10 +208,25 @@ impl Service for BillingWebhooks {
     fn http(&self) -> &HttpConfig {
         &self.http
     }
+    /// Providers call server to server; no browser page may.
+    async fn allows_preflight(&self, _origin: &str) -> bool {
+        false
+    }
     async fn probe(&self) -> Result<(), Error> {
         self.service_db.ping().await
     }
-    async fn handle(&self, _req: Request) -> Result<Response, Error> {
-        Err(Error::NotFound)
+    async fn handle(&self, req: Request) -> Result<Response, Error> {
+        let Some(&(_, provider)) = ROUTES.iter().find(|(route, _)| req.route_is(route)) else {
+            return Err(Error::NotFound);
+        };
+        if self.endpoint(provider).secrets.is_empty() {
+            return Err(Error::NotFound);
+        }
+        if req.method != Method::Post {
+            return Err(Error::MethodNotAllowed {
+                allow: vec![Method::Post],
+            });
+        }
+        self.receive(provider, &req).await
     }
 }

@@ -36,6 +36,11 @@ pub enum Error {
     #[error("bad request: {detail}")]
     BadRequest { detail: String },
 
+    /// 400: a signed request (a provider's webhook) whose signature does not
+    /// verify. Every cause looks the same to the sender; `reason` is logged.
+    #[error("invalid signature: {reason}")]
+    InvalidSignature { reason: String },
+
     /// 401: no credentials, or credentials that do not verify. Every cause
     /// looks the same to the caller; `reason` goes to the log only.
     #[error("unauthorized: {reason}")]
@@ -148,7 +153,7 @@ impl Error {
 
     pub fn status(&self) -> u16 {
         match self {
-            Error::BadRequest { .. } => 400,
+            Error::BadRequest { .. } | Error::InvalidSignature { .. } => 400,
             Error::Unauthorized { .. } => 401,
             Error::Forbidden { .. } => 403,
             Error::NotFound => 404,
@@ -171,6 +176,7 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self {
             Error::BadRequest { .. } => "bad_request",
+            Error::InvalidSignature { .. } => "invalid_signature",
             Error::Unauthorized { .. } => "unauthorized",
             Error::Forbidden { .. } => "forbidden",
             Error::NotFound => "not_found",
@@ -199,6 +205,9 @@ impl Error {
             | Error::Rejected { detail, .. }
             | Error::BadGateway { detail, .. } => Some(detail.clone()),
             Error::Unauthorized { .. } => Some("Missing or invalid credentials.".to_owned()),
+            Error::InvalidSignature { .. } => {
+                Some("The signature is missing or invalid.".to_owned())
+            }
             Error::NotFound => Some("No such resource.".to_owned()),
             Error::MethodNotAllowed { allow } => {
                 Some(format!("Allowed methods: {}.", Method::join(allow)))
@@ -231,6 +240,7 @@ impl Error {
     pub fn log_detail(&self) -> Option<String> {
         match self {
             Error::Unauthorized { reason }
+            | Error::InvalidSignature { reason }
             | Error::Unavailable { reason, .. }
             | Error::Rejected { reason, .. }
             | Error::BadGateway { reason, .. } => Some(reason.clone()),

@@ -27,9 +27,18 @@ impl HttpConfig {
     pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 
     pub fn from_vars(vars: &Vars<'_>) -> Result<Self, ConfigError> {
+        Self::from_vars_with_body_limit(vars, Self::DEFAULT_MAX_BODY_BYTES)
+    }
+
+    /// As [`Self::from_vars`], for a function whose bodies are usually larger
+    /// than the default (providers' webhooks).
+    pub fn from_vars_with_body_limit(
+        vars: &Vars<'_>,
+        default_max_body_bytes: usize,
+    ) -> Result<Self, ConfigError> {
         Ok(Self {
             cors_allowed_origins: vars.list("CORS_ALLOWED_ORIGINS"),
-            max_body_bytes: vars.parse_or("MAX_BODY_BYTES", Self::DEFAULT_MAX_BODY_BYTES)?,
+            max_body_bytes: vars.parse_or("MAX_BODY_BYTES", default_max_body_bytes)?,
         })
     }
 

@@ -52,6 +52,13 @@ pub const DEV_POSTGREST_PORT: u16 = 54321;
 /// `STORAGE_JWT_SECRET`); like the demo JWT secret, public and local only.
 pub const STORAGE_JWT_SECRET: &str = "local-storage-secret-at-least-32-characters";
 
+/// The webhook signing secrets billing-webhook gets locally, one per
+/// provider, in each provider's own format; tests sign deliveries with them.
+/// Public and local only, like the demo JWT secret.
+pub const STRIPE_WEBHOOK_SECRET: &str = "whsec_local_stripe_webhook_secret";
+pub const LEMON_SQUEEZY_WEBHOOK_SECRET: &str = "local-lemon-squeezy-signing-secret";
+pub const PADDLE_WEBHOOK_SECRET: &str = "pdl_ntfset_local_paddle_webhook_secret";
+
 /// Dev port of PostgreSQL (Supabase CLI's database port).
 pub const DEV_POSTGRES_PORT: u16 = 54322;
 /// Dev port of the first function (wrangler's default); the rest follow in
@@ -701,6 +708,12 @@ fn function_bindings(
         // no Storage server runs locally, and minting needs none.
         ("ATTACHMENT_SIGNER", "storage-local".to_owned()),
         ("STORAGE_JWT_SECRET", STORAGE_JWT_SECRET.to_owned()),
+        ("STRIPE_WEBHOOK_SECRET", STRIPE_WEBHOOK_SECRET.to_owned()),
+        (
+            "LEMON_SQUEEZY_WEBHOOK_SECRET",
+            LEMON_SQUEEZY_WEBHOOK_SECRET.to_owned(),
+        ),
+        ("PADDLE_WEBHOOK_SECRET", PADDLE_WEBHOOK_SECRET.to_owned()),
         ("LOG_LEVEL", "info".to_owned()),
     ];
     let mut bindings: Vec<(String, String)> = defaults

@@ -5,6 +5,7 @@
 //! stack db        PostgreSQL + PostgREST only
 //! stack pgtap     run tests/db/[0-9]*.sql with pg_prove on a throwaway database
 //! stack token W   print a JWT, W = owner | member | outsider | anon | service
+//! stack sign P F  print the signature header provider P would send with file F
 //! ```
 //!
 //! Thin glue over the `edge_stack` library, which the end-to-end tests use
@@ -29,6 +30,11 @@ usage: stack <command>
   db          PostgreSQL and PostgREST only
   pgtap       pg_prove tests/db/[0-9]*.sql against a throwaway database
   token WHO   print a JWT; WHO is owner, member, outsider, anon or service
+  sign P FILE print the webhook signature header provider P (stripe,
+              lemon-squeezy, paddle) would send with FILE's bytes, signed now
+              with $STRIPE_WEBHOOK_SECRET (etc.) or the local demo secret:
+                curl -H \"$(stack sign stripe ev.json)\" --data-binary @ev.json \\
+                  http://localhost:8788/webhooks/stripe
 
 The repository is found from STACK_ROOT or the crate's location.
 STACK_KEEP_DIR=1 keeps the temp dir (logs, cluster) after the stack stops.";
@@ -55,6 +61,10 @@ async fn run(args: &[String]) -> anyhow::Result<ExitCode> {
             println!("{}", token(who)?);
             Ok(ExitCode::SUCCESS)
         }
+        ["sign", provider, file] => {
+            println!("{}", sign(provider, file)?);
+            Ok(ExitCode::SUCCESS)
+        }
         ["help" | "-h" | "--help"] => {
             println!("{USAGE}");
             Ok(ExitCode::SUCCESS)
@@ -64,6 +74,45 @@ async fn run(args: &[String]) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(2))
         }
     }
+}
+
+/// `Name: value` for curl's `-H`, so a saved event can be replayed locally.
+fn sign(provider: &str, file: &str) -> anyhow::Result<String> {
+    use edge_billing::{event::Provider, signature};
+    let (provider, variable, demo) = match provider {
+        "stripe" => (
+            Provider::Stripe,
+            "STRIPE_WEBHOOK_SECRET",
+            edge_stack::STRIPE_WEBHOOK_SECRET,
+        ),
+        "lemon-squeezy" => (
+            Provider::LemonSqueezy,
+            "LEMON_SQUEEZY_WEBHOOK_SECRET",
+            edge_stack::LEMON_SQUEEZY_WEBHOOK_SECRET,
+        ),
+        "paddle" => (
+            Provider::Paddle,
+            "PADDLE_WEBHOOK_SECRET",
+            edge_stack::PADDLE_WEBHOOK_SECRET,
+        ),
+        other => bail!("unknown provider {other:?}: expected stripe, lemon-squeezy or paddle"),
+    };
+    // Several secrets may be configured; the first one signs.
+    let secret = std::env::var(variable)
+        .ok()
+        .and_then(|list| list.split(',').next().map(|s| s.trim().to_owned()))
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| demo.to_owned());
+    let body = std::fs::read(file).with_context(|| format!("reading {file}"))?;
+    let now = chrono::Utc::now()
+        .timestamp()
+        .try_into()
+        .unwrap_or_default();
+    Ok(format!(
+        "{}: {}",
+        signature::header_name(provider),
+        signature::sign(provider, &secret, now, &body)
+    ))
 }
 
 fn token(who: &str) -> anyhow::Result<String> {

@@ -1,0 +1,183 @@
+//! What the three providers' parsers ([`crate::stripe`], [`crate::lemon_squeezy`],
+//! [`crate::paddle`]) share: times, ids, amounts, and the split between a body
+//! that cannot be read (the handler answers 400, nothing is recorded) and an
+//! event whose object lacks what we need ([`Change::Invalid`], recorded as
+//! failed).
+
+use std::fmt;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use edge_core::Error;
+use serde::Deserialize;
+
+use crate::event::{Change, Customer, Provider};
+
+/// A body that is not the provider's event envelope, or lacks its id, type or
+/// time: answered 400 and not recorded (there is no event id to record it by).
+pub(crate) fn unreadable(provider: Provider, why: impl fmt::Display) -> Error {
+    Error::bad_request(format!(
+        "The body is not a {} webhook event: {why}.",
+        provider.as_str()
+    ))
+}
+
+/// What one event does, before the envelope's id, type and time are added.
+pub(crate) struct Parts {
+    pub account_id: Option<String>,
+    pub customer: Option<Customer>,
+    pub change: Change,
+}
+
+impl Parts {
+    pub fn new(account_id: Option<String>, customer: Option<Customer>, change: Change) -> Self {
+        Self {
+            account_id,
+            customer,
+            change,
+        }
+    }
+
+    pub fn ignored(reason: impl Into<String>) -> Self {
+        Self::new(
+            None,
+            None,
+            Change::Ignored {
+                reason: reason.into(),
+            },
+        )
+    }
+
+    pub fn invalid(error: String) -> Self {
+        Self::new(None, None, Change::Invalid { error })
+    }
+}
+
+/// Reads `object` (one event's payload, already known to be JSON) as `T`; the
+/// message says which object of which event could not be read.
+pub(crate) fn read<'a, T: Deserialize<'a>>(
+    object: &'a serde_json::Value,
+    what: &str,
+) -> Result<T, String> {
+    T::deserialize(object).map_err(|e| format!("the {what} in the payload cannot be read: {e}"))
+}
+
+/// Unix seconds as RFC 3339 UTC (`2025-09-10T12:00:05Z`); None when out of range.
+pub(crate) fn unix_to_rfc3339(secs: i64) -> Option<String> {
+    DateTime::<Utc>::from_timestamp(secs, 0).map(format_utc)
+}
+
+/// An optional unix time field as RFC 3339; an out-of-range value is an error.
+pub(crate) fn unix_field(secs: Option<i64>, field: &str) -> Result<Option<String>, String> {
+    secs.map(|s| unix_to_rfc3339(s).ok_or_else(|| format!("{field} ({s}) is not a time")))
+        .transpose()
+}
+
+/// Any RFC 3339 time (`2025-09-10T12:00:07.000000Z`, `...+02:00`) in UTC,
+/// with as many fraction digits as it needs (none when whole seconds).
+pub(crate) fn normalize_rfc3339(text: &str) -> Option<String> {
+    DateTime::parse_from_rfc3339(text.trim())
+        .ok()
+        .map(|t| format_utc(t.with_timezone(&Utc)))
+}
+
+/// An optional RFC 3339 field, normalised; an unreadable value is an error.
+pub(crate) fn time_field(text: Option<&str>, field: &str) -> Result<Option<String>, String> {
+    text.map(|t| {
+        normalize_rfc3339(t).ok_or_else(|| format!("{field} ({t:?}) is not an RFC 3339 time"))
+    })
+    .transpose()
+}
+
+fn format_utc(time: DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+/// ISO 4217 codes upper case, whatever the provider sends (Stripe: lower).
+pub(crate) fn currency(code: Option<String>) -> Option<String> {
+    non_empty(code).map(|c| c.to_ascii_uppercase())
+}
+
+/// An amount in minor units sent as a string (Paddle: `"2900"`).
+pub(crate) fn minor_units(text: &str, field: &str) -> Result<i64, String> {
+    text.trim()
+        .parse()
+        .map_err(|_| format!("{field} ({text:?}) is not an amount in minor units"))
+}
+
+/// Empty strings (Stripe's `client_reference_id: ""`) count as absent.
+pub(crate) fn non_empty(text: Option<String>) -> Option<String> {
+    text.filter(|t| !t.trim().is_empty())
+}
+
+/// An id the provider may send as a number (Lemon Squeezy: `"variant_id": 11111`)
+/// or a string (`"id": "1843920"`); we always keep it as a string.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum Id {
+    Text(String),
+    Number(i64),
+}
+
+impl fmt::Display for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Id::Text(text) => f.write_str(text),
+            Id::Number(number) => write!(f, "{number}"),
+        }
+    }
+}
+
+/// `custom_data` / `metadata`: whatever the integration put there; we read
+/// only `account_id` (a string, or a number we keep as a string).
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct CustomData {
+    #[serde(default)]
+    pub account_id: Option<Id>,
+}
+
+impl CustomData {
+    pub fn account_id(&self) -> Option<String> {
+        non_empty(self.account_id.as_ref().map(Id::to_string))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_utc_rfc3339_with_only_the_fraction_they_need() {
+        assert_eq!(
+            unix_to_rfc3339(1_757_505_605).as_deref(),
+            Some("2025-09-10T12:00:05Z")
+        );
+        assert_eq!(unix_to_rfc3339(i64::MAX), None);
+        assert_eq!(
+            normalize_rfc3339("2025-09-10T12:00:07.000000Z").as_deref(),
+            Some("2025-09-10T12:00:07Z")
+        );
+        assert_eq!(
+            normalize_rfc3339("2025-09-10T12:00:09.611250Z").as_deref(),
+            Some("2025-09-10T12:00:09.611250Z")
+        );
+        assert_eq!(
+            normalize_rfc3339("2025-09-10T14:00:00+02:00").as_deref(),
+            Some("2025-09-10T12:00:00Z")
+        );
+        assert_eq!(normalize_rfc3339("yesterday"), None);
+        assert!(time_field(Some("2025-13-01"), "ends_at").is_err());
+        assert_eq!(time_field(None, "ends_at"), Ok(None));
+    }
+
+    #[test]
+    fn ids_amounts_and_currencies() {
+        let ids: Vec<Id> = serde_json::from_str(r#"[11111, "22222"]"#).unwrap_or_default();
+        let ids: Vec<String> = ids.iter().map(Id::to_string).collect();
+        assert_eq!(ids, ["11111", "22222"]);
+        assert_eq!(minor_units("2900", "total"), Ok(2900));
+        assert!(minor_units("29.00", "total").is_err());
+        assert_eq!(currency(Some("usd".into())).as_deref(), Some("USD"));
+        assert_eq!(currency(Some(String::new())), None);
+        assert_eq!(non_empty(Some(" ".into())), None);
+    }
+}
