@@ -17,6 +17,7 @@
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use anyhow::{bail, Context as _};
+use edge_billing::{event::Provider, signature};
 use edge_stack::{
     pgtap_files, repo_root, tokens, DemoUser, Services, Stack, StackOptions, DEMO_JWT_SECRET,
 };
@@ -54,7 +55,7 @@ async fn main() -> ExitCode {
 async fn run(args: &[String]) -> anyhow::Result<ExitCode> {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     match args.as_slice() {
-        ["up"] => serve(StackOptions::dev()).await,
+        ["up"] => serve(webhook_secrets_from_env(StackOptions::dev())).await,
         ["db"] => serve(StackOptions::dev().services(Services::Database)).await,
         ["pgtap"] => pgtap().await,
         ["token", who] => {
@@ -76,26 +77,47 @@ async fn run(args: &[String]) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Each provider, the variable holding its webhook secret, and the stack's
+/// demo value for it.
+const WEBHOOK_SECRETS: [(Provider, &str, &str); 3] = [
+    (
+        Provider::Stripe,
+        "STRIPE_WEBHOOK_SECRET",
+        edge_stack::STRIPE_WEBHOOK_SECRET,
+    ),
+    (
+        Provider::LemonSqueezy,
+        "LEMON_SQUEEZY_WEBHOOK_SECRET",
+        edge_stack::LEMON_SQUEEZY_WEBHOOK_SECRET,
+    ),
+    (
+        Provider::Paddle,
+        "PADDLE_WEBHOOK_SECRET",
+        edge_stack::PADDLE_WEBHOOK_SECRET,
+    ),
+];
+
+/// A webhook secret set in the environment (the one `stripe listen` prints,
+/// say) replaces the demo one, for `up` and for `sign` alike.
+fn webhook_secrets_from_env(mut opts: StackOptions) -> StackOptions {
+    for (_, variable, _) in WEBHOOK_SECRETS {
+        if let Some(value) = std::env::var(variable)
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+        {
+            opts = opts.binding(variable, value);
+        }
+    }
+    opts
+}
+
 /// `Name: value` for curl's `-H`, so a saved event can be replayed locally.
 fn sign(provider: &str, file: &str) -> anyhow::Result<String> {
-    use edge_billing::{event::Provider, signature};
-    let (provider, variable, demo) = match provider {
-        "stripe" => (
-            Provider::Stripe,
-            "STRIPE_WEBHOOK_SECRET",
-            edge_stack::STRIPE_WEBHOOK_SECRET,
-        ),
-        "lemon-squeezy" => (
-            Provider::LemonSqueezy,
-            "LEMON_SQUEEZY_WEBHOOK_SECRET",
-            edge_stack::LEMON_SQUEEZY_WEBHOOK_SECRET,
-        ),
-        "paddle" => (
-            Provider::Paddle,
-            "PADDLE_WEBHOOK_SECRET",
-            edge_stack::PADDLE_WEBHOOK_SECRET,
-        ),
-        other => bail!("unknown provider {other:?}: expected stripe, lemon-squeezy or paddle"),
+    let Some(&(provider, variable, demo)) = WEBHOOK_SECRETS
+        .iter()
+        .find(|(p, _, _)| p.as_str() == provider)
+    else {
+        bail!("unknown provider {provider:?}: expected stripe, lemon-squeezy or paddle");
     };
     // Several secrets may be configured; the first one signs.
     let secret = std::env::var(variable)
@@ -216,6 +238,13 @@ fn print_summary(stack: &Stack, want_functions: bool) {
         // Delivered to the local Resend stand-in, charged to the owner.
         println!(
             "  curl -i {url}/emails -H 'authorization: Bearer {owner}' -H 'content-type: application/json' -H \"idempotency-key: demo-$RANDOM\" -d '{{\"to\":\"ada@example.com\",\"subject\":\"Hello\",\"text\":\"Sent from the local stack.\"}}'"
+        );
+    }
+    if let Some(url) = stack.functions().get("billing-webhook") {
+        // A documented Stripe event, signed as Stripe would with the
+        // stack's secret; the second delivery answers "duplicate".
+        println!(
+            "  f=crates/billing/fixtures/stripe/customer.subscription.created.json; curl -i {url}/webhooks/stripe -H \"$(cargo run -q -p edge-stack -- sign stripe $f)\" --data-binary @$f"
         );
     }
     if let Some(url) = stack.functions().get("ticket-intake") {

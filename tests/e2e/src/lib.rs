@@ -230,6 +230,9 @@ fn escape(token: &str) -> String {
 /// rather than panicking so the harness reports it cleanly.
 #[macro_export]
 macro_rules! ensure_eq {
+    ($left:expr, $right:expr $(,)?) => {
+        $crate::ensure_eq!($left, $right, "{}", stringify!($left))
+    };
     ($left:expr, $right:expr, $($msg:tt)+) => {{
         let (left, right) = (&$left, &$right);
         if left != right {
