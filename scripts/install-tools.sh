@@ -2,7 +2,8 @@
 # Installs what building and running the stack needs on a fresh Debian 12
 # machine with rustup and node/npm: the wasm target, worker-build,
 # wasm-bindgen-cli (matching Cargo.lock), PostgreSQL 15 + pgTAP + pg_prove,
-# Chromium + ChromeDriver (the example form's browser test),
+# Chromium + ChromeDriver (the example form's browser test), s3s-fs (the
+# S3-compatible server the e2e tests check presigned URLs against),
 # and the npm tools (wrangler/workerd, PostgREST, wasm-opt, esbuild).
 #
 # Idempotent: each step checks what is there and skips, so a second run
@@ -13,6 +14,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
 WORKER_BUILD_VERSION=0.8.7
+S3S_FS_VERSION=0.14.1
 APT_PACKAGES=(postgresql-15 postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl chromium chromium-driver)
 
 # cargo installs land here; make them visible to the checks below.
@@ -44,6 +46,17 @@ if [[ "$(version_of worker-build)" == "$WORKER_BUILD_VERSION" ]]; then
 else
   cargo install worker-build --version "$WORKER_BUILD_VERSION" --locked --quiet
   say "worker-build" "$WORKER_BUILD_VERSION installed"
+fi
+
+# --- s3s-fs --------------------------------------------------------------------
+# It verifies SigV4 presigned URLs (signature and expiry), which npm's s3rver
+# does not; crates/stack/src/s3.rs starts it. 0.14.1 is the last release
+# that builds with Rust 1.95 (0.15+ need 1.96).
+if [[ "$(version_of s3s-fs)" == "$S3S_FS_VERSION" ]]; then
+  say "s3s-fs" "$S3S_FS_VERSION present"
+else
+  cargo install s3s-fs --version "$S3S_FS_VERSION" --features binary --locked --quiet
+  say "s3s-fs" "$S3S_FS_VERSION installed"
 fi
 
 # --- wasm-bindgen-cli -----------------------------------------------------------

@@ -28,6 +28,7 @@ mod net;
 mod postgres;
 mod postgrest;
 mod process;
+pub mod s3;
 pub mod stubs;
 pub mod tokens;
 mod workerd;
@@ -104,6 +105,8 @@ pub struct StackOptions {
     /// bindings of their own: e.g. `ticket-intake` pointed at a PostgREST
     /// that is down, served beside the real one.
     pub variants: Vec<Variant>,
+    /// Start an S3-compatible server for the functions ([`s3`]).
+    pub s3: bool,
     /// HS256 secret shared by PostgREST, the functions and the minted tokens.
     pub jwt_secret: String,
     /// Keep the temp directory (logs, cluster, workerd config) after the
@@ -122,6 +125,7 @@ impl StackOptions {
             functions: None,
             bindings: Vec::new(),
             variants: Vec::new(),
+            s3: false,
             jwt_secret: DEMO_JWT_SECRET.to_owned(),
             keep_dir: std::env::var_os("STACK_KEEP_DIR").is_some_and(|v| !v.is_empty() && v != "0"),
         }
@@ -244,6 +248,7 @@ pub struct Stack {
     captcha: Option<stubs::Stub>,
     email: Option<stubs::Stub>,
     auth: Option<stubs::Stub>,
+    s3: Option<s3::S3Server>,
     root: PathBuf,
     db_port: u16,
     db_url: String,
@@ -303,6 +308,12 @@ impl Stack {
                 );
             }
         }
+        // Before the other ports are chosen, so none of them can be its.
+        let s3 = if opts.s3 && !names.is_empty() {
+            Some(s3::S3Server::start(&dir).await?)
+        } else {
+            None
+        };
         let (db_port, postgrest_port, function_ports) =
             choose_ports(opts.ports, names.len() + variants.len())?;
         // Third parties the functions call, stood in for locally; their
@@ -349,6 +360,7 @@ impl Stack {
                     ),
                 ]
             }))
+            .chain(s3.iter().flat_map(s3::S3Server::bindings))
             .map(|(k, v)| (k.to_owned(), v))
             .collect();
         let db_url = format!("postgresql://postgres:postgres@127.0.0.1:{db_port}/postgres");
@@ -418,6 +430,7 @@ impl Stack {
             captcha,
             email,
             auth,
+            s3,
             root,
             db_port,
             db_url,
@@ -581,6 +594,9 @@ impl Stack {
         }
         if let Some(p) = self.workerd.as_mut() {
             p.ensure_running()?;
+        }
+        if let Some(s3) = self.s3.as_mut() {
+            s3.process().ensure_running()?;
         }
         Ok(())
     }

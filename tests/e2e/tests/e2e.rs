@@ -6,6 +6,7 @@ mod foundation;
 mod intake;
 mod mail;
 
+use attachments::s3;
 use edge_e2e::{Case, CaseFuture, World};
 use foundation::db;
 use intake::browser;
@@ -38,6 +39,13 @@ fn main() {
                 "ticket-intake-misconfigured",
                 "ticket-intake",
                 &[("CAPTCHA_PROVIDER", "recaptcha")],
+            )
+            // attachment-urls again, presigning for a local S3 server (s3s-fs).
+            .with_s3()
+            .variant(
+                "attachment-urls-s3",
+                "attachment-urls",
+                &[("ATTACHMENT_SIGNER", "s3")],
             ),
         cases![
             foundation::health_answers_on_every_function,
@@ -78,6 +86,9 @@ fn main() {
             attachments::members_get_signed_urls_others_get_404s,
             attachments::upload_urls_insert_the_row_only_where_rls_allows,
             attachments::traversal_and_oversized_uploads_are_refused,
+            s3::signed_urls_upload_to_and_download_from_the_store,
+            s3::the_store_refuses_tampered_urls,
+            s3::the_store_refuses_expired_urls,
         ],
     )
 }

@@ -10,6 +10,9 @@ use edge_stack::DemoUser;
 use jwt_compact::{alg::Hs256, alg::Hs256Key, prelude::*};
 use serde_json::{json, Value};
 
+/// The same routes with the `s3` signer, against a real S3-compatible server.
+pub mod s3;
+
 const FUNCTION: &str = "attachment-urls";
 /// The seeded attachment on Acme's ticket (`hello.txt`).
 const SEEDED: &str = "dddddddd-dddd-4ddd-8ddd-dddddddddddd";

@@ -102,7 +102,7 @@ pub async fn wrong_method_is_405_with_allow(world: &World) -> anyhow::Result<()>
 }
 
 pub async fn oversized_body_is_413_before_any_work(world: &World) -> anyhow::Result<()> {
-    let url = format!("{}/anything", world.function("billing-webhook"));
+    let url = format!("{}/anything", world.function("attachment-urls"));
     let body = vec![b'x'; 65 * 1024];
     let reply = Reply::read(
         world
