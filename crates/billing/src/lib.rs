@@ -99,27 +99,14 @@ impl BillingWebhooks {
     fn verify(&self, provider: Provider, req: &Request) -> Result<(), Failure> {
         let endpoint = self.endpoint(provider);
         let now = u64::try_from((self.now)()).unwrap_or_default();
-        let body = &req.body;
-        let header = req.header(signature::header_name(provider));
-        match provider {
-            Provider::Stripe => signature::verify_stripe(
-                header,
-                body,
-                &endpoint.secrets,
-                endpoint.tolerance_secs,
-                now,
-            ),
-            Provider::LemonSqueezy => {
-                signature::verify_lemon_squeezy(header, body, &endpoint.secrets)
-            }
-            Provider::Paddle => signature::verify_paddle(
-                header,
-                body,
-                &endpoint.secrets,
-                endpoint.tolerance_secs,
-                now,
-            ),
-        }
+        signature::verify(
+            provider,
+            req.header(signature::header_name(provider)),
+            &req.body,
+            &endpoint.secrets,
+            endpoint.tolerance_secs,
+            now,
+        )
     }
 
     async fn receive(&self, provider: Provider, req: &Request) -> Result<Response, Error> {

@@ -43,12 +43,17 @@ pub fn sign(provider: Provider, secret: &str, timestamp: u64, body: &[u8]) -> St
         }
         hex::encode(mac.finalize().into_bytes())
     };
+    let Some(scheme) = Timestamped::of(provider) else {
+        return digest(&[body]);
+    };
     let t = timestamp.to_string();
-    match provider {
-        Provider::Stripe => format!("t={t},v1={}", digest(&[t.as_bytes(), b".", body])),
-        Provider::LemonSqueezy => digest(&[body]),
-        Provider::Paddle => format!("ts={t};h1={}", digest(&[t.as_bytes(), b":", body])),
-    }
+    format!(
+        "{}={t}{}{}={}",
+        scheme.time_key,
+        scheme.separator,
+        scheme.signature_key,
+        digest(&[t.as_bytes(), scheme.joiner, body])
+    )
 }
 
 /// Why a delivery was refused. Logged, never sent back.
@@ -113,41 +118,85 @@ impl fmt::Debug for Secrets {
     }
 }
 
-/// Stripe's scheme. `tolerance_secs` bounds |now - t| in both directions.
-pub fn verify_stripe(
+/// Checks `provider`'s signature `header` over `body`. `tolerance_secs`
+/// bounds |now - signed time| in both directions (Stripe, Paddle; Lemon
+/// Squeezy signs no time).
+pub fn verify(
+    provider: Provider,
     header: Option<&str>,
     body: &[u8],
     secrets: &Secrets,
     tolerance_secs: u64,
     now: u64,
-) -> Result<(), Failure> {
-    let (timestamp, signatures) = timestamped(header, ',', "t", "v1")?;
-    check_time(&timestamp, tolerance_secs, now)?;
-    matches(secrets, &[timestamp.as_bytes(), b".", body], &signatures)
-}
-
-/// Paddle Billing's scheme. `tolerance_secs` bounds |now - ts| in both directions.
-pub fn verify_paddle(
-    header: Option<&str>,
-    body: &[u8],
-    secrets: &Secrets,
-    tolerance_secs: u64,
-    now: u64,
-) -> Result<(), Failure> {
-    let (timestamp, signatures) = timestamped(header, ';', "ts", "h1")?;
-    check_time(&timestamp, tolerance_secs, now)?;
-    matches(secrets, &[timestamp.as_bytes(), b":", body], &signatures)
-}
-
-/// Lemon Squeezy's scheme: the header is the hex digest itself.
-pub fn verify_lemon_squeezy(
-    header: Option<&str>,
-    body: &[u8],
-    secrets: &Secrets,
 ) -> Result<(), Failure> {
     let header = header.ok_or(Failure::Missing)?;
-    let signature = decode_hex(header.trim())?;
-    matches(secrets, &[body], &[signature])
+    let Some(scheme) = Timestamped::of(provider) else {
+        // Lemon Squeezy: the header is the hex digest itself.
+        let signature = decode_hex(header.trim())?;
+        return matches(secrets, &[body], &[signature]);
+    };
+    let (timestamp, signatures) = scheme.split(header)?;
+    check_time(&timestamp, tolerance_secs, now)?;
+    matches(
+        secrets,
+        &[timestamp.as_bytes(), scheme.joiner, body],
+        &signatures,
+    )
+}
+
+/// A scheme whose header carries a timestamp and signatures of
+/// `<timestamp><joiner><body>`: `t=..,v1=..` (Stripe), `ts=..;h1=..` (Paddle).
+struct Timestamped {
+    separator: char,
+    time_key: &'static str,
+    signature_key: &'static str,
+    joiner: &'static [u8],
+}
+
+impl Timestamped {
+    fn of(provider: Provider) -> Option<Self> {
+        match provider {
+            Provider::Stripe => Some(Self {
+                separator: ',',
+                time_key: "t",
+                signature_key: "v1",
+                joiner: b".",
+            }),
+            Provider::Paddle => Some(Self {
+                separator: ';',
+                time_key: "ts",
+                signature_key: "h1",
+                joiner: b":",
+            }),
+            Provider::LemonSqueezy => None,
+        }
+    }
+
+    /// The one timestamp and the signatures of our scheme (others, such as
+    /// Stripe's `v0`, are skipped). A repeated timestamp is malformed: which
+    /// one was signed?
+    fn split(&self, header: &str) -> Result<(String, Vec<Vec<u8>>), Failure> {
+        let mut timestamp = None;
+        let mut signatures = Vec::new();
+        for pair in header.split(self.separator) {
+            let (key, value) = pair.trim().split_once('=').ok_or(Failure::Malformed)?;
+            if key == self.time_key {
+                if timestamp.is_some()
+                    || value.is_empty()
+                    || !value.bytes().all(|b| b.is_ascii_digit())
+                {
+                    return Err(Failure::Malformed);
+                }
+                timestamp = Some(value.to_owned());
+            } else if key == self.signature_key {
+                signatures.push(decode_hex(value)?);
+            }
+        }
+        match timestamp {
+            Some(timestamp) if !signatures.is_empty() => Ok((timestamp, signatures)),
+            _ => Err(Failure::Malformed),
+        }
+    }
 }
 
 fn matches(secrets: &Secrets, parts: &[&[u8]], signatures: &[Vec<u8>]) -> Result<(), Failure> {
@@ -155,35 +204,6 @@ fn matches(secrets: &Secrets, parts: &[&[u8]], signatures: &[Vec<u8>]) -> Result
         Ok(())
     } else {
         Err(Failure::Mismatch)
-    }
-}
-
-/// Splits `k=v<sep>k=v...` into the one timestamp and the signatures of the
-/// scheme we check. A repeated timestamp is malformed: which one was signed?
-fn timestamped(
-    header: Option<&str>,
-    separator: char,
-    time_key: &str,
-    scheme: &str,
-) -> Result<(String, Vec<Vec<u8>>), Failure> {
-    let header = header.ok_or(Failure::Missing)?;
-    let mut timestamp = None;
-    let mut signatures = Vec::new();
-    for pair in header.split(separator) {
-        let (key, value) = pair.trim().split_once('=').ok_or(Failure::Malformed)?;
-        if key == time_key {
-            if timestamp.is_some() || value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit())
-            {
-                return Err(Failure::Malformed);
-            }
-            timestamp = Some(value.to_owned());
-        } else if key == scheme {
-            signatures.push(decode_hex(value)?);
-        }
-    }
-    match timestamp {
-        Some(timestamp) if !signatures.is_empty() => Ok((timestamp, signatures)),
-        _ => Err(Failure::Malformed),
     }
 }
 
@@ -234,11 +254,25 @@ mod tests {
     }
 
     fn stripe(header: &str, body: &[u8], configured: &[&str]) -> Result<(), Failure> {
-        verify_stripe(Some(header), body, &secrets(configured), 300, NOW)
+        verify(
+            Provider::Stripe,
+            Some(header),
+            body,
+            &secrets(configured),
+            300,
+            NOW,
+        )
     }
 
     fn paddle(header: &str, body: &[u8], configured: &[&str]) -> Result<(), Failure> {
-        verify_paddle(Some(header), body, &secrets(configured), 300, NOW)
+        verify(
+            Provider::Paddle,
+            Some(header),
+            body,
+            &secrets(configured),
+            300,
+            NOW,
+        )
     }
 
     /// Stripe's documented construction, computed independently: HMAC-SHA256
@@ -297,7 +331,14 @@ mod tests {
             Err(Failure::OutsideTolerance)
         );
         assert_eq!(stripe(&edge, BODY, &["s"]), Ok(()));
-        let wide = verify_stripe(Some(&old), BODY, &secrets(&["s"]), 600, NOW);
+        let wide = verify(
+            Provider::Stripe,
+            Some(&old),
+            BODY,
+            &secrets(&["s"]),
+            600,
+            NOW,
+        );
         assert_eq!(wide, Ok(()));
     }
 
@@ -305,7 +346,7 @@ mod tests {
     fn stripe_malformed_headers() {
         let good = digest("s", &joined(NOW, ".", BODY));
         assert_eq!(
-            verify_stripe(None, BODY, &secrets(&["s"]), 300, NOW),
+            verify(Provider::Stripe, None, BODY, &secrets(&["s"]), 300, NOW),
             Err(Failure::Missing)
         );
         for header in [
@@ -362,7 +403,7 @@ mod tests {
         assert_eq!(paddle(&stripe_style, BODY, &["k"]), Err(Failure::Mismatch));
         assert_eq!(paddle("ts=1;h1", BODY, &["k"]), Err(Failure::Malformed));
         assert_eq!(
-            verify_paddle(None, BODY, &secrets(&["k"]), 300, NOW),
+            verify(Provider::Paddle, None, BODY, &secrets(&["k"]), 300, NOW),
             Err(Failure::Missing)
         );
     }
@@ -370,8 +411,9 @@ mod tests {
     #[test]
     fn lemon_squeezy_valid_tampered_rotated() {
         let header = digest("ls_secret", BODY);
-        let check =
-            |h: &str, body: &[u8], s: &[&str]| verify_lemon_squeezy(Some(h), body, &secrets(s));
+        let check = |h: &str, body: &[u8], s: &[&str]| {
+            verify(Provider::LemonSqueezy, Some(h), body, &secrets(s), 0, NOW)
+        };
         assert_eq!(check(&header, BODY, &["ls_secret"]), Ok(()));
         assert_eq!(check(&header.to_uppercase(), BODY, &["ls_secret"]), Ok(()));
         assert_eq!(
@@ -386,7 +428,14 @@ mod tests {
             Err(Failure::Malformed)
         );
         assert_eq!(
-            verify_lemon_squeezy(None, BODY, &secrets(&["ls_secret"])),
+            verify(
+                Provider::LemonSqueezy,
+                None,
+                BODY,
+                &secrets(&["ls_secret"]),
+                0,
+                NOW
+            ),
             Err(Failure::Missing)
         );
     }
