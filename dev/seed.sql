@@ -173,3 +173,16 @@ select public.grant_credits(
   'manual_adjustment',
   'seed:outsider-low-balance'
 );
+
+-- Which prices give credits, with the ids the documented payloads in
+-- crates/billing/fixtures use, so replaying them locally grants credits: a
+-- 100-credit pack bought once, and a plan granting 500 each paid period.
+insert into public.billing_credit_prices (provider, price_id, credits, grant_on)
+values
+  ('stripe', 'price_credits_100', 100, 'purchase'),
+  ('stripe', 'price_pro_monthly', 500, 'renewal'),
+  ('lemon-squeezy', '22222', 100, 'purchase'),
+  ('lemon-squeezy', '11111', 500, 'renewal'),
+  ('paddle', 'pri_01k4c7credits1000000000000', 100, 'purchase'),
+  ('paddle', 'pri_01k4c7promonthly0000000000', 500, 'renewal')
+on conflict (provider, price_id) do nothing;

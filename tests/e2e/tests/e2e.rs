@@ -2,6 +2,7 @@
 //! wasm in workerd) for all cases. Each function's issue adds a module.
 
 mod attachments;
+mod billing;
 mod foundation;
 mod intake;
 mod mail;
@@ -39,6 +40,12 @@ fn main() {
                 "ticket-intake-misconfigured",
                 "ticket-intake",
                 &[("CAPTCHA_PROVIDER", "recaptcha")],
+            )
+            // billing-webhook again, with PostgREST unreachable.
+            .variant(
+                "billing-webhook-nodb",
+                "billing-webhook",
+                &[("POSTGREST_URL", "http://127.0.0.1:9")],
             )
             // attachment-urls again, presigning for a local S3 server (s3s-fs).
             .with_s3()
@@ -89,6 +96,17 @@ fn main() {
             s3::signed_urls_upload_to_and_download_from_the_store,
             s3::the_store_refuses_tampered_urls,
             s3::the_store_refuses_expired_urls,
+            billing::bad_signatures_are_400_and_write_nothing,
+            billing::a_stripe_subscription_lives_and_ends_in_the_right_rows,
+            billing::a_lemon_squeezy_subscription_lives_and_ends_in_the_right_rows,
+            billing::a_paddle_subscription_lives_and_ends_in_the_right_rows,
+            billing::the_same_event_twice_or_ten_times_at_once_applies_once,
+            billing::events_out_of_order_end_in_the_newest_state,
+            billing::credit_packs_grant_credits_once_even_when_redelivered,
+            billing::with_the_database_down_it_is_503_then_the_retry_applies_once,
+            billing::unknown_events_are_recorded_and_ignored,
+            billing::an_event_that_cannot_be_applied_yet_is_422_then_retried,
+            billing::account_members_read_billing_rows_others_do_not,
         ],
     )
 }
