@@ -88,7 +88,7 @@ impl AttachmentUrls {
             http: HttpConfig::from_vars(vars)?,
             service_db: ServiceDb::new(&postgrest, &ServiceKey::from_vars(vars)?),
             postgrest,
-            verifier: Verifier::new(JwtConfig::from_vars(vars)?, http.clone()),
+            verifier: Verifier::new(JwtConfig::from_vars(vars)?, http.clone(), sleep),
             signer: Signer::new(SignerConfig::from_vars(vars)?, http, sleep),
             limits: UploadLimits::from_vars(vars)?,
             now,

@@ -25,11 +25,15 @@ pub struct JwtConfig {
     /// `JWT_LEEWAY_SECS`: how far our clock and the issuer's may disagree
     /// when checking `exp` and `nbf`. Default 30, at most 300.
     pub leeway_secs: u32,
+    /// `JWKS_TIMEOUT_MS`: how long to wait for the JWKS. Default 5000; past
+    /// it the request is a 503 (or, with keys already known, they are used).
+    pub jwks_timeout_ms: u64,
 }
 
 impl JwtConfig {
     pub const DEFAULT_AUDIENCE: &'static str = "authenticated";
     pub const DEFAULT_LEEWAY_SECS: u32 = 30;
+    pub const DEFAULT_JWKS_TIMEOUT_MS: u64 = 5000;
     const MAX_LEEWAY_SECS: u32 = 300;
     /// Where Supabase Auth publishes its signing keys, under the project URL.
     pub const JWKS_PATH: &'static str = "/auth/v1/.well-known/jwks.json";
@@ -68,6 +72,7 @@ impl JwtConfig {
                 .unwrap_or_else(|| Self::DEFAULT_AUDIENCE.to_owned()),
             issuer: vars.optional("JWT_ISSUER"),
             leeway_secs,
+            jwks_timeout_ms: vars.parse_or("JWKS_TIMEOUT_MS", Self::DEFAULT_JWKS_TIMEOUT_MS)?,
         })
     }
 }
@@ -126,6 +131,7 @@ mod tests {
                 audience: "authenticated".into(),
                 issuer: None,
                 leeway_secs: 30,
+                jwks_timeout_ms: 5000,
             }
         );
     }

@@ -17,10 +17,11 @@
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use edge_core::Error;
+use edge_core::{within, Error, Sleep};
 use serde::Deserialize;
 
 use crate::backend::{self, PublicKey};
@@ -94,6 +95,7 @@ impl JwksCache {
     pub(crate) async fn key(
         &self,
         http: &reqwest::Client,
+        deadline: (Sleep, Duration),
         kid: &str,
         now: i64,
     ) -> Result<(Entry, bool), Error> {
@@ -104,7 +106,19 @@ impl JwksCache {
         };
         // The lock is not held here: other requests keep verifying with
         // the current keys while this one waits for the auth server.
-        match fetch(http, &self.url).await {
+        // fetch() in workerd has no timeout: an auth server that never
+        // answers must not hold the request (and its CPU slot) forever.
+        let (sleep, limit) = deadline;
+        let fetched = within(sleep, limit, fetch(http, &self.url))
+            .await
+            .unwrap_or_else(|| {
+                Err(format!(
+                    "JWKS fetch from {} took longer than {} ms",
+                    self.url,
+                    limit.as_millis()
+                ))
+            });
+        match fetched {
             Ok(keys) => {
                 let keys = import_all(keys).await;
                 let mut state = self.lock();

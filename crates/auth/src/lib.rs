@@ -39,7 +39,7 @@ use std::fmt;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, TimeDelta, Utc};
-use edge_core::{Error, Request};
+use edge_core::{Error, Request, Sleep};
 use jwt_compact::alg::{Hs256, Hs256Key, Hs256Signature};
 use jwt_compact::{Algorithm, AlgorithmSignature, TimeOptions, UntrustedToken, ValidationError};
 use uuid::Uuid;
@@ -158,6 +158,7 @@ impl fmt::Debug for AuthenticatedUser {
 pub struct Verifier {
     config: JwtConfig,
     http: reqwest::Client,
+    sleep: Sleep,
     hmac_key: Option<Hs256Key>,
     jwks: Option<JwksCache>,
     verified: Mutex<VerifiedTokens>,
@@ -173,9 +174,11 @@ impl fmt::Debug for Verifier {
 
 impl Verifier {
     /// `http` fetches the JWKS: natively on tokio, in workerd through
-    /// `fetch`. Nothing is fetched until a token needs a key.
-    pub fn new(config: JwtConfig, http: reqwest::Client) -> Self {
+    /// `fetch`, bounded by `config.jwks_timeout_ms` on `sleep`'s timer.
+    /// Nothing is fetched until a token needs a key.
+    pub fn new(config: JwtConfig, http: reqwest::Client, sleep: Sleep) -> Self {
         Self {
+            sleep,
             hmac_key: config.secret.as_ref().map(|s| Hs256Key::new(s.as_bytes())),
             jwks: config.jwks_url.clone().map(JwksCache::new),
             verified: Mutex::new(VerifiedTokens::default()),
@@ -281,7 +284,11 @@ impl Verifier {
                         kid.len()
                     )));
                 }
-                let (entry, refreshed) = jwks.key(&self.http, kid, now).await?;
+                let deadline = (
+                    self.sleep,
+                    std::time::Duration::from_millis(self.config.jwks_timeout_ms),
+                );
+                let (entry, refreshed) = jwks.key(&self.http, deadline, kid, now).await?;
                 if refreshed {
                     // Tokens verified against the old key set may have used
                     // a key that is gone now.

@@ -246,11 +246,16 @@ fn config(jwks_url: Option<&str>) -> JwtConfig {
         audience: "authenticated".into(),
         issuer: None,
         leeway_secs: 30,
+        jwks_timeout_ms: 5000,
     }
 }
 
+fn tokio_sleep(d: std::time::Duration) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> {
+    Box::pin(tokio::time::sleep(d))
+}
+
 fn verifier(config: JwtConfig) -> Verifier {
-    Verifier::new(config, reqwest::Client::new())
+    Verifier::new(config, reqwest::Client::new(), tokio_sleep)
 }
 
 fn reason(err: &Error) -> String {
@@ -746,6 +751,43 @@ async fn jwks_that_cannot_be_fetched_is_503_not_401() {
 }
 
 #[tokio::test]
+async fn a_jwks_server_that_never_answers_is_503_after_the_timeout() {
+    // Accepts connections and then says nothing, like a hung auth server.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let mut cfg = config(Some(&format!(
+        "http://{addr}/auth/v1/.well-known/jwks.json"
+    )));
+    cfg.jwks_timeout_ms = 200;
+    let started = std::time::Instant::now();
+    let result = verifier(cfg)
+        .verify(&es256(&es_key(), ES_KID, &user_claims()), NOW)
+        .await;
+    match result {
+        Err(err @ Error::Unavailable { .. }) => {
+            assert!(
+                reason(&err).contains("took longer than 200 ms"),
+                "{}",
+                reason(&err)
+            );
+        }
+        other => panic!("expected 503, got {other:?}"),
+    }
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "bounded"
+    );
+}
+
+#[tokio::test]
 async fn jwks_outage_backs_off_then_recovers() {
     let stub = JwksStub::start(jwks()).await;
     stub.serve(503, "down");
@@ -839,20 +881,28 @@ async fn malformed_input_is_401_and_never_panics() {
     }
 }
 
+/// Requests interleave on one isolate's thread (workerd runs one at a time
+/// per thread, switching at awaits), all through one Verifier.
 #[tokio::test]
-async fn one_verifier_serves_concurrent_tokio_tasks() {
+async fn one_verifier_serves_concurrent_requests() {
     let stub = JwksStub::start(jwks()).await;
-    let v = Arc::new(verifier(config(Some(&stub.url))));
+    let v = verifier(config(Some(&stub.url)));
     v.verify(&es256(&es_key(), ES_KID, &user_claims()), NOW)
         .await
         .expect("warm");
-    let tasks: Vec<_> = (0..8)
-        .map(|i| {
-            let v = Arc::clone(&v);
-            let token = es256(&es_key(), ES_KID, &claims_with(json!({ "iat": NOW + i })));
-            tokio::spawn(async move { v.verify(&token, NOW + 10).await })
+    let tokens: Vec<String> = (0..8)
+        .map(|i| es256(&es_key(), ES_KID, &claims_with(json!({ "iat": NOW + i }))))
+        .collect();
+    let local = tokio::task::LocalSet::new();
+    let v = std::rc::Rc::new(v);
+    let tasks: Vec<_> = tokens
+        .into_iter()
+        .map(|token| {
+            let v = std::rc::Rc::clone(&v);
+            local.spawn_local(async move { v.verify(&token, NOW + 10).await })
         })
         .collect();
+    local.await;
     for task in tasks {
         task.await.expect("join").expect("valid");
     }

@@ -51,7 +51,7 @@ impl SendEmail {
             http: HttpConfig::from_vars(vars)?,
             service_db: ServiceDb::new(&postgrest, &ServiceKey::from_vars(vars)?),
             postgrest,
-            verifier: Verifier::new(JwtConfig::from_vars(vars)?, http.clone()),
+            verifier: Verifier::new(JwtConfig::from_vars(vars)?, http.clone(), sleep),
             provider: Provider::new(ProviderConfig::from_vars(vars)?, http, sleep),
             now,
         })

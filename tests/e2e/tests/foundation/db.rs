@@ -50,7 +50,11 @@ fn core(world: &World) -> anyhow::Result<Core> {
     let vars = Vars(&owned);
     let postgrest = PostgrestConfig::from_vars(&vars)?;
     Ok(Core {
-        verifier: Verifier::new(JwtConfig::from_vars(&vars)?, reqwest::Client::new()),
+        verifier: Verifier::new(
+            JwtConfig::from_vars(&vars)?,
+            reqwest::Client::new(),
+            tokio_sleep,
+        ),
         service: ServiceDb::new(&postgrest, &ServiceKey::from_vars(&vars)?),
         postgrest,
     })
@@ -121,7 +125,11 @@ pub async fn es256_tokens_work_with_the_verifier_and_postgrest(
     );
     owned.push(("SUPABASE_JWKS_URL".into(), jwks));
     let vars = Vars(&owned);
-    let verifier = Verifier::new(JwtConfig::from_vars(&vars)?, reqwest::Client::new());
+    let verifier = Verifier::new(
+        JwtConfig::from_vars(&vars)?,
+        reqwest::Client::new(),
+        tokio_sleep,
+    );
     let postgrest = PostgrestConfig::from_vars(&vars)?;
     let token = world.stack.user_token_es256(DemoUser::Outsider)?;
     let req =
@@ -246,4 +254,8 @@ pub async fn postgrest_down_is_503(world: &World) -> anyhow::Result<()> {
 
 fn chrono_now() -> chrono::DateTime<chrono::Utc> {
     chrono::Utc::now()
+}
+
+fn tokio_sleep(d: std::time::Duration) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> {
+    Box::pin(tokio::time::sleep(d))
 }
