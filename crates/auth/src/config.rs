@@ -1,9 +1,7 @@
 //! What a function needs to know to verify its callers' tokens, read once
 //! per isolate from its vars and secrets.
 
-use std::fmt;
-
-use edge_core::{ConfigError, Vars};
+use edge_core::{ConfigError, Secret, Vars};
 
 /// How user tokens are verified. Read with [`JwtConfig::from_vars`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,8 +77,8 @@ impl JwtConfig {
 
 /// The HS256 shared secret, used as its UTF-8 bytes (as Supabase Auth and
 /// PostgREST use it). Its `Debug` never shows it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct JwtSecret(String);
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JwtSecret(Secret);
 
 impl JwtSecret {
     /// RFC 7518 section 3.2: an HS256 key must be at least 256 bits.
@@ -99,17 +97,11 @@ impl JwtSecret {
                 format!("must be at least {} bytes long", Self::MIN_LEN),
             ));
         }
-        Ok(Self(secret))
+        Ok(Self(Secret::new(secret)))
     }
 
     pub(crate) fn as_bytes(&self) -> &[u8] {
-        self.0.as_bytes()
-    }
-}
-
-impl fmt::Debug for JwtSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("JwtSecret(<redacted>)")
+        self.0.expose().as_bytes()
     }
 }
 

@@ -13,7 +13,7 @@
 //! `Mac::verify_slice`, which is constant-time. Why a check failed is kept for
 //! the log line only: the caller answers every failure with the same 400.
 
-use std::fmt;
+use edge_core::Secret;
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -83,12 +83,12 @@ impl Failure {
 /// One provider's signing secrets, as configured (the bytes of each string
 /// are the HMAC key, `whsec_` prefix and all, as the providers' own libraries
 /// use them).
-#[derive(Clone)]
-pub struct Secrets(Vec<Vec<u8>>);
+#[derive(Clone, Debug)]
+pub struct Secrets(Vec<Secret>);
 
 impl Secrets {
     pub fn new(secrets: Vec<String>) -> Self {
-        Self(secrets.into_iter().map(String::into_bytes).collect())
+        Self(secrets.into_iter().map(Secret::new).collect())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -99,7 +99,7 @@ impl Secrets {
     /// `signatures`.
     fn verify(&self, parts: &[&[u8]], signatures: &[Vec<u8>]) -> bool {
         self.0.iter().any(|secret| {
-            let Ok(mut mac) = HmacSha256::new_from_slice(secret) else {
+            let Ok(mut mac) = HmacSha256::new_from_slice(secret.expose().as_bytes()) else {
                 return false;
             };
             for part in parts {
@@ -109,12 +109,6 @@ impl Secrets {
                 .iter()
                 .any(|signature| mac.clone().verify_slice(signature).is_ok())
         })
-    }
-}
-
-impl fmt::Debug for Secrets {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Secrets({} redacted)", self.0.len())
     }
 }
 

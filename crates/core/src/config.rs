@@ -96,6 +96,16 @@ impl Vars<'_> {
         }
     }
 
+    /// A required secret; see [`Secret`].
+    pub fn secret(&self, name: &str) -> Result<Secret, ConfigError> {
+        self.required(name).map(Secret)
+    }
+
+    /// A required secret sent in an HTTP header (checked as [`Self::header_value`]).
+    pub fn header_secret(&self, name: &str) -> Result<Secret, ConfigError> {
+        self.header_value(name).map(Secret)
+    }
+
     /// Parses an optional value, falling back to `default` when unset.
     pub fn parse_or<T: FromStr>(&self, name: &str, default: T) -> Result<T, ConfigError> {
         match self.optional(name) {
@@ -151,9 +161,46 @@ fn short_type<T>() -> &'static str {
     full.rsplit("::").next().unwrap_or(full)
 }
 
+/// A configured secret (an API key, a signing secret). `Debug` never shows
+/// it, so config structs can derive `Debug` and still be logged safely; the
+/// value is reached only through [`Secret::expose`], at the call that needs it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_are_never_printed() {
+        let src = [("API_KEY", "re_live_abcdef")];
+        let secret = Vars(&src).secret("API_KEY").unwrap();
+        assert_eq!(secret.expose(), "re_live_abcdef");
+        #[derive(Debug)]
+        #[allow(dead_code)]
+        struct Config {
+            key: Secret,
+        }
+        let printed = format!("{:?}", Config { key: secret });
+        assert!(!printed.contains("abcdef"), "{printed}");
+        assert!(Vars(&src).secret("MISSING").is_err());
+    }
 
     #[test]
     fn errors_name_the_variable_but_not_the_value() {

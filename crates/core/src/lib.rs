@@ -12,7 +12,7 @@ pub mod error;
 pub mod http;
 pub mod service;
 
-pub use config::{ConfigError, Source, Vars};
+pub use config::{ConfigError, Secret, Source, Vars};
 pub use error::{Error, FieldError, Result};
 pub use http::{BodyKind, Headers, Method, Request, Response};
 pub use service::{serve, unserved, HttpConfig, LogLine, Service};

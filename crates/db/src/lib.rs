@@ -18,27 +18,19 @@
 //! See PostgREST's error docs: <https://docs.postgrest.org/en/v12/references/errors.html>.
 
 use edge_auth::AuthenticatedUser;
-use edge_core::{ConfigError, Error, Vars};
+use edge_core::{ConfigError, Error, Secret, Vars};
 use postgrest::{Builder, Postgrest};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 /// Where PostgREST is and the public key every request carries.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct PostgrestConfig {
     /// `POSTGREST_URL`, or `${SUPABASE_URL}/rest/v1` when unset.
     pub url: String,
     /// `SUPABASE_ANON_KEY`: the anon JWT or an `sb_publishable_...` key; sent
     /// as `apikey` on as-user requests. Public by design.
     pub anon_key: String,
-}
-
-impl std::fmt::Debug for PostgrestConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PostgrestConfig")
-            .field("url", &self.url)
-            .finish_non_exhaustive()
-    }
 }
 
 impl PostgrestConfig {
@@ -53,20 +45,14 @@ impl PostgrestConfig {
 }
 
 /// The service credential. Never printed: `Debug` is redacted.
-#[derive(Clone)]
-pub struct ServiceKey(String);
-
-impl std::fmt::Debug for ServiceKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ServiceKey(<redacted>)")
-    }
-}
+#[derive(Clone, Debug)]
+pub struct ServiceKey(Secret);
 
 impl ServiceKey {
     /// `SUPABASE_SERVICE_ROLE_KEY`: a legacy `service_role` JWT or an
     /// `sb_secret_...` key. Only functions that do trusted work read it.
     pub fn from_vars(vars: &Vars<'_>) -> Result<Self, ConfigError> {
-        vars.header_value("SUPABASE_SERVICE_ROLE_KEY").map(Self)
+        vars.header_secret("SUPABASE_SERVICE_ROLE_KEY").map(Self)
     }
 
     /// The headers that present this key to Supabase's APIs (PostgREST,
@@ -74,9 +60,10 @@ impl ServiceKey {
     /// swaps in a service_role JWT itself; a legacy JWT key must also be the
     /// bearer, since that is what the services behind it read.
     pub fn headers(&self) -> Vec<(&'static str, String)> {
-        let mut headers = vec![("apikey", self.0.clone())];
-        if !self.0.starts_with("sb_secret_") {
-            headers.push(("authorization", format!("Bearer {}", self.0)));
+        let key = self.0.expose();
+        let mut headers = vec![("apikey", key.to_owned())];
+        if !key.starts_with("sb_secret_") {
+            headers.push(("authorization", format!("Bearer {key}")));
         }
         headers
     }

@@ -8,7 +8,7 @@
 //! - Turnstile: <https://developers.cloudflare.com/turnstile/get-started/server-side-validation/>
 //! - hCaptcha: <https://docs.hcaptcha.com/#verify-the-user-response-server-side>
 
-use edge_core::{ConfigError, Error, Sleep, Vars};
+use edge_core::{ConfigError, Error, Secret, Sleep, Vars};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::time::Duration;
@@ -45,12 +45,12 @@ impl Provider {
 }
 
 /// Captcha settings, read once.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct CaptchaConfig {
     /// `CAPTCHA_PROVIDER`: `turnstile` or `hcaptcha`.
     pub provider: Provider,
     /// `CAPTCHA_SECRET` (secret): the provider's secret key.
-    secret: String,
+    secret: Secret,
     /// `CAPTCHA_VERIFY_URL`: the siteverify endpoint; defaults to the
     /// provider's. Tests point it at a local stand-in.
     pub verify_url: String,
@@ -65,18 +65,6 @@ pub struct CaptchaConfig {
     pub timeout: Duration,
 }
 
-impl std::fmt::Debug for CaptchaConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CaptchaConfig")
-            .field("provider", &self.provider)
-            .field("verify_url", &self.verify_url)
-            .field("expected_hostname", &self.expected_hostname)
-            .field("expected_action", &self.expected_action)
-            .field("timeout", &self.timeout)
-            .finish_non_exhaustive()
-    }
-}
-
 impl CaptchaConfig {
     pub fn from_vars(vars: &Vars<'_>) -> Result<Self, ConfigError> {
         let name = vars.required("CAPTCHA_PROVIDER")?;
@@ -85,7 +73,7 @@ impl CaptchaConfig {
         })?;
         Ok(Self {
             provider,
-            secret: vars.required("CAPTCHA_SECRET")?,
+            secret: vars.secret("CAPTCHA_SECRET")?,
             verify_url: vars.url_or("CAPTCHA_VERIFY_URL", || {
                 Some(provider.default_verify_url().to_owned())
             })?,
@@ -152,7 +140,7 @@ impl Captcha {
     /// Verifies `token` with the provider. `Ok` only for a fresh token made
     /// for our site key (and hostname/action, when configured).
     pub async fn verify(&self, token: &str, remote_ip: Option<&str>) -> Result<(), Error> {
-        let mut form = vec![("secret", self.config.secret.as_str()), ("response", token)];
+        let mut form = vec![("secret", self.config.secret.expose()), ("response", token)];
         if let Some(ip) = remote_ip {
             form.push(("remoteip", ip));
         }
@@ -248,7 +236,7 @@ mod tests {
         Captcha::new(
             CaptchaConfig {
                 provider: Provider::Turnstile,
-                secret: "s".into(),
+                secret: Secret::new("s"),
                 verify_url: "http://127.0.0.1:9".into(),
                 expected_hostname: hostname.map(str::to_owned),
                 expected_action: action.map(str::to_owned),

@@ -11,7 +11,7 @@
 //! - Postmark: <https://postmarkapp.com/developer/api/email-api>
 //!   (no idempotency key; our own reservation is what prevents a resend)
 
-use edge_core::{ConfigError, Sleep, Vars};
+use edge_core::{ConfigError, Secret, Sleep, Vars};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -38,29 +38,18 @@ impl Kind {
 }
 
 /// Email provider settings, read once.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct ProviderConfig {
     /// `EMAIL_PROVIDER`: `resend` (default) or `postmark`.
     pub kind: Kind,
     /// `EMAIL_API_KEY` (secret): Resend API key or Postmark server token.
-    api_key: String,
+    api_key: Secret,
     /// `EMAIL_API_URL`: the API's base URL; defaults to the provider's.
     pub url: String,
     /// `EMAIL_FROM`: the sender, e.g. `Acme <support@acme.example>`.
     pub from: String,
     /// `EMAIL_TIMEOUT_MS`: how long to wait for the provider (default 10000).
     pub timeout: Duration,
-}
-
-impl std::fmt::Debug for ProviderConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProviderConfig")
-            .field("kind", &self.kind)
-            .field("url", &self.url)
-            .field("from", &self.from)
-            .field("timeout", &self.timeout)
-            .finish_non_exhaustive()
-    }
 }
 
 impl ProviderConfig {
@@ -75,13 +64,8 @@ impl ProviderConfig {
                 ))
             }
         };
-        let api_key = vars.required("EMAIL_API_KEY")?;
-        if !api_key.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(ConfigError::new(
-                "EMAIL_API_KEY",
-                "contains characters not allowed in an HTTP header",
-            ));
-        }
+        // Checked now: it goes in a header, which the client would refuse later.
+        let api_key = vars.header_secret("EMAIL_API_KEY")?;
         Ok(Self {
             kind,
             api_key,
@@ -154,7 +138,7 @@ impl EmailApi for Resend {
             body["template"] = json!({"id": id, "variables": variables});
         }
         http.post(format!("{}/emails", config.url))
-            .bearer_auth(&config.api_key)
+            .bearer_auth(config.api_key.expose())
             .header("idempotency-key", idempotency_key)
             .json(&body)
     }
@@ -203,7 +187,7 @@ impl EmailApi for Postmark {
             }
         };
         http.post(format!("{}/{path}", config.url))
-            .header("x-postmark-server-token", &config.api_key)
+            .header("x-postmark-server-token", config.api_key.expose())
             .header("accept", "application/json")
             .json(&body)
     }

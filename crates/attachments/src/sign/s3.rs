@@ -32,7 +32,7 @@
 //! overrides (`response-content-disposition`).
 
 use super::{uri_encode, Access, SignedUrl};
-use edge_core::{ConfigError, Error, Method, Vars};
+use edge_core::{ConfigError, Error, Method, Secret, Vars};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -41,7 +41,7 @@ use std::collections::BTreeMap;
 pub const MAX_EXPIRES_SECS: u32 = 604_800;
 
 /// S3 settings. `Debug` omits the secret access key.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct S3Config {
     /// `S3_ENDPOINT`: `https://{account}.r2.cloudflarestorage.com`,
     /// `https://s3.{region}.amazonaws.com`, `http://127.0.0.1:9000`,
@@ -54,7 +54,7 @@ pub struct S3Config {
     /// `S3_ACCESS_KEY_ID`: public, it appears in every URL.
     pub access_key_id: String,
     /// `S3_SECRET_ACCESS_KEY` (secret).
-    secret_access_key: String,
+    secret_access_key: Secret,
     /// `S3_FORCE_PATH_STYLE`: `true` or `false` (default).
     pub force_path_style: bool,
     scheme: String,
@@ -62,18 +62,6 @@ pub struct S3Config {
     host: String,
     /// The endpoint's path without a trailing `/` (often empty).
     base_path: String,
-}
-
-impl std::fmt::Debug for S3Config {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("S3Config")
-            .field("endpoint", &self.endpoint)
-            .field("region", &self.region)
-            .field("bucket", &self.bucket)
-            .field("access_key_id", &self.access_key_id)
-            .field("force_path_style", &self.force_path_style)
-            .finish_non_exhaustive()
-    }
 }
 
 impl S3Config {
@@ -128,7 +116,7 @@ impl S3Config {
             region,
             bucket,
             access_key_id: vars.header_value("S3_ACCESS_KEY_ID")?,
-            secret_access_key: vars.required("S3_SECRET_ACCESS_KEY")?,
+            secret_access_key: vars.secret("S3_SECRET_ACCESS_KEY")?,
             force_path_style,
             scheme: parsed.scheme().to_owned(),
             host,
@@ -265,7 +253,7 @@ impl Presigner {
         );
         let signing_key = [c.region.as_bytes(), b"s3", b"aws4_request"].iter().fold(
             hmac_sha256(
-                format!("AWS4{}", c.secret_access_key).as_bytes(),
+                format!("AWS4{}", c.secret_access_key.expose()).as_bytes(),
                 date.as_bytes(),
             ),
             |key, part| hmac_sha256(&key, part),

@@ -45,7 +45,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Hosted Storage settings. `Debug` omits the service key.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct StorageConfig {
     /// `STORAGE_URL`, or `${SUPABASE_URL}/storage/v1` when unset.
     pub url: String,
@@ -55,16 +55,6 @@ pub struct StorageConfig {
     service_key: edge_db::ServiceKey,
     /// `STORAGE_TIMEOUT_MS`: how long to wait for Storage (default 10000).
     pub timeout: Duration,
-}
-
-impl std::fmt::Debug for StorageConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StorageConfig")
-            .field("url", &self.url)
-            .field("bucket", &self.bucket)
-            .field("timeout", &self.timeout)
-            .finish_non_exhaustive()
-    }
 }
 
 impl StorageConfig {

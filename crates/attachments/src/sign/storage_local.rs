@@ -30,13 +30,13 @@
 
 use super::storage::{bucket, download, object_url, storage_url, upload};
 use super::{Access, SignedUrl};
-use edge_core::{ConfigError, Error, Vars};
+use edge_core::{ConfigError, Error, Secret, Vars};
 use jwt_compact::alg::{Hs256, Hs256Key};
 use jwt_compact::{AlgorithmExt, Claims, Header};
 use serde::{Deserialize, Serialize};
 
 /// Self-hosted Storage settings. `Debug` omits the secret.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct LocalConfig {
     /// `STORAGE_URL`, or `${SUPABASE_URL}/storage/v1` when unset: where the
     /// client sends the signed request.
@@ -45,22 +45,13 @@ pub struct LocalConfig {
     pub bucket: String,
     /// `STORAGE_JWT_SECRET` (secret): Storage's `AUTH_JWT_SECRET`, at least
     /// 32 characters as Supabase requires of a JWT secret.
-    secret: String,
-}
-
-impl std::fmt::Debug for LocalConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LocalConfig")
-            .field("url", &self.url)
-            .field("bucket", &self.bucket)
-            .finish_non_exhaustive()
-    }
+    secret: Secret,
 }
 
 impl LocalConfig {
     pub fn from_vars(vars: &Vars<'_>) -> Result<Self, ConfigError> {
-        let secret = vars.required("STORAGE_JWT_SECRET")?;
-        if secret.len() < 32 {
+        let secret = vars.secret("STORAGE_JWT_SECRET")?;
+        if secret.expose().len() < 32 {
             return Err(ConfigError::new(
                 "STORAGE_JWT_SECRET",
                 "must be at least 32 characters",
@@ -103,7 +94,7 @@ pub struct TokenMinter {
 
 impl TokenMinter {
     pub fn new(config: LocalConfig) -> Self {
-        let key = Hs256Key::new(config.secret.as_bytes());
+        let key = Hs256Key::new(config.secret.expose().as_bytes());
         Self { config, key }
     }
 
