@@ -398,7 +398,9 @@ comment on function kit.grant_billing_credits(public.billing_provider, uuid, jso
  * The event is recorded once; a duplicate changes nothing. The change is
  * applied in a subtransaction: on any error it is undone and the event
  * kept as 'failed' with the error and processed_at null, so the provider's
- * redelivery tries again. Returns {"outcome": applied | stale | ignored |
+ * redelivery tries again. The answer's error is the reason when it is one
+ * of ours (an unknown customer, say); other database errors are only
+ * named by SQLSTATE there and kept whole in billing_events. Returns {"outcome": applied | stale | ignored |
  * duplicate | failed, "error", "credits_granted"}.
  *
  * Raises http_422 (nothing written) for input without a provider, event
@@ -424,6 +426,7 @@ declare
   event public.billing_events;
   account uuid;
   customer_link bigint;
+  was_paid boolean;
   v_outcome public.billing_event_outcome;
   credits integer := 0;
 begin
@@ -470,8 +473,15 @@ begin
       when 'order' then
         account := kit.billing_account(provider, p_event->>'account_id', p_event->'customer'->>'customer_id', null);
         customer_link := kit.upsert_billing_customer(account, provider, p_event->'customer');
+        -- Credits go with the order becoming paid, not with every event
+        -- that says it is: a later one (other items, a new owner) must not
+        -- try to grant again.
+        was_paid := exists (
+          select 1 from public.orders o
+          where o.id = change->'order'->>'id' and o.status = 'succeeded'
+        );
         v_outcome := public.upsert_order(account, customer_link, provider, occurred_at, change->'order');
-        if v_outcome = 'applied' and change->'order'->>'status' = 'succeeded' then
+        if v_outcome = 'applied' and not was_paid and change->'order'->>'status' = 'succeeded' then
           credits := kit.grant_billing_credits(
             provider, account, change->'order'->'items', 'purchase', change->'order'->>'id'
           );
@@ -505,10 +515,17 @@ begin
         raise exception 'unknown change kind %', coalesce(change->>'kind', '(none)');
     end case;
   exception when others then
+    -- The ledger keeps the database's own words for operators; the answer
+    -- (shown to the provider) carries only the sentences raised here.
     update public.billing_events recorded
     set outcome = 'failed', error = sqlerrm
     where recorded.id = event.id;
-    return jsonb_build_object('outcome', 'failed', 'error', sqlerrm, 'credits_granted', 0);
+    return jsonb_build_object(
+      'outcome', 'failed',
+      'error', case when sqlstate = 'P0001' then sqlerrm
+               else 'the database refused the event (' || sqlstate || '); see billing_events' end,
+      'credits_granted', 0
+    );
   end;
 
   update public.billing_events recorded
