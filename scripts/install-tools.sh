@@ -106,17 +106,14 @@ lock=package-lock.json
 if [[ -d node_modules && ! "$lock" -nt node_modules ]]; then
   say "npm tools" "present"
 else
-  npm_log="$(mktemp)"
-  # npm 11 here writes lockfiles without the other platforms' optional
-  # packages (workerd-darwin-*, ...) and then `npm ci` calls the same file
-  # out of sync; `npm install` installs the locked versions all the same.
-  if [[ -f package-lock.json ]] && npm ci --no-audit --no-fund --loglevel=error >"$npm_log" 2>&1; then
-    :
-  else
-    [[ -f package-lock.json ]] && say "npm ci" "refused package-lock.json ($(grep -m1 -o 'can only install.*in sync' "$npm_log" || echo failed)); using npm install"
-    npm install --no-audit --no-fund --loglevel=error >/dev/null
+  # Exactly the locked versions, or nothing: a lockfile `npm ci` refuses is
+  # a bug to fix here (regenerate it with `npm install --package-lock-only`
+  # and commit it, other platforms' optional packages included), not
+  # something to paper over with `npm install`, which may resolve others.
+  if ! npm ci --no-audit --no-fund --loglevel=error; then
+    echo "install-tools: npm ci refused package-lock.json; fix the lockfile (see the comment above)" >&2
+    exit 1
   fi
-  rm -f "$npm_log"
   # npm ci recreates node_modules but may leave its mtime older than the
   # lockfile's; touch it so the next run sees it as fresh.
   touch node_modules
