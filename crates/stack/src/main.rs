@@ -3,7 +3,7 @@
 //! ```text
 //! stack up        PostgreSQL + PostgREST + built functions on the dev ports
 //! stack db        PostgreSQL + PostgREST only
-//! stack pgtap     run tests/db/[0-9]*.sql with pg_prove on a throwaway database
+//! stack pgtap     run tests/db/[0-9]*.sql with pg_prove on a throwaway database (or only those named)
 //! stack token W   print a JWT, W = owner | member | outsider | anon | service
 //! stack sign P F  print the signature header provider P would send with file F
 //! ```
@@ -29,7 +29,9 @@ usage: stack <command>
   up          PostgreSQL, PostgREST and every built function on the dev ports
               (54322, 54321, 8787...); Ctrl-C stops everything
   db          PostgreSQL and PostgREST only
-  pgtap       pg_prove tests/db/[0-9]*.sql against a throwaway database
+  pgtap [NAME..]
+              pg_prove tests/db/[0-9]*.sql against a throwaway database;
+              with NAMEs, only the files whose name contains one
   token WHO   print a JWT; WHO is owner, member, outsider, anon or service
   sign P FILE print the webhook signature header provider P (stripe,
               lemon-squeezy, paddle) would send with FILE's bytes, signed now
@@ -57,7 +59,7 @@ async fn run(args: &[String]) -> anyhow::Result<ExitCode> {
     match args.as_slice() {
         ["up"] => serve(webhook_secrets_from_env(StackOptions::dev())).await,
         ["db"] => serve(StackOptions::dev().services(Services::Database)).await,
-        ["pgtap"] => pgtap().await,
+        ["pgtap", only @ ..] => pgtap(only).await,
         ["token", who] => {
             println!("{}", token(who)?);
             Ok(ExitCode::SUCCESS)
@@ -257,10 +259,17 @@ fn print_summary(stack: &Stack, want_functions: bool) {
 }
 
 /// Throwaway database with the project's SQL, then pg_prove; exits with
-/// pg_prove's status.
-async fn pgtap() -> anyhow::Result<ExitCode> {
+/// pg_prove's status. With names, only the files whose name contains one of
+/// them (`stack pgtap 051 054`), for a quicker run while writing a test.
+async fn pgtap(only: &[&str]) -> anyhow::Result<ExitCode> {
     let root = repo_root();
-    let files = pgtap_files(&root)?;
+    let mut files = pgtap_files(&root)?;
+    if !only.is_empty() {
+        files.retain(|f| {
+            let name = f.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            only.iter().any(|wanted| name.contains(wanted))
+        });
+    }
     if files.is_empty() {
         bail!(
             "no pgTAP files match {}/tests/db/[0-9]*.sql",
