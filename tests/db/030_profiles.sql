@@ -225,7 +225,7 @@ select tests.clear_authentication();
 
 select throws_ok(
   $$ update public.profiles set credits = -1 where id = tests.user_id('bob') $$,
-  '23514', 'new row for relation "profiles" violates check constraint "profiles_credits_not_negative"',
+  '23514', 'a credit balance cannot go below 0',
   'a balance can never go below 0, whoever writes it');
 select throws_ok(
   $$ insert into public.profiles (id) values ('00000000-0000-4000-8000-0000000b0009') $$,

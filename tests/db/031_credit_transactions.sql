@@ -215,7 +215,7 @@ select results_eq(
   'and moves the balance and the ledger by the same amount');
 select throws_ok(
   $$ select kit.post_credit_transaction(tests.user_id('bob'), -326, 'manual_adjustment', 'overdraft') $$,
-  '23514', 'new row for relation "profiles" violates check constraint "profiles_credits_not_negative"',
+  '23514', 'a credit balance cannot go below 0',
   'posting cannot overdraw a balance');
 select results_eq(
   $$ select tests.credits('bob'), tests.ledger_sum('bob') $$,

@@ -108,14 +108,14 @@ select columns_are('public', 'subscription_items',
   'public.subscription_items has exactly its documented columns');
 select columns_are('public', 'orders',
   array['id', 'account_id', 'billing_customer_id', 'status', 'billing_provider', 'total_amount',
-        'currency', 'last_event_at', 'created_at', 'updated_at'],
+        'currency', 'last_event_at', 'created_at', 'updated_at', 'amount_refunded', 'amount_disputed'],
   'public.orders has exactly its documented columns');
 select columns_are('public', 'order_items',
   array['order_id', 'product_id', 'variant_id', 'quantity', 'price_amount', 'created_at', 'updated_at'],
   'public.order_items has exactly its documented columns');
 select columns_are('public', 'billing_events',
   array['id', 'provider', 'event_id', 'type', 'occurred_at', 'received_at', 'processed_at',
-        'outcome', 'error', 'attempts'],
+        'outcome', 'error', 'attempts', 'api_version', 'notification_id'],
   'public.billing_events has exactly its documented columns');
 select columns_are('public', 'billing_credit_prices',
   array['provider', 'price_id', 'credits', 'grant_on', 'created_at', 'updated_at'],
@@ -580,7 +580,11 @@ select is_empty($$
     'public.upsert_order(uuid, bigint, public.billing_provider, timestamptz, jsonb)'::regprocedure,
     'kit.billing_account(public.billing_provider, text, text, text)'::regprocedure,
     'kit.upsert_billing_customer(uuid, public.billing_provider, jsonb)'::regprocedure,
-    'kit.grant_billing_credits(public.billing_provider, uuid, jsonb, text, text)'::regprocedure)
+    'kit.lock_billing_payment_keys(public.billing_provider, text[], text)'::regprocedure,
+    'kit.settle_billing_payment(public.billing_provider, text)'::regprocedure,
+    'kit.link_billing_payment(public.billing_provider, text, text[])'::regprocedure,
+    'kit.apply_credit_policy(public.billing_provider, uuid, timestamptz, text, text, bigint, text, text, jsonb, text[])'::regprocedure,
+    'kit.upsert_billing_reversal(public.billing_provider, timestamptz, jsonb, text)'::regprocedure)
     and p.proconfig is distinct from array['search_path=""']
 $$, 'every billing function pins an empty search_path');
 
@@ -624,7 +628,11 @@ select is_empty($$
   where p.oid in (
     'kit.billing_account(public.billing_provider, text, text, text)'::regprocedure,
     'kit.upsert_billing_customer(uuid, public.billing_provider, jsonb)'::regprocedure,
-    'kit.grant_billing_credits(public.billing_provider, uuid, jsonb, text, text)'::regprocedure)
+    'kit.lock_billing_payment_keys(public.billing_provider, text[], text)'::regprocedure,
+    'kit.settle_billing_payment(public.billing_provider, text)'::regprocedure,
+    'kit.link_billing_payment(public.billing_provider, text, text[])'::regprocedure,
+    'kit.apply_credit_policy(public.billing_provider, uuid, timestamptz, text, text, bigint, text, text, jsonb, text[])'::regprocedure,
+    'kit.upsert_billing_reversal(public.billing_provider, timestamptz, jsonb, text)'::regprocedure)
     and has_function_privilege(r.rolname, p.oid, 'EXECUTE')
 $$, 'no API role or PUBLIC may execute the kit billing helpers');
 
@@ -683,10 +691,10 @@ select throws_ok(
   '42501', 'permission denied for schema kit',
   'the owner cannot call the kit helpers behind apply_billing_event');
 select throws_ok(
-  $$ select kit.grant_billing_credits('stripe', tests.account_id('team'),
-       '[{"variant_id": "price_pack", "quantity": 1000}]', 'purchase', 'forged') $$,
+  $$ select kit.apply_credit_policy('stripe', tests.account_id('team'), now(), 'forged', null, 100, 'USD', null,
+       '[{"variant_id": "price_pack", "quantity": 1000, "amount": 100, "kind": "one_time"}]', '{}') $$,
   '42501', 'permission denied for schema kit',
-  'the owner cannot grant the team credits through the kit helper');
+  'the owner cannot grant the team credits through the credit policy''s helper');
 
 -- service_role
 select tests.authenticate_as_service_role();
@@ -722,7 +730,7 @@ select is(
     'provider', 'paddle', 'event_id', 'evt_direct_2', 'type', 'subscription.updated',
     'occurred_at', '2025-09-10T12:00:00Z', 'account_id', null, 'customer', null,
     'change', jsonb_build_object('kind', 'ignored', 'reason', 'not used'))),
-  '{"outcome": "ignored", "error": null, "credits_granted": 0}'::jsonb,
+  '{"outcome": "ignored", "error": null, "credits_granted": 0, "credits_taken_back": 0}'::jsonb,
   'service_role applies an event with apply_billing_event');
 
 select tests.clear_authentication();

@@ -25,30 +25,9 @@ begin;
 create extension if not exists pgtap;
 \ir _helpers.psql
 \ir _sessions.psql
+\ir _billing_races.psql
 
 set local statement_timeout = '90s';
-
--- The racing user: its id is also its personal account's.
-create function tests.racer()
-returns uuid
-language sql
-immutable
-as $$
-  select '00000000-0000-4000-8000-0000000bb001'::uuid;
-$$;
-
--- A billing-webhook event for the racing account, with no customer (so
--- nothing but what is under test serialises the racers).
-create function tests.race_event(event_id text, type text, occurred_at timestamptz, change jsonb)
-returns jsonb
-language sql
-immutable
-as $$
-  select jsonb_build_object(
-    'provider', 'stripe', 'event_id', race_event.event_id, 'type', race_event.type,
-    'occurred_at', to_char(race_event.occurred_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
-    'account_id', tests.racer(), 'customer', null, 'change', race_event.change);
-$$;
 
 -- A subscription with a per-seat item, and extra_items flat ones more.
 create function tests.race_subscription(id text, status text, seats integer, extra_items integer default 0)
@@ -68,63 +47,6 @@ as $$
             'product_id', 'prod_race', 'variant_id', 'price_race_extra_' || n, 'type', 'flat',
             'quantity', 1, 'interval', 'month', 'interval_count', 1, 'price_amount', 100)), '[]')
           from generate_series(1, race_subscription.extra_items) as n)));
-$$;
-
-create function tests.race_payment(subscription_id text, reference text, items jsonb)
-returns jsonb
-language sql
-immutable
-as $$
-  select jsonb_build_object('kind', 'payment', 'payment', jsonb_build_object(
-    'subscription_id', race_payment.subscription_id, 'reference', race_payment.reference,
-    'items', race_payment.items));
-$$;
-
--- The query a racer runs: apply_billing_event with the event.
-create function tests.apply_sql(event jsonb)
-returns text
-language sql
-immutable
-as $$
-  select format('select public.apply_billing_event(%L::jsonb)::text', apply_sql.event);
-$$;
-
-create table tests.race_answers (
-  race text not null,
-  racer text not null,
-  answer text,
-  primary key (race, racer)
-);
-
--- Collects the racers' answers to one race.
-create function tests.collect(race text, racers text[])
-returns void
-language sql
-as $$
-  insert into tests.race_answers
-  select collect.race, name, tests.session_answer(name) from unnest(collect.racers) as name;
-$$;
-
--- How many of a race's answers had this outcome.
-create function tests.outcomes(race text, outcome text)
-returns integer
-language sql
-stable
-as $$
-  select count(*)::int from tests.race_answers a
-  where a.race = outcomes.race and tests.as_json(a.answer) ->> 'outcome' = outcomes.outcome;
-$$;
-
--- The racing user: balance and ledger sum.
-create function tests.racer_credits()
-returns int[]
-language sql
-stable
-as $$
-  select array[
-    (select credits from public.profiles where id = tests.racer()),
-    (select coalesce(sum(amount), 0)::int from public.credit_transactions where user_id = tests.racer())
-  ];
 $$;
 
 create temporary table racers on commit drop as
@@ -184,7 +106,7 @@ select is(tests.outcomes('same event', 'applied'), 1, 'exactly one delivery appl
 select is(
   (select count(*)::int from tests.race_answers
    where race = 'same event'
-     and tests.as_json(answer) = '{"outcome": "duplicate", "recorded_outcome": "applied", "error": null, "credits_granted": 0}'),
+     and tests.as_json(answer) = '{"outcome": "duplicate", "recorded_outcome": "applied", "error": null, "credits_granted": 0, "credits_taken_back": 0}'),
   9,
   'the nine others are duplicates of the applied event');
 select results_eq(
@@ -210,7 +132,8 @@ $sql$);
 select tests.dblink_send_query(name, tests.apply_sql(tests.race_event(
   'evt_race_invoice_paid', 'invoice.paid', '2025-09-10T12:00:05Z',
   tests.race_payment('sub_race_1', 'in_race_1',
-    jsonb_build_array(jsonb_build_object('variant_id', 'price_race_seat', 'quantity', 3))))))
+    jsonb_build_array(jsonb_build_object('variant_id', 'price_race_seat', 'quantity', 3, 'amount', 2100,
+                                         'kind', 'period'))))))
 from unnest((select names from racers)) as name;
 
 select ok(tests.wait_until_waiting((select names from racers)),
@@ -222,7 +145,7 @@ select tests.collect('same payment', (select names from racers));
 select is(
   (select count(*)::int from tests.race_answers
    where race = 'same payment'
-     and tests.as_json(answer) = '{"outcome": "applied", "error": null, "credits_granted": 21}'),
+     and tests.as_json(answer) = '{"outcome": "applied", "error": null, "credits_granted": 21, "credits_taken_back": 0}'),
   1,
   'exactly one delivery applies it, granting 3 seats x 7 credits');
 select is(tests.outcomes('same payment', 'duplicate'), 9, 'the nine others are duplicates');
@@ -313,7 +236,7 @@ select tests.collect('ten redeliveries', (select names from racers));
 select is(
   (select count(*)::int from tests.race_answers
    where race = 'ten redeliveries'
-     and tests.as_json(answer) = '{"outcome": "applied", "error": null, "credits_granted": 28}'),
+     and tests.as_json(answer) = '{"outcome": "applied", "error": null, "credits_granted": 28, "credits_taken_back": 0}'),
   1,
   'exactly one redelivery applies it, granting 4 seats x 7 credits');
 select is(tests.outcomes('ten redeliveries', 'duplicate'), 9,
@@ -349,7 +272,7 @@ select tests.collect('two events', array['racer1', 'racer2']);
 
 select is(
   (select tests.as_json(answer) from tests.race_answers where race = 'two events' and racer = 'racer2'),
-  '{"outcome": "applied", "error": null, "credits_granted": 0}'::jsonb,
+  '{"outcome": "applied", "error": null, "credits_granted": 0, "credits_taken_back": 0}'::jsonb,
   'the newer event is applied, whichever came first');
 select ok(
   (select tests.as_json(answer) ->> 'outcome' in ('applied', 'stale')

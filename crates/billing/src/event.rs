@@ -44,6 +44,12 @@ pub struct Event {
     /// changes to one subscription or order: an older event than the last one
     /// applied is stale.
     pub occurred_at: String,
+    /// The API version the payload was rendered in (Stripe's `api_version`);
+    /// kept on the recorded event, since field shapes differ between versions.
+    pub api_version: Option<String>,
+    /// The provider's id of this delivery when it has one apart from the
+    /// event id (Paddle's `notification_id`); kept on the recorded event.
+    pub notification_id: Option<String>,
     /// The account the payload names (Stripe `client_reference_id` or
     /// `metadata.account_id`, Lemon Squeezy `meta.custom_data.account_id`,
     /// Paddle `custom_data.account_id`). When absent the database looks the
@@ -72,6 +78,14 @@ pub enum Change {
     /// `subscription_payment_success`, Paddle `transaction.completed` of a
     /// subscription): grants the plan's renewal credits, once per reference.
     Payment { payment: Payment },
+    /// Money given back or taken back: a refund, a dispute or chargeback, or
+    /// a dispute's reversal. Takes back the credits of the payment it names,
+    /// in proportion (see the README's credit policy).
+    Reversal { reversal: Reversal },
+    /// Only says which payment ids belong to an invoice (Stripe's
+    /// `invoice_payment.paid`: since 2025-03-31.basil the invoice itself no
+    /// longer names its payment intent), so refunds of them find it.
+    PaymentLink { link: PaymentLink },
     /// Only links the customer to the account (Stripe checkout in
     /// subscription mode: the subscription arrives in its own event).
     Customer,
@@ -123,10 +137,13 @@ pub struct Order {
     pub id: String,
     /// The `payment_status` enum: pending, succeeded, failed.
     pub status: String,
-    /// In the currency's minor unit.
+    /// In the currency's minor unit: what was charged, after discounts.
     pub total_amount: Option<i64>,
     pub currency: Option<String>,
     pub items: Vec<OrderItem>,
+    /// The ids a refund or dispute of this order names besides the order id
+    /// itself (Stripe: the Checkout Session's payment intent).
+    pub payment_keys: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -137,19 +154,119 @@ pub struct OrderItem {
     pub price_amount: Option<i64>,
 }
 
+/// A bill of a subscription was paid: an invoice (Stripe), a transaction
+/// (Paddle) or a subscription invoice (Lemon Squeezy). What it grants is the
+/// database's decision (`kit.apply_credit_policy`), from the facts here.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Payment {
     pub subscription_id: String,
-    /// The invoice or transaction paid; renewal credits are granted once per
+    /// The invoice or transaction paid; credits are granted once per
     /// `<provider>:<reference>`.
     pub reference: String,
-    /// The prices paid for, when the payload lists them (Stripe, Paddle);
-    /// None means "the subscription's stored items" (Lemon Squeezy).
-    pub items: Option<Vec<PaidItem>>,
+    /// Why the provider billed, in its own words (Stripe `billing_reason`,
+    /// Paddle `origin`, Lemon Squeezy `billing_reason`); kept for operators.
+    /// The parser has already turned it into each line's [`LineKind`].
+    pub billing_reason: Option<String>,
+    /// What was charged, in minor units, after discounts (Stripe `total`,
+    /// Paddle `details.totals.total`, Lemon Squeezy `total`). Zero for a
+    /// trial's first bill or a 100 %-off coupon: such a bill grants nothing.
+    pub amount: i64,
+    pub currency: Option<String>,
+    /// The ids a refund or dispute of this payment names besides the
+    /// reference itself (Stripe before basil: the invoice's payment intent
+    /// and charge).
+    pub payment_keys: Vec<String>,
+    /// What was paid for, line by line. None: the subscription's stored
+    /// items, each a full period (Lemon Squeezy invoices list no variants).
+    pub lines: Option<Vec<PaidLine>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct PaidItem {
+pub struct PaidLine {
+    pub product_id: Option<String>,
+    /// The provider's price (Stripe, Paddle) or variant (Lemon Squeezy) id.
     pub variant_id: String,
     pub quantity: i64,
+    /// The line's amount in minor units, when the payload says; a line of 0
+    /// (or less: a proration credit) grants nothing.
+    pub amount: Option<i64>,
+    pub kind: LineKind,
+}
+
+/// What a paid line is, for the credit policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LineKind {
+    /// A full period of a recurring price: the first one or a renewal.
+    /// Grants the price's `renewal` credits.
+    Period,
+    /// A proration or other partial charge or credit of a plan change: not
+    /// a period paid for. Grants nothing; the new plan's credits come with
+    /// its next full period.
+    Proration,
+    /// A one-time price bought with the subscription's bill. Grants its
+    /// `purchase` credits and is kept as an order.
+    OneTime,
+}
+
+/// A refund, a dispute (chargeback) or a reversal of one, as it is now.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Reversal {
+    /// The provider's id of the refund, dispute or adjustment; each is
+    /// counted once, in its latest state. A total the provider reports only
+    /// as a running sum is `total:<what it is the total of>`: Stripe
+    /// `charge.refunded`'s `amount_refunded` per charge (`total:<charge id>`:
+    /// a payment intent may have several charges), Lemon Squeezy's
+    /// `refunded_amount` per order or invoice.
+    pub id: String,
+    /// The ids of the payment it reverses (Stripe: payment intent and charge;
+    /// Paddle: the transaction; Lemon Squeezy: the order or the subscription
+    /// invoice). The first one found among the recorded payments is the one.
+    pub payment_keys: Vec<String>,
+    pub kind: ReversalKind,
+    /// In minor units, of the payment's currency; never negative.
+    pub amount: i64,
+    pub currency: Option<String>,
+    pub status: ReversalStatus,
+    /// True for a running total (`total:` ids): the largest total seen counts,
+    /// instead of adding up per refund.
+    pub cumulative: bool,
+    /// The provider's own status word, kept for operators.
+    pub provider_status: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReversalKind {
+    /// Money given back by the merchant (refunds, Paddle `credit`).
+    Refund,
+    /// A refund or credit undone (Paddle `credit_reverse`).
+    RefundReversal,
+    /// Money taken back by the customer's bank (a dispute, a chargeback).
+    Dispute,
+    /// A dispute decided for the merchant as its own entry (Paddle
+    /// `chargeback_reverse`); Stripe marks the dispute itself `won`.
+    DisputeReversal,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReversalStatus {
+    /// Not decided yet (a refund awaiting approval or processing, a dispute
+    /// inquiry): takes nothing back yet.
+    Pending,
+    /// The money moved: a refund succeeded, a dispute is open or lost, a
+    /// chargeback or its reversal happened. Counts.
+    Effective,
+    /// It will not move money: a refund failed, was canceled or rejected, a
+    /// dispute was won or its inquiry closed. Counts as nothing (credits
+    /// taken back for it return).
+    Void,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PaymentLink {
+    /// The invoice (or transaction) the payment belongs to.
+    pub reference: String,
+    pub payment_keys: Vec<String>,
 }

@@ -6,10 +6,27 @@
 //! strings in `data.id`; we keep them all as strings.
 //!
 //! Lemon Squeezy sends no event id and no event time. The event id is
-//! `<event_name>:<data.type>:<data.id>:<attributes.updated_at>`: a redelivery
-//! of the same body has the same id, and each change to the resource moves
-//! `updated_at`, so successive updates differ. `updated_at` is also the
-//! event's time.
+//! `<event_name>:<data.type>:<data.id>:<attributes.updated_at>:<digest>`,
+//! where the digest is the first 16 hex digits of the SHA-256 of the raw
+//! body: a redelivery of the same bytes has the same id, while two different
+//! updates of one resource within the same second (`updated_at` has
+//! one-second precision) differ. Should a redelivery ever be rendered anew
+//! (its signed URLs re-signed), it is a second event carrying the same
+//! state, which the database applies idempotently: payments grant once per
+//! invoice, refunds are running totals. `updated_at` is also the event's
+//! time.
+//!
+//! A subscription invoice paid (`subscription_payment_success`) is a
+//! [`Payment`] of its `total`; its `billing_reason` decides what it pays
+//! for: `initial` and `renewal` are a full period of the subscription's
+//! stored items (the invoice lists no variants), `updated` (a plan change's
+//! proration) and any reason not known here pay for no period. Refunds
+//! (`order_refunded`, `subscription_payment_refunded`) report only the
+//! running `refunded_amount` of the order or invoice, so each is one
+//! cumulative [`Reversal`] with id `total:<order or invoice id>`.
+//!
+//! `null` where a boolean is expected (`cancelled`, `is_usage_based`,
+//! `refunded`) reads as false.
 //!
 //! The account is `meta.custom_data.account_id` (our checkout passes
 //! `checkout[custom][account_id]`).
@@ -17,13 +34,15 @@
 use edge_core::Error;
 use serde::Deserialize;
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 use crate::event::{
-    gives_access, Change, Customer, Event, Order, OrderItem, Payment, Provider, Subscription,
-    SubscriptionItem,
+    gives_access, Change, Customer, Event, Order, OrderItem, Payment, Provider, Reversal,
+    ReversalKind, ReversalStatus, Subscription, SubscriptionItem,
 };
 use crate::parse::{
-    currency, non_empty, normalize_rfc3339, read, time_field, unreadable, CustomData, Id, Parts,
+    currency, non_empty, normalize_rfc3339, null_as_default, read, time_field, unreadable,
+    CustomData, Id, Parts,
 };
 
 /// Reads a verified Lemon Squeezy webhook. An unreadable body, or one without
@@ -49,7 +68,11 @@ pub fn parse(body: &[u8]) -> Result<Event, Error> {
     }
     let occurred_at = normalize_rfc3339(&stamp.updated_at)
         .ok_or_else(|| unreadable(provider, "data.attributes.updated_at is not a time"))?;
-    let event_id = format!("{event_name}:{kind}:{id}:{}", stamp.updated_at);
+    let event_id = format!(
+        "{event_name}:{kind}:{id}:{}:{}",
+        stamp.updated_at,
+        body_digest(body)
+    );
     let parts = change(&event_name, &id, &envelope.data.attributes)
         .and_then(|mut parts| {
             if !matches!(parts.change, Change::Ignored { .. }) {
@@ -63,10 +86,20 @@ pub fn parse(body: &[u8]) -> Result<Event, Error> {
         event_id,
         kind: event_name,
         occurred_at,
+        api_version: None,
+        notification_id: None,
         account_id: parts.account_id,
         customer: parts.customer,
         change: parts.change,
     })
+}
+
+/// The first 16 hex digits (64 bits) of the SHA-256 of the raw body: tells
+/// apart two bodies with the same resource and `updated_at`.
+fn body_digest(body: &[u8]) -> String {
+    let mut digest = hex::encode(Sha256::digest(body));
+    digest.truncate(16);
+    digest
 }
 
 /// `meta.custom_data.account_id`, when the checkout passed one.
@@ -85,6 +118,12 @@ fn change(event_name: &str, id: &str, attributes: &Value) -> Result<Parts, Strin
         | "subscription_cancelled"
         | "subscription_expired" => subscription(id, read(attributes, "subscription")?),
         "subscription_payment_success" => payment(id, read(attributes, "subscription invoice")?),
+        "order_refunded" => refund(id, "order", read(attributes, "order")?),
+        "subscription_payment_refunded" => refund(
+            id,
+            "subscription invoice",
+            read(attributes, "subscription invoice")?,
+        ),
         other => Ok(Parts::ignored(format!(
             "lemon-squeezy event {other} is not one this function applies"
         ))),
@@ -180,6 +219,7 @@ fn order(id: &str, order: LsOrder) -> Result<Parts, String> {
             quantity: item.quantity.unwrap_or(1),
             price_amount: item.price,
         }],
+        payment_keys: Vec::new(),
     };
     Ok(Parts::new(
         None,
@@ -193,7 +233,7 @@ fn order(id: &str, order: LsOrder) -> Result<Parts, String> {
 #[derive(Deserialize)]
 struct LsSubscription {
     status: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     cancelled: bool,
     #[serde(default)]
     customer_id: Option<Id>,
@@ -216,7 +256,7 @@ struct LsSubscription {
 struct LsSubscriptionItem {
     #[serde(default)]
     quantity: Option<i64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     is_usage_based: bool,
 }
 
@@ -280,18 +320,97 @@ struct LsInvoice {
     customer_id: Option<Id>,
     #[serde(default)]
     user_email: Option<String>,
+    /// `initial`, `renewal` or `updated`.
+    #[serde(default)]
+    billing_reason: Option<String>,
+    #[serde(default)]
+    currency: Option<String>,
+    /// In cents, after discounts, with tax.
+    #[serde(default)]
+    total: Option<i64>,
 }
 
 fn payment(id: &str, invoice: LsInvoice) -> Result<Parts, String> {
+    let Some(amount) = invoice.total else {
+        return Err(format!(
+            "lemon-squeezy subscription invoice {id} has no total"
+        ));
+    };
+    let billing_reason = non_empty(invoice.billing_reason);
+    let lines = match billing_reason.as_deref() {
+        // A full period: the subscription's stored items (an invoice does
+        // not list variants).
+        Some("initial" | "renewal") => None,
+        // `updated`: a plan change billed now, its proration; it pays for no
+        // period (the new plan's credits come with its renewal). A reason
+        // not known here grants nothing either.
+        _ => Some(Vec::new()),
+    };
     let payment = Payment {
         subscription_id: invoice.subscription_id.to_string(),
         reference: id.to_owned(),
-        // An invoice does not list variants: the subscription's stored items.
-        items: None,
+        billing_reason,
+        amount,
+        currency: currency(invoice.currency),
+        // Refunds name the invoice itself.
+        payment_keys: Vec::new(),
+        lines,
     };
     Ok(Parts::new(
         None,
         customer(invoice.customer_id, invoice.user_email),
         Change::Payment { payment },
+    ))
+}
+
+// --- Refunds ------------------------------------------------------------------------
+
+/// What `order_refunded` (an order) and `subscription_payment_refunded` (a
+/// subscription invoice) share.
+#[derive(Deserialize)]
+struct LsRefunded {
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    customer_id: Option<Id>,
+    #[serde(default)]
+    user_email: Option<String>,
+    #[serde(default)]
+    currency: Option<String>,
+    #[serde(default)]
+    total: Option<i64>,
+    /// All refunded so far, in cents.
+    #[serde(default)]
+    refunded_amount: Option<i64>,
+    /// Whether it is fully refunded.
+    #[serde(default, deserialize_with = "null_as_default")]
+    refunded: bool,
+}
+
+/// The order's or invoice's refunds so far, as one running total: the
+/// largest total seen counts, so partial refunds and redeliveries in any
+/// order end at the latest sum.
+fn refund(id: &str, what: &str, refunded: LsRefunded) -> Result<Parts, String> {
+    let amount = match (refunded.refunded_amount, refunded.refunded, refunded.total) {
+        (Some(amount), _, _) => amount,
+        // Older payloads without `refunded_amount`: a full refund is the total.
+        (None, true, Some(total)) => total,
+        _ => return Err(format!("lemon-squeezy {what} {id} has no refunded_amount")),
+    };
+    let reversal = Reversal {
+        id: format!("total:{id}"),
+        payment_keys: vec![id.to_owned()],
+        kind: ReversalKind::Refund,
+        amount: amount.max(0),
+        currency: currency(refunded.currency),
+        // Lemon Squeezy reports a refund once it is made.
+        status: ReversalStatus::Effective,
+        cumulative: true,
+        provider_status: non_empty(refunded.status),
+    };
+    Ok(Parts::new(
+        None,
+        customer(refunded.customer_id, refunded.user_email),
+        Change::Reversal { reversal },
     ))
 }

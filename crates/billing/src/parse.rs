@@ -104,6 +104,18 @@ pub(crate) fn minor_units(text: &str, field: &str) -> Result<i64, String> {
         .map_err(|_| format!("{field} ({text:?}) is not an amount in minor units"))
 }
 
+/// `#[serde(default, deserialize_with = "null_as_default")]`: a field the
+/// provider sends as `null` (Stripe's `cancel_at_period_end: null`, Lemon
+/// Squeezy's `cancelled: null`) reads as its default (`false`, 0, empty)
+/// instead of failing the whole event; `default` covers an absent field.
+pub(crate) fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
 /// Empty strings (Stripe's `client_reference_id: ""`) count as absent.
 pub(crate) fn non_empty(text: Option<String>) -> Option<String> {
     text.filter(|t| !t.trim().is_empty())
@@ -167,6 +179,20 @@ mod tests {
         assert_eq!(normalize_rfc3339("yesterday"), None);
         assert!(time_field(Some("2025-13-01"), "ends_at").is_err());
         assert_eq!(time_field(None, "ends_at"), Ok(None));
+    }
+
+    #[test]
+    fn null_reads_as_the_default() {
+        #[derive(Deserialize)]
+        struct Flags {
+            #[serde(default, deserialize_with = "null_as_default")]
+            flag: bool,
+        }
+        let read = |json: &str| serde_json::from_str::<Flags>(json).map(|f| f.flag).ok();
+        assert_eq!(read(r#"{"flag": null}"#), Some(false));
+        assert_eq!(read(r#"{}"#), Some(false));
+        assert_eq!(read(r#"{"flag": true}"#), Some(true));
+        assert_eq!(read(r#"{"flag": "yes"}"#), None);
     }
 
     #[test]

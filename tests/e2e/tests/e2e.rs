@@ -107,6 +107,9 @@ fn main() {
             billing::unknown_events_are_recorded_and_ignored,
             billing::an_event_that_cannot_be_applied_yet_is_422_then_retried,
             billing::account_members_read_billing_rows_others_do_not,
+            billing::stripe_credits_follow_the_money_in_every_api_version,
+            billing::paddle_credits_follow_the_money,
+            billing::lemon_squeezy_credits_follow_the_money,
         ],
     )
 }
