@@ -10,6 +10,7 @@
 //! feature: measured on workerd, that feature doubles the CPU of a request.
 
 use edge_core::{Error, Method, Request, Response, Service, Source, Vars};
+use futures_util::StreamExt as _;
 use std::cell::OnceCell;
 use std::rc::Rc;
 use std::thread::LocalKey;
@@ -78,8 +79,13 @@ pub async fn run<S: Service + 'static>(
     to_worker(response)
 }
 
-/// Converts the request. A body whose declared length is over `limit` is not
-/// read at all: the pipeline answers 413 from the `content-length` header.
+/// Converts the request. A body is read up to `limit` bytes and no further:
+/// whose declared length is over the limit is not read at all, and one sent
+/// without a length (chunked, HTTP/2) stops being read at the first chunk
+/// past it. Either way the pipeline answers 413 (from the `content-length`
+/// header, or from a body one byte over the limit), and the isolate never
+/// holds more than the limit and one chunk: workerd keeps an isolate's wasm
+/// memory once grown, and a 100 MB body would end every request on it.
 async fn from_worker(mut req: worker::Request, limit: usize) -> worker::Result<Request> {
     let url = req.url()?;
     let mut request = Request::new(Method::parse(req.method().as_ref()), url.path());
@@ -88,11 +94,35 @@ async fn from_worker(mut req: worker::Request, limit: usize) -> worker::Result<R
     let declared = request
         .header("content-length")
         .and_then(|v| v.trim().parse::<usize>().ok());
-    if declared.is_none_or(|n| n <= limit) && !matches!(request.method, Method::Get | Method::Head)
-    {
-        request.body = req.bytes().await?;
+    if matches!(request.method, Method::Get | Method::Head) {
+        return Ok(request);
     }
+    request.body = match declared {
+        // workerd holds a body to its declared length, so it is read at once.
+        Some(n) if n <= limit => req.bytes().await?,
+        Some(_) => Vec::new(),
+        None => read_capped(&mut req, limit).await?,
+    };
     Ok(request)
+}
+
+/// The body's first `limit + 1` bytes at most: one byte over is enough for
+/// the pipeline to tell it is too large.
+async fn read_capped(req: &mut worker::Request, limit: usize) -> worker::Result<Vec<u8>> {
+    let mut body = Vec::new();
+    // No body (a POST without one) is no stream.
+    let Ok(mut stream) = req.stream() else {
+        return Ok(body);
+    };
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        let room = (limit + 1).saturating_sub(body.len());
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() > limit {
+            break;
+        }
+    }
+    Ok(body)
 }
 
 fn to_worker(response: Response) -> worker::Result<worker::Response> {

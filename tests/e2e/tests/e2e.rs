@@ -61,6 +61,7 @@ fn main() {
             foundation::unknown_routes_are_problem_json_404,
             foundation::wrong_method_is_405_with_allow,
             foundation::oversized_body_is_413_before_any_work,
+            foundation::a_huge_body_is_413_without_being_read_whole,
             foundation::cors_preflight_follows_the_allowlist,
             foundation::request_ids_are_echoed_and_generated,
             foundation::es256_tokens_are_verified_in_workerd,
