@@ -4,7 +4,9 @@
 # wasm-bindgen-cli (matching Cargo.lock), PostgreSQL 15 + pgTAP + pg_prove,
 # Chromium + ChromeDriver (the example form's browser test), s3s-fs (the
 # S3-compatible server the e2e tests check presigned URLs against),
-# and the npm tools (wrangler/workerd, PostgREST, wasm-opt, esbuild).
+# the npm tools (wrangler/workerd, PostgREST, wasm-opt, esbuild), and a
+# Node.js 22 for wrangler itself (in .tools/node22; the machine's Node may be
+# older, and wrangler 4 refuses to run on Node 20).
 #
 # Idempotent: each step checks what is there and skips, so a second run
 # takes a second or two. Prints one line per tool.
@@ -118,4 +120,19 @@ else
   # lockfile's; touch it so the next run sees it as fresh.
   touch node_modules
   say "npm tools" "installed"
+fi
+
+# --- Node.js 22 for wrangler -----------------------------------------------------
+# wrangler 4 needs Node.js 22 or newer; the stack and the tests run workerd
+# directly and do not. CI checks `wrangler deploy --dry-run` with this one,
+# from the npm package `node` (a prebuilt binary), kept out of the project's
+# own dependencies.
+NODE22=.tools/node22/node_modules/.bin/node
+if [[ -x "$NODE22" && "$("$NODE22" --version)" == v22.* ]]; then
+  say "node 22" "present"
+else
+  mkdir -p .tools/node22
+  npm install --prefix .tools/node22 --no-audit --no-fund --loglevel=error node@22 >/dev/null
+  "$NODE22" --version >/dev/null || die "node@22 from npm did not install a working node"
+  say "node 22" "installed ($("$NODE22" --version))"
 fi
