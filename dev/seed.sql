@@ -102,8 +102,9 @@ on conflict (account_id) do nothing;
 -- Message attachments. A ticket on Acme with the customer's question and
 -- Max Member's reply, which carries one file, registered in
 -- public.message_attachments and present in storage.objects as Supabase
--- Storage would leave it after the upload (the bytes live in Storage's
--- backend, not in Postgres, so a local download of it finds nothing).
+-- Storage would leave it after the upload. The bytes live in the store, not
+-- in Postgres: the local stack's S3-compatible server (crates/stack/src/s3.rs)
+-- holds them, so `scripts/dev`'s signed download URL returns them.
 --
 --   ticket      bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb  TK-ACME0001
 --   message     cccccccc-cccc-4ccc-8ccc-cccccccccccc  the customer's question

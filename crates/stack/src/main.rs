@@ -57,7 +57,14 @@ async fn main() -> ExitCode {
 async fn run(args: &[String]) -> anyhow::Result<ExitCode> {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     match args.as_slice() {
-        ["up"] => serve(webhook_secrets_from_env(StackOptions::dev())).await,
+        ["up"] => {
+            // attachment-urls signs for the local S3-compatible store, so the
+            // URLs it prints download and upload for real.
+            let opts = StackOptions::dev()
+                .with_s3()
+                .binding("ATTACHMENT_SIGNER", "s3");
+            serve(webhook_secrets_from_env(opts)).await
+        }
         ["db"] => serve(StackOptions::dev().services(Services::Database)).await,
         ["pgtap", only @ ..] => pgtap(only).await,
         ["token", who] => {
@@ -218,6 +225,13 @@ fn print_summary(stack: &Stack, want_functions: bool) {
             captcha.url()
         );
     }
+    if let Some(s3) = stack.s3() {
+        println!(
+            "  s3          {}/{}  (local S3-compatible store; attachment-urls signs for it)",
+            s3.url(),
+            edge_stack::s3::S3_BUCKET
+        );
+    }
 
     println!("\nJWTs (secret: {})", stack.jwt_secret());
     println!("  anon key     {anon}");
@@ -242,11 +256,34 @@ fn print_summary(stack: &Stack, want_functions: bool) {
             "  curl -i {url}/emails -H 'authorization: Bearer {owner}' -H 'content-type: application/json' -H \"idempotency-key: demo-$RANDOM\" -d '{{\"to\":\"ada@example.com\",\"subject\":\"Hello\",\"text\":\"Sent from the local stack.\"}}'"
         );
     }
-    if let Some(url) = stack.functions().get("billing-webhook") {
-        // A documented Stripe event, signed as Stripe would with the
-        // stack's secret; the second delivery answers "duplicate".
+    if let Some(url) = stack.functions().get("attachment-urls") {
+        let member = stack.user_token(DemoUser::Member);
+        // The seed's hello.txt, downloaded through the URL the function
+        // signs (sed picks the URL out of the JSON answer).
         println!(
-            "  f=crates/billing/fixtures/stripe/customer.subscription.created.json; curl -i {url}/webhooks/stripe -H \"$(cargo run -q -p edge-stack -- sign stripe $f)\" --data-binary @$f"
+            "  curl -s \"$(curl -s {url}/attachments/sign -H 'authorization: Bearer {member}' -H 'content-type: application/json' -d '{{\"ids\":[\"dddddddd-dddd-4ddd-8ddd-dddddddddddd\"]}}' | sed -E 's/.*\"url\":\"([^\"]+)\".*/\\1/')\""
+        );
+        // A new file on Max Member's reply: the signed PUT, then the bytes.
+        println!(
+            "  curl -i -X PUT -H 'content-type: text/plain' --data-binary 'notes' \"$(curl -s {url}/attachments/upload-url -H 'authorization: Bearer {member}' -H 'content-type: application/json' -d '{{\"message_id\":\"eeeeeeee-eeee-4eee-8eee-eeeeeeeeeeee\",\"file_name\":\"notes.txt\",\"content_type\":\"text/plain\",\"size\":5}}' | sed -E 's/.*\"url\":\"([^\"]+)\".*/\\1/')\""
+        );
+    }
+    if let Some(url) = stack.functions().get("billing-webhook") {
+        // Documented events, signed as each provider would with the stack's
+        // secret; a second delivery answers "duplicate".
+        for (provider, fixture) in [
+            ("stripe", "stripe/customer.subscription.created.json"),
+            ("lemon-squeezy", "lemon-squeezy/order_created.json"),
+            ("paddle", "paddle/transaction.completed.one-off.json"),
+        ] {
+            println!(
+                "  f=crates/billing/fixtures/{fixture}; curl -i {url}/webhooks/{provider} -H \"$(cargo run -q -p edge-stack -- sign {provider} $f)\" --data-binary @$f"
+            );
+        }
+        // Live test-mode events from Stripe, signed by the CLI with its own
+        // secret, which the stack then needs.
+        println!(
+            "  stripe listen --forward-to {url}/webhooks/stripe   # then restart with STRIPE_WEBHOOK_SECRET=<the whsec_ it prints> scripts/dev"
         );
     }
     if let Some(url) = stack.functions().get("ticket-intake") {

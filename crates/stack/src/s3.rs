@@ -36,6 +36,11 @@ pub const S3_SECRET_ACCESS_KEY: &str = "local-s3-secret-access-key";
 /// The version `scripts/install-tools.sh` installs.
 pub const S3S_FS_VERSION: &str = "0.14.1";
 
+/// The bytes of dev/seed.sql's attachment (`hello.txt` on Acme's ticket),
+/// stored at start so a signed download URL of it returns them.
+pub const SEED_OBJECT_KEY: &str = "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa/eeeeeeee-eeee-4eee-8eee-eeeeeeeeeeee/ffffffff-ffff-4fff-8fff-ffffffffffff/hello.txt";
+pub const SEED_OBJECT_BYTES: &[u8] = b"hello, world\n";
+
 /// It binds at once; this is only for a loaded machine.
 const READY_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -53,9 +58,11 @@ impl S3Server {
     pub(crate) async fn start(dir: &Path) -> anyhow::Result<Self> {
         let bin = binary()?;
         let data = dir.join("s3");
-        // A bucket is a directory to s3s-fs; creating it here saves a
-        // signed CreateBucket request.
-        std::fs::create_dir_all(data.join(S3_BUCKET))?;
+        // A bucket is a directory to s3s-fs and an object a file in it:
+        // creating them here saves signed requests.
+        let seed = data.join(S3_BUCKET).join(SEED_OBJECT_KEY);
+        std::fs::create_dir_all(seed.parent().unwrap_or(&data))?;
+        std::fs::write(&seed, SEED_OBJECT_BYTES)?;
         let port = net::free_ports(1)?[0];
         let mut cmd = std::process::Command::new(bin);
         cmd.args(["--host", "127.0.0.1", "--port", &port.to_string()])

@@ -96,6 +96,7 @@ fn main() {
             attachments::traversal_and_oversized_uploads_are_refused,
             s3::signed_urls_upload_to_and_download_from_the_store,
             s3::the_store_refuses_tampered_urls,
+            s3::the_seeded_attachment_downloads_from_the_local_store,
             s3::the_store_refuses_expired_urls,
             billing::bad_signatures_are_400_and_write_nothing,
             billing::a_stripe_subscription_lives_and_ends_in_the_right_rows,

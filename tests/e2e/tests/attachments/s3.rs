@@ -270,3 +270,20 @@ pub async fn the_store_refuses_expired_urls(world: &World) -> anyhow::Result<()>
     ensure_eq!(reply.body, bytes, "its bytes");
     Ok(())
 }
+
+/// What `scripts/dev` prints works: the seed's attachment (stored by the
+/// stack's S3 server at start, as `stack up` runs it) downloads its bytes
+/// through the URL the function signs.
+pub async fn the_seeded_attachment_downloads_from_the_local_store(
+    world: &World,
+) -> anyhow::Result<()> {
+    let url = download_url(world, super::SEEDED, 60).await?;
+    let reply = get(world, &url).await?;
+    ensure_eq!(reply.status, 200, "{url}");
+    ensure_eq!(
+        reply.body,
+        edge_stack::s3::SEED_OBJECT_BYTES.to_vec(),
+        "the seed's bytes"
+    );
+    Ok(())
+}
