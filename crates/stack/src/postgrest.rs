@@ -52,9 +52,11 @@ pub(crate) async fn start(
     )
     .env("PGRST_SERVER_HOST", "127.0.0.1")
     .env("PGRST_SERVER_PORT", port.to_string())
-    // A handful of connections is plenty locally, and leaves room under
-    // Postgres's max_connections for many stacks' worth of tests.
-    .env("PGRST_DB_POOL", "4")
+    // PostgREST's own default (and what a small Supabase project runs):
+    // fewer made the load tests' thousands of concurrent requests time out
+    // waiting for a connection, which a real project would not. Still leaves
+    // room under Postgres's max_connections for a few stacks at once.
+    .env("PGRST_DB_POOL", "10")
     // "info" logs every request, which is what one wants when a test fails.
     .env("PGRST_LOG_LEVEL", "info")
     .current_dir(dir);

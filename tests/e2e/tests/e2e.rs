@@ -5,6 +5,7 @@ mod attachments;
 mod billing;
 mod foundation;
 mod intake;
+mod load;
 mod mail;
 
 use attachments::s3;
@@ -112,6 +113,7 @@ fn main() {
             billing::stripe_credits_follow_the_money_in_every_api_version,
             billing::paddle_credits_follow_the_money,
             billing::lemon_squeezy_credits_follow_the_money,
+            load::a_thousand_shuffled_deliveries_apply_each_event_once,
         ],
     )
 }
