@@ -32,7 +32,7 @@ pub fn header_name(provider: Provider) -> &'static str {
 }
 
 /// Signs `body` as `provider` would at `timestamp`: the header's value. For
-/// tests and for replaying saved events locally (`edge-stack deliver`); the
+/// tests and for replaying saved events locally (`stack sign`); the
 /// function itself only verifies.
 pub fn sign(provider: Provider, secret: &str, timestamp: u64, body: &[u8]) -> String {
     let digest = |parts: &[&[u8]]| {

@@ -19,7 +19,7 @@
 //! use edge_stack::{DemoUser, Stack, StackOptions};
 //!
 //! let stack = Stack::start(StackOptions::ephemeral()).await?;
-//! let url = format!("{}/health", stack.function_url("signup"));
+//! let url = format!("{}/health", stack.function_url("send-email"));
 //! let token = stack.user_token(DemoUser::Owner);
 //! # Ok(()) }
 //! ```
@@ -730,7 +730,6 @@ fn function_bindings(
             LEMON_SQUEEZY_WEBHOOK_SECRET.to_owned(),
         ),
         ("PADDLE_WEBHOOK_SECRET", PADDLE_WEBHOOK_SECRET.to_owned()),
-        ("LOG_LEVEL", "info".to_owned()),
     ];
     let mut bindings: Vec<(String, String)> = defaults
         .into_iter()
@@ -752,7 +751,7 @@ mod tests {
     #[test]
     fn extra_bindings_override_defaults_and_append() {
         let extra = vec![
-            ("LOG_LEVEL".to_owned(), "debug".to_owned()),
+            ("JWT_AUDIENCE".to_owned(), "other".to_owned()),
             (
                 "CAPTCHA_VERIFY_URL".to_owned(),
                 "http://127.0.0.1:9/".to_owned(),
@@ -765,10 +764,13 @@ mod tests {
                 .find(|(name, _)| name == k)
                 .map(|(_, v)| v.as_str())
         };
-        assert_eq!(get("LOG_LEVEL"), Some("debug"));
+        assert_eq!(get("JWT_AUDIENCE"), Some("other"));
         assert_eq!(get("CAPTCHA_VERIFY_URL"), Some("http://127.0.0.1:9/"));
         assert_eq!(get("POSTGREST_URL"), Some("http://127.0.0.1:1"));
-        assert_eq!(bindings.iter().filter(|(k, _)| k == "LOG_LEVEL").count(), 1);
+        assert_eq!(
+            bindings.iter().filter(|(k, _)| k == "JWT_AUDIENCE").count(),
+            1
+        );
     }
 
     /// Tests may start a stack inside `tokio::spawn` or keep one in a static.
