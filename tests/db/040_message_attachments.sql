@@ -423,8 +423,8 @@ as $$
 $$;
 
 select lives_ok(
-  $$ select pg_temp.attach_file('Résumé (final) #2.pdf', 'application/pdf; name="x"', 52428800) $$,
-  'a file name may hold spaces and non-ASCII letters, a content type parameters, and a file 50 MiB');
+  $$ select pg_temp.attach_file('Résumé (final) #2.pdf', 'application/pdf', 10485760) $$,
+  'a file name may hold spaces and non-ASCII letters, and a file may be as large as the bucket takes');
 select throws_ok(
   $$ select pg_temp.attach_file('', 'text/plain', 1) $$,
   '23514', 'new row for relation "message_attachments" violates check constraint "message_attachments_file_name_format"',
