@@ -1,8 +1,8 @@
 -- The attachments bucket and its policies on storage.objects: a client
 -- using Supabase Storage directly gets the answer public.message_attachments
 -- gives. Files are read by whoever can read their message, uploaded by
--- members of the ticket's account to a path registered first, deleted with
--- tickets.delete, and never overwritten or moved. Walked as anon, an
+-- whoever registered their path first (a member of the ticket's account),
+-- deleted with tickets.delete, and never overwritten or moved. Walked as anon, an
 -- outsider, a member of another team, a member, the owner and service_role,
 -- the way Storage runs its queries (as the request's role, with its claims).
 begin;
@@ -31,14 +31,16 @@ begin
     ('00000000-0000-4000-8000-00000000a001', tests.ticket_id('Printer on fire'), 'support',
      tests.user_id('member'), 'Manual attached'),
     ('00000000-0000-4000-8000-00000000a002', tests.ticket_id('Elsewhere issue'), 'support',
-     tests.user_id('stranger'), 'Log attached');
+     tests.user_id('stranger'), 'Log attached'),
+    ('00000000-0000-4000-8000-00000000a003', tests.ticket_id('Printer on fire'), 'support',
+     tests.user_id('owner'), 'Screenshot to follow');
 
   -- Uploaded files, each registered on its message.
   perform tests.create_attachment('00000000-0000-4000-8000-00000000a001', 'manual.pdf', 'member');
   perform tests.create_attachment('00000000-0000-4000-8000-00000000a002', 'elsewhere.log', 'stranger');
   -- Registered, not uploaded yet: what the upload assertions upload.
   perform tests.create_attachment('00000000-0000-4000-8000-00000000a001', 'pending.png', 'member', false);
-  perform tests.create_attachment('00000000-0000-4000-8000-00000000a001', 'pending-owner.png', 'owner', false);
+  perform tests.create_attachment('00000000-0000-4000-8000-00000000a003', 'pending-owner.png', 'owner', false);
   perform tests.create_attachment('00000000-0000-4000-8000-00000000a002', 'pending-elsewhere.png', 'stranger', false);
   -- A file whose row is gone (deleted before the file, or with its
   -- ticket): still in the bucket, named by no attachment.
@@ -79,7 +81,7 @@ select ok(
 
 select policy_cmd_is('storage', 'objects', 'Attachment files are readable by readers of their message', 'select',
   'attachment files have a read policy');
-select policy_cmd_is('storage', 'objects', 'Attachment files can be uploaded by members once registered', 'insert',
+select policy_cmd_is('storage', 'objects', 'Attachment files can be uploaded by whoever registered them', 'insert',
   'attachment files have an upload policy');
 select policy_cmd_is('storage', 'objects', 'Attachment files are deletable by members with tickets.delete', 'delete',
   'attachment files have a delete policy');
@@ -188,7 +190,7 @@ select results_eq(
      values ('attachments', tests.attachment_object_path('pending.png'), tests.user_id('member')::text)
      returning name $$,
   $$ values (tests.attachment_object_path('pending.png')) $$,
-  'a member can upload to a path registered on their team''s message, and read it back as Storage does');
+  'a member can upload to a path they registered, and read it back as Storage does');
 select throws_ok(
   $$ insert into storage.objects (bucket_id, name)
      values ('attachments', tests.attachment_path(tests.account_id('team'), '00000000-0000-4000-8000-00000000a001', 'sneaky.txt')) $$,
@@ -235,7 +237,7 @@ select set_eq(
   'an owner sees every uploaded file of their team, including the one a colleague just uploaded');
 select lives_ok(
   $$ insert into storage.objects (bucket_id, name) values ('attachments', tests.attachment_object_path('pending-owner.png')) $$,
-  'an owner can upload to a path registered on their team''s message');
+  'an owner can upload to a path they registered');
 select is_empty(
   $$ update storage.objects set metadata = '{"size": 2}'
      where name = tests.attachment_object_path('manual.pdf') returning name $$,

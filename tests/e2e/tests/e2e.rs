@@ -105,6 +105,7 @@ fn main() {
             attachments::traversal_and_oversized_uploads_are_refused,
             attachments::the_store_refuses_what_the_function_refuses,
             attachments::every_upload_the_function_takes_by_default_the_store_takes,
+            attachments::attachments_go_only_on_messages_the_caller_wrote,
             s3::signed_urls_upload_to_and_download_from_the_store,
             s3::the_store_refuses_tampered_urls,
             s3::the_store_refuses_expired_urls,

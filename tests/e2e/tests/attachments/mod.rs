@@ -18,6 +18,8 @@ const FUNCTION: &str = "attachment-urls";
 const SEEDED: &str = "dddddddd-dddd-4ddd-8ddd-dddddddddddd";
 /// The seeded support reply it hangs off, written by the member.
 const REPLY: &str = "eeeeeeee-eeee-4eee-8eee-eeeeeeeeeeee";
+/// The customer's question on the same ticket.
+const CUSTOMER_MESSAGE: &str = "cccccccc-cccc-4ccc-8ccc-cccccccccccc";
 /// Acme, the account the seeded ticket belongs to.
 const ACME: &str = "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa";
 /// attachment-urls configured to take more than the store does.
@@ -404,5 +406,30 @@ pub async fn every_upload_the_function_takes_by_default_the_store_takes(
     )
     .await?;
     ensure_eq!(reply.status, 422, "one byte over the default limit");
+    Ok(())
+}
+
+pub async fn attachments_go_only_on_messages_the_caller_wrote(world: &World) -> anyhow::Result<()> {
+    // The customer's question, and the member's reply seen by the owner.
+    for (user, message, whose) in [
+        (DemoUser::Member, CUSTOMER_MESSAGE, "the customer's message"),
+        (DemoUser::Owner, REPLY, "a colleague's reply"),
+    ] {
+        let (reply, name) = upload_url_as(world, FUNCTION, user, message, "text/plain", 10).await?;
+        ensure_eq!(reply.status, 403, "{user:?} on {whose}");
+        ensure_eq!(rows_named(world, &name).await?, "0", "no row on {whose}");
+
+        let name = format!("direct {}.txt", uuid::Uuid::new_v4().simple());
+        let reply = insert_directly(world, user, message, &name, "text/plain", 10).await?;
+        ensure_eq!(reply.status, 403, "{user:?} on {whose}, through PostgREST");
+        ensure_eq!(
+            rows_named(world, &name).await?,
+            "0",
+            "no direct row on {whose}"
+        );
+    }
+    let (reply, _) =
+        upload_url_as(world, FUNCTION, DemoUser::Member, REPLY, "text/plain", 10).await?;
+    ensure_eq!(reply.status, 201, "the member on their own reply");
     Ok(())
 }
