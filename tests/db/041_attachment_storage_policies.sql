@@ -79,7 +79,7 @@ select ok(
   (select relrowsecurity from pg_class where oid = 'storage.objects'::regclass),
   'storage.objects keeps row level security on');
 
-select policy_cmd_is('storage', 'objects', 'Attachment files are readable by readers of their message', 'select',
+select policy_cmd_is('storage', 'objects', 'Attachment files are readable, not signable, by their readers', 'select',
   'attachment files have a read policy');
 select policy_cmd_is('storage', 'objects', 'Attachment files can be uploaded by whoever registered them', 'insert',
   'attachment files have an upload policy');
