@@ -19,8 +19,9 @@
  *   - `auth.users` with the columns GoTrue has today, and `auth.uid()`,
  *     `auth.role()`, `auth.email()`, `auth.jwt()` as GoTrue defines them
  *     (supabase/auth, migrations/20220224000811 and 20220531120530);
- *   - `storage.buckets`, `storage.objects` and the path helpers
- *     (supabase/storage, migrations/tenant/0002 and later).
+ *   - `storage.buckets`, `storage.objects`, the path helpers and
+ *     `storage.operation()` (supabase/storage, migrations/tenant/0002 and
+ *     later, 0024 for the operation).
  *
  * What it leaves out on purpose: supabase_admin and the other platform
  * roles, GoTrue's other tables (identities, sessions, ...), Realtime,
@@ -307,6 +308,20 @@ begin
   return reverse(split_part(reverse(_filename), '.', 1));
 end
 $function$;
+
+-- The name of the Storage API operation running the current transaction.
+-- Storage sets `storage.operation` (with the role and JWT claims) before
+-- every query it makes for a request (src/internal/database/postgres/scope.ts),
+-- e.g. 'storage.object.sign' for POST /object/sign/{bucket}/{path}; policies
+-- may read it (tenant migration 0024). Outside Storage it is unset: null.
+create or replace function storage.operation()
+returns text
+language plpgsql stable
+as $$
+begin
+  return current_setting('storage.operation', true);
+end;
+$$;
 
 create or replace function storage.update_updated_at_column()
 returns trigger

@@ -1,8 +1,8 @@
 -- The attachments bucket and its policies on storage.objects: a client
 -- using Supabase Storage directly gets the answer public.message_attachments
 -- gives. Files are read by whoever can read their message, uploaded by
--- members of the ticket's account to a path registered first, deleted with
--- tickets.delete, and never overwritten or moved. Walked as anon, an
+-- whoever registered their path first (a member of the ticket's account),
+-- deleted with tickets.delete, and never overwritten or moved. Walked as anon, an
 -- outsider, a member of another team, a member, the owner and service_role,
 -- the way Storage runs its queries (as the request's role, with its claims).
 begin;
@@ -12,6 +12,7 @@ create extension if not exists pgtap;
 do $$
 declare
   gone_id uuid;
+  unregistered_id uuid;
 begin
   perform tests.create_user('owner');
   perform tests.create_user('member');
@@ -30,22 +31,25 @@ begin
     ('00000000-0000-4000-8000-00000000a001', tests.ticket_id('Printer on fire'), 'support',
      tests.user_id('member'), 'Manual attached'),
     ('00000000-0000-4000-8000-00000000a002', tests.ticket_id('Elsewhere issue'), 'support',
-     tests.user_id('stranger'), 'Log attached');
+     tests.user_id('stranger'), 'Log attached'),
+    ('00000000-0000-4000-8000-00000000a003', tests.ticket_id('Printer on fire'), 'support',
+     tests.user_id('owner'), 'Screenshot to follow');
 
   -- Uploaded files, each registered on its message.
   perform tests.create_attachment('00000000-0000-4000-8000-00000000a001', 'manual.pdf', 'member');
   perform tests.create_attachment('00000000-0000-4000-8000-00000000a002', 'elsewhere.log', 'stranger');
   -- Registered, not uploaded yet: what the upload assertions upload.
   perform tests.create_attachment('00000000-0000-4000-8000-00000000a001', 'pending.png', 'member', false);
-  perform tests.create_attachment('00000000-0000-4000-8000-00000000a001', 'pending-owner.png', 'owner', false);
+  perform tests.create_attachment('00000000-0000-4000-8000-00000000a003', 'pending-owner.png', 'owner', false);
   perform tests.create_attachment('00000000-0000-4000-8000-00000000a002', 'pending-elsewhere.png', 'stranger', false);
   -- A file whose row is gone (deleted before the file, or with its
   -- ticket): still in the bucket, named by no attachment.
   gone_id := tests.create_attachment('00000000-0000-4000-8000-00000000a002', 'gone.log', 'stranger');
   delete from public.message_attachments where id = gone_id;
-  -- A file in the team's folder that was never registered.
-  perform tests.create_storage_object('attachments',
-    tests.attachment_path(tests.account_id('team'), '00000000-0000-4000-8000-00000000a001', 'unregistered.txt'));
+  -- A file in the team's folder that no attachment names (the store takes
+  -- no file nobody registered, so: registered, uploaded, row deleted).
+  unregistered_id := tests.create_attachment('00000000-0000-4000-8000-00000000a001', 'unregistered.txt', 'member');
+  delete from public.message_attachments where id = unregistered_id;
   -- Another bucket, holding an object under the very name of a team file.
   insert into storage.buckets (id, name, public) values ('other-bucket', 'other-bucket', false);
   perform tests.create_storage_object('other-bucket', tests.attachment_object_path('manual.pdf'));
@@ -69,15 +73,15 @@ select plan(49);
  */
 select results_eq(
   $$ select name, public, file_size_limit from storage.buckets where id = 'attachments' $$,
-  $$ values ('attachments'::text, false, 52428800::bigint) $$,
-  'the attachments bucket exists, is private and takes files up to 50 MiB');
+  $$ values ('attachments'::text, false, 10485760::bigint) $$,
+  'the attachments bucket exists, is private and takes files up to 10 MiB');
 select ok(
   (select relrowsecurity from pg_class where oid = 'storage.objects'::regclass),
   'storage.objects keeps row level security on');
 
-select policy_cmd_is('storage', 'objects', 'Attachment files are readable by readers of their message', 'select',
+select policy_cmd_is('storage', 'objects', 'Attachment files are readable, not signable, by their readers', 'select',
   'attachment files have a read policy');
-select policy_cmd_is('storage', 'objects', 'Attachment files can be uploaded by members once registered', 'insert',
+select policy_cmd_is('storage', 'objects', 'Attachment files can be uploaded by whoever registered them', 'insert',
   'attachment files have an upload policy');
 select policy_cmd_is('storage', 'objects', 'Attachment files are deletable by members with tickets.delete', 'delete',
   'attachment files have a delete policy');
@@ -186,7 +190,7 @@ select results_eq(
      values ('attachments', tests.attachment_object_path('pending.png'), tests.user_id('member')::text)
      returning name $$,
   $$ values (tests.attachment_object_path('pending.png')) $$,
-  'a member can upload to a path registered on their team''s message, and read it back as Storage does');
+  'a member can upload to a path they registered, and read it back as Storage does');
 select throws_ok(
   $$ insert into storage.objects (bucket_id, name)
      values ('attachments', tests.attachment_path(tests.account_id('team'), '00000000-0000-4000-8000-00000000a001', 'sneaky.txt')) $$,
@@ -233,7 +237,7 @@ select set_eq(
   'an owner sees every uploaded file of their team, including the one a colleague just uploaded');
 select lives_ok(
   $$ insert into storage.objects (bucket_id, name) values ('attachments', tests.attachment_object_path('pending-owner.png')) $$,
-  'an owner can upload to a path registered on their team''s message');
+  'an owner can upload to a path they registered');
 select is_empty(
   $$ update storage.objects set metadata = '{"size": 2}'
      where name = tests.attachment_object_path('manual.pdf') returning name $$,
@@ -280,10 +284,10 @@ select lives_ok(
   $$ insert into storage.objects (bucket_id, name) values ('attachments', tests.attachment_object_path('pending-elsewhere.png')) $$,
   'service_role can upload anywhere');
 select results_eq(
-  $$ update storage.objects set metadata = '{"size": 3}'
+  $$ update storage.objects set metadata = tests.storage_metadata('text/plain', 1) || '{"cacheControl": "no-cache"}'
      where name = tests.attachment_object_path('pending-elsewhere.png') returning name $$,
   $$ values (tests.attachment_object_path('pending-elsewhere.png')) $$,
-  'service_role can change a file');
+  'service_role can change a file''s metadata (within what its row says)');
 select results_eq(
   $$ with removed as (
        delete from storage.objects
@@ -309,8 +313,7 @@ select set_eq(
   'the bucket holds exactly the files the allowed writes left there');
 select results_eq(
   $$ select name, metadata from storage.objects where bucket_id = 'other-bucket' $$,
-  $$ select tests.attachment_object_path('manual.pdf'),
-            '{"size": 1, "mimetype": "application/octet-stream", "cacheControl": "max-age=3600"}'::jsonb $$,
+  $$ select tests.attachment_object_path('manual.pdf'), tests.storage_metadata('text/plain', 1) $$,
   'the other bucket is untouched');
 
 select * from finish();

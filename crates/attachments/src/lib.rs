@@ -195,7 +195,9 @@ impl AttachmentUrls {
             uuid::Uuid::new_v4(),
             safe_object_name(&upload.file_name)
         );
-        // The insert policy decides whether the caller may attach here.
+        // The insert policy decides whether the caller may attach here (a
+        // support reply they wrote: 403 otherwise), and the table's
+        // triggers whether the bucket takes this type and size (422).
         execute::<Value>(
             db.from("message_attachments").insert(
                 json!({

@@ -48,6 +48,16 @@ fn main() {
                 "billing-webhook",
                 &[("POSTGREST_URL", "http://127.0.0.1:9")],
             )
+            // attachment-urls again, taking more than the attachments bucket
+            // does, so the store's own refusal shows.
+            .variant(
+                "attachment-urls-wide",
+                "attachment-urls",
+                &[
+                    ("ATTACHMENT_CONTENT_TYPES", "image/png,image/svg+xml"),
+                    ("ATTACHMENT_MAX_BYTES", "52428800"),
+                ],
+            )
             // attachment-urls again, presigning for a local S3 server (s3s-fs).
             .with_s3()
             .variant(
@@ -95,6 +105,9 @@ fn main() {
             attachments::members_get_signed_urls_others_get_404s,
             attachments::upload_urls_insert_the_row_only_where_rls_allows,
             attachments::traversal_and_oversized_uploads_are_refused,
+            attachments::the_store_refuses_what_the_function_refuses,
+            attachments::every_upload_the_function_takes_by_default_the_store_takes,
+            attachments::attachments_go_only_on_messages_the_caller_wrote,
             s3::signed_urls_upload_to_and_download_from_the_store,
             s3::the_store_refuses_tampered_urls,
             s3::the_seeded_attachment_downloads_from_the_local_store,

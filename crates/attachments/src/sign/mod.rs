@@ -62,11 +62,12 @@ pub const MAX_PATH_BYTES: usize = 1024;
 pub enum Access {
     /// `GET` the file.
     Download,
-    /// `PUT` a new file. `content_type` is sent by the client (and checked
-    /// against the bucket's allowed types by hosted Storage; signed into the
-    /// URL by S3); `content_length` is signed into S3 URLs, so S3 refuses a
+    /// `PUT` a new file. `content_type` is sent by the client (signed into
+    /// the URL by S3; checked by Storage against the bucket's allowed types
+    /// and by the database against the attachment row when the bytes
+    /// arrive); `content_length` is signed into S3 URLs, so S3 refuses a
     /// body of any other size. Storage enforces the bucket's size limit as
-    /// the upload streams in instead.
+    /// the upload streams in, and the database the row's size once stored.
     Upload {
         content_type: String,
         content_length: u64,
@@ -214,9 +215,9 @@ impl Signer {
     ///
     /// Errors: 422 (`Validation`, field `path` or `content_type`) for a path
     /// or type no backend could sign; from hosted Storage also 404 (no such
-    /// object, on download), 409 (an object already exists, on upload), 413
-    /// and 415 (the bucket's limits), 502 (Storage failed) and 503
-    /// (unreachable or no answer in time).
+    /// object, on download), 409 (an object already exists, on upload), 502
+    /// (Storage failed) and 503 (unreachable or no answer in time). The
+    /// bucket's type and size limits apply when the client uploads, not here.
     pub async fn sign(
         &self,
         path: &str,

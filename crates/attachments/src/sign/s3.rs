@@ -20,7 +20,12 @@
 //! normalise them), which is why [`super::check_path`] refuses `.`/`..`.
 //! Virtual-hosted style (`https://{bucket}.{endpoint host}/{key}`) is the
 //! default; `S3_FORCE_PATH_STYLE=true` gives `{endpoint}/{bucket}/{key}`,
-//! which MinIO and Supabase's S3 endpoint need.
+//! which MinIO and Supabase's S3 endpoint need. A bucket name with dots over
+//! https is always path style, as the AWS SDKs address it: the endpoint's
+//! wildcard certificate (`*.s3.amazonaws.com`) covers one label, not
+//! `my.bucket.s3.amazonaws.com` (S3 user guide, "Virtual hosting of
+//! general purpose buckets":
+//! <https://docs.aws.amazon.com/AmazonS3/latest/userguide/VirtualHosting.html>).
 //!
 //! Written here on `hmac` and `sha2` rather than with the `aws-sigv4` crate:
 //! that crate (1.6.4, features `sign-http,http1`) builds for
@@ -57,6 +62,8 @@ pub struct S3Config {
     secret_access_key: Secret,
     /// `S3_FORCE_PATH_STYLE`: `true` or `false` (default).
     pub force_path_style: bool,
+    /// Whether URLs are path style: forced, or a dotted bucket over https.
+    pub path_style: bool,
     scheme: String,
     /// Host, with the port when it is not the scheme's default.
     host: String,
@@ -111,6 +118,7 @@ impl S3Config {
         if bucket.contains('/') || bucket.chars().any(char::is_control) {
             return Err(ConfigError::new("S3_BUCKET", "is not a bucket name"));
         }
+        let path_style = force_path_style || (parsed.scheme() == "https" && bucket.contains('.'));
         Ok(Self {
             endpoint,
             region,
@@ -118,6 +126,7 @@ impl S3Config {
             access_key_id: vars.header_value("S3_ACCESS_KEY_ID")?,
             secret_access_key: vars.secret("S3_SECRET_ACCESS_KEY")?,
             force_path_style,
+            path_style,
             scheme: parsed.scheme().to_owned(),
             host,
             base_path,
@@ -191,7 +200,7 @@ impl Presigner {
         let date = &amz_date[..8];
 
         // 1. Where the request goes.
-        let (host, path) = if c.force_path_style {
+        let (host, path) = if c.path_style {
             (
                 c.host.clone(),
                 format!(
@@ -476,6 +485,56 @@ mod tests {
         ];
         for (endpoint, prefix) in cases {
             let url = presigner(endpoint, "us-east-1", "attachments", true)
+                .presign(&Method::Get, "a b.txt", &[], 60, AWS_EXAMPLE_TIME)
+                .unwrap();
+            assert!(url.starts_with(prefix), "{url}");
+        }
+    }
+
+    #[test]
+    fn dotted_buckets_over_https_are_addressed_path_style_as_the_aws_sdks_do() {
+        // `*.s3.amazonaws.com` (or `*.r2.cloudflarestorage.com`) covers one
+        // label, so `files.example.com.s3.amazonaws.com` fails TLS.
+        let dotted = presigner(
+            "https://s3.amazonaws.com",
+            "us-east-1",
+            "files.example.com",
+            false,
+        )
+        .presign(&Method::Get, "a b.txt", &[], 60, AWS_EXAMPLE_TIME)
+        .unwrap();
+        assert!(
+            dotted.starts_with("https://s3.amazonaws.com/files.example.com/a%20b.txt?"),
+            "{dotted}"
+        );
+        let forced = presigner(
+            "https://s3.amazonaws.com",
+            "us-east-1",
+            "files.example.com",
+            true,
+        )
+        .presign(&Method::Get, "a b.txt", &[], 60, AWS_EXAMPLE_TIME)
+        .unwrap();
+        assert_eq!(
+            dotted, forced,
+            "signed exactly as with S3_FORCE_PATH_STYLE=true"
+        );
+
+        // Plain http has no certificate to match, and a bucket without dots
+        // fits the wildcard: both stay virtual-hosted.
+        for (endpoint, bucket, prefix) in [
+            (
+                "http://minio.local:9000",
+                "files.example.com",
+                "http://files.example.com.minio.local:9000/a%20b.txt?",
+            ),
+            (
+                "https://s3.amazonaws.com",
+                "files-example",
+                "https://files-example.s3.amazonaws.com/a%20b.txt?",
+            ),
+        ] {
+            let url = presigner(endpoint, "us-east-1", bucket, false)
                 .presign(&Method::Get, "a b.txt", &[], 60, AWS_EXAMPLE_TIME)
                 .unwrap();
             assert!(url.starts_with(prefix), "{url}");

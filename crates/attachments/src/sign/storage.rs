@@ -16,11 +16,13 @@
 //! - uploads: `POST {STORAGE_URL}/object/upload/sign/{bucket}/{path}` answers
 //!   `{"url": "/object/upload/sign/{bucket}/{path}?token=...", "token"}`
 //!   (`getSignedUploadURL.ts`, `signUploadObjectUrl`); the client then `PUT`s
-//!   the file there (`uploadSignedObject.ts`). We send the file's
-//!   `content-type` so Storage checks it against the bucket's allowed types
-//!   now; the size cannot be sent (a `content-length` that does not match the
-//!   empty body would break the request), and Storage enforces the bucket's
-//!   size limit during the upload instead.
+//!   the file there (`uploadSignedObject.ts`). The sign request has an
+//!   empty body and no `content-type`: Storage would take one as the
+//!   object's type for its trial insert (the token binds only the path),
+//!   and its JSON parser refuses an empty `application/json` body with a
+//!   400. Type and size are checked where the bytes arrive instead: the
+//!   bucket's `allowed_mime_types` and `file_size_limit`, and the database's
+//!   check of the stored object against its `message_attachments` row.
 //!
 //! The returned URLs are Storage-relative and not percent-encoded; we keep
 //! only the token and build the URL ourselves with [`super::uri_encode`].
@@ -233,17 +235,16 @@ impl HostedStorage {
             .collect())
     }
 
-    /// An upload URL for a new object at `path`; Storage checks
-    /// `content_type` against the bucket and refuses a path already taken.
+    /// An upload URL for a new object at `path`, for a client that will
+    /// `PUT` a file of `content_type`; Storage refuses a path already taken.
     pub async fn sign_upload(&self, path: &str, content_type: &str) -> Result<SignedUrl, Error> {
-        let request = self
-            .post(format!(
-                "{}/object/upload/sign/{}/{}",
-                self.config.url,
-                uri_encode(&self.config.bucket, false),
-                uri_encode(path, true)
-            ))
-            .header("content-type", content_type);
+        // No body and so no content-type (see the module docs).
+        let request = self.post(format!(
+            "{}/object/upload/sign/{}/{}",
+            self.config.url,
+            uri_encode(&self.config.bucket, false),
+            uri_encode(path, true)
+        ));
         let body = self.call(request).await?;
         let answer: UploadAnswer = serde_json::from_slice(&body)
             .map_err(|e| bad_gateway(format!("storage: unexpected upload-sign answer ({e})")))?;
@@ -452,13 +453,33 @@ mod tests {
         State(stub): State<Stub>,
         Path((bucket, path)): Path<(String, String)>,
         headers: HeaderMap,
+        body: axum::body::Bytes,
     ) -> (StatusCode, Json<Value>) {
+        let content_type = header(&headers, "content-type");
         {
             let mut seen = stub.seen.lock().unwrap();
             seen.apikey = header(&headers, "apikey");
             seen.authorization = header(&headers, "authorization");
-            seen.content_type = header(&headers, "content-type");
+            seen.content_type = content_type.clone();
             seen.upload_path = Some(path.clone());
+        }
+        // Storage's fastify reads an `application/json` body with its
+        // default JSON parser, which refuses an empty one
+        // (FST_ERR_CTP_EMPTY_JSON_BODY), answered by src/http/error-handler.ts
+        // as below; any other type goes to a catch-all parser (src/app.ts)
+        // that reads nothing.
+        let json = content_type
+            .as_deref()
+            .and_then(|t| t.split(';').next())
+            .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"));
+        if json && body.is_empty() {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(
+                    json!({"statusCode": "400", "error": "FastifyError", "code": "InvalidRequest",
+                            "message": "Body cannot be empty when content-type is set to 'application/json'"}),
+                ),
+            );
         }
         if let Some(fail) = failure(&stub) {
             return fail;
@@ -559,7 +580,40 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn uploads_carry_the_content_type_and_report_storages_own_expiry() {
+    async fn upload_urls_sign_for_every_type_json_included() {
+        // The empty sign request carries no type: Storage would refuse an
+        // empty `application/json` one, and the type is checked where the
+        // bytes arrive (the bucket, and the store's trigger against the row).
+        for content_type in [
+            "application/json",
+            "application/json; charset=utf-8",
+            "image/png",
+        ] {
+            let stub = stub(&[], None);
+            let url = start(stub.clone()).await;
+            let access = Access::Upload {
+                content_type: content_type.into(),
+                content_length: 2,
+            };
+            let signed = signer(&url, "k")
+                .sign("t1/data.json", &access, None, NOW)
+                .await
+                .unwrap_or_else(|e| panic!("{content_type}: {e}"));
+            assert_eq!(
+                signed.headers.get("content-type").map(String::as_str),
+                Some(content_type),
+                "the client still sends its file's type with the PUT"
+            );
+            assert_eq!(
+                stub.seen.lock().unwrap().content_type,
+                None,
+                "{content_type}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn uploads_list_the_content_type_and_report_storages_own_expiry() {
         let stub = stub(&[], None);
         let url = start(stub.clone()).await;
         let signer = signer(&url, "sb_secret_abc");
@@ -588,7 +642,6 @@ mod tests {
 
         let seen = stub.seen.lock().unwrap();
         assert_eq!(seen.upload_path.as_deref(), Some("t1/shot 1.png"));
-        assert_eq!(seen.content_type.as_deref(), Some("image/png"));
         assert_eq!(seen.apikey.as_deref(), Some("sb_secret_abc"));
         assert_eq!(
             seen.authorization, None,

@@ -16,8 +16,14 @@ pub mod s3;
 const FUNCTION: &str = "attachment-urls";
 /// The seeded attachment on Acme's ticket (`hello.txt`).
 const SEEDED: &str = "dddddddd-dddd-4ddd-8ddd-dddddddddddd";
-/// The seeded support reply it hangs off.
+/// The seeded support reply it hangs off, written by the member.
 const REPLY: &str = "eeeeeeee-eeee-4eee-8eee-eeeeeeeeeeee";
+/// The customer's question on the same ticket.
+const CUSTOMER_MESSAGE: &str = "cccccccc-cccc-4ccc-8ccc-cccccccccccc";
+/// Acme, the account the seeded ticket belongs to.
+const ACME: &str = "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa";
+/// attachment-urls configured to take more than the store does.
+const WIDE: &str = "attachment-urls-wide";
 
 async fn post(
     world: &World,
@@ -25,14 +31,91 @@ async fn post(
     token: Option<&str>,
     body: &Value,
 ) -> anyhow::Result<Reply> {
+    post_to(world, FUNCTION, route, token, body).await
+}
+
+async fn post_to(
+    world: &World,
+    function: &str,
+    route: &str,
+    token: Option<&str>,
+    body: &Value,
+) -> anyhow::Result<Reply> {
     let mut request = world
         .http
-        .post(format!("{}{route}", world.function(FUNCTION)))
+        .post(format!("{}{route}", world.function(function)))
         .json(body);
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
     Reply::read(request.send().await?).await
+}
+
+/// `POST /attachments/upload-url` as `user`, for a fresh file name.
+async fn upload_url_as(
+    world: &World,
+    function: &str,
+    user: DemoUser,
+    message_id: &str,
+    content_type: &str,
+    size: u64,
+) -> anyhow::Result<(Reply, String)> {
+    let name = format!("file {}", uuid::Uuid::new_v4().simple());
+    let body = json!({"message_id": message_id, "file_name": name, "content_type": content_type, "size": size});
+    let token = world.stack.user_token(user);
+    let reply = post_to(
+        world,
+        function,
+        "/attachments/upload-url",
+        Some(&token),
+        &body,
+    )
+    .await?;
+    world
+        .openapi
+        .check("POST", "/attachment-urls/attachments/upload-url", &reply)?;
+    Ok((reply, name))
+}
+
+/// A `message_attachments` row inserted as `user` straight through
+/// PostgREST, past the function, at a well-formed path of Acme's.
+async fn insert_directly(
+    world: &World,
+    user: DemoUser,
+    message_id: &str,
+    file_name: &str,
+    content_type: &str,
+    size: u64,
+) -> anyhow::Result<Reply> {
+    let path = format!(
+        "{ACME}/{message_id}/{}/{}",
+        uuid::Uuid::new_v4(),
+        file_name.replace(' ', "_")
+    );
+    let request = world
+        .http
+        .post(format!(
+            "{}/message_attachments",
+            world.stack.postgrest_url()
+        ))
+        .header("apikey", world.stack.anon_key())
+        .bearer_auth(world.stack.user_token(user))
+        .json(
+            &json!({"message_id": message_id, "object_path": path, "file_name": file_name,
+                      "content_type": content_type, "size_bytes": size}),
+        );
+    Reply::read(request.send().await?).await
+}
+
+/// How many attachment rows carry this file name.
+async fn rows_named(world: &World, file_name: &str) -> anyhow::Result<String> {
+    let count = world
+        .stack
+        .psql(&format!(
+            "select count(*) from public.message_attachments where file_name = '{file_name}'"
+        ))
+        .await?;
+    Ok(count.trim().to_owned())
 }
 
 /// The claims of a signed Storage URL, verified as Storage would.
@@ -237,5 +320,116 @@ pub async fn traversal_and_oversized_uploads_are_refused(world: &World) -> anyho
             "the failing field"
         );
     }
+    Ok(())
+}
+
+pub async fn the_store_refuses_what_the_function_refuses(world: &World) -> anyhow::Result<()> {
+    // Straight through PostgREST, past the function: an SVG claimed as
+    // invoice.png, and 20 MiB of PDF. The table refuses both.
+    for (name, content_type, size) in [
+        (
+            format!("invoice {}.png", uuid::Uuid::new_v4().simple()),
+            "image/svg+xml",
+            2048,
+        ),
+        (
+            format!("big {}.pdf", uuid::Uuid::new_v4().simple()),
+            "application/pdf",
+            20 << 20,
+        ),
+    ] {
+        let reply =
+            insert_directly(world, DemoUser::Member, REPLY, &name, content_type, size).await?;
+        ensure_eq!(
+            reply.status,
+            400,
+            "{content_type} {size}: PostgREST's answer to a check violation"
+        );
+        ensure_eq!(reply.json()?["code"], "23514", "{content_type} {size}");
+        ensure_eq!(rows_named(world, &name).await?, "0", "no row for {name}");
+    }
+
+    // The function configured to take more than the bucket: the store's
+    // refusal is a 422, and nothing is registered.
+    for (content_type, size) in [("image/svg+xml", 2048), ("image/png", 20 << 20)] {
+        let (reply, name) =
+            upload_url_as(world, WIDE, DemoUser::Member, REPLY, content_type, size).await?;
+        ensure_eq!(reply.status, 422, "{content_type} {size} through {WIDE}");
+        ensure_eq!(
+            rows_named(world, &name).await?,
+            "0",
+            "no row for {content_type} {size}"
+        );
+    }
+    let (reply, _) = upload_url_as(world, WIDE, DemoUser::Member, REPLY, "image/png", 2048).await?;
+    ensure_eq!(
+        reply.status,
+        201,
+        "what both take still works through {WIDE}"
+    );
+    Ok(())
+}
+
+pub async fn every_upload_the_function_takes_by_default_the_store_takes(
+    world: &World,
+) -> anyhow::Result<()> {
+    const MAX: u64 = 10 << 20;
+    for content_type in [
+        "image/png",
+        "image/jpeg",
+        "image/gif",
+        "image/webp",
+        "application/pdf",
+        "text/plain",
+    ] {
+        let (reply, name) =
+            upload_url_as(world, FUNCTION, DemoUser::Member, REPLY, content_type, MAX).await?;
+        ensure_eq!(
+            reply.status,
+            201,
+            "{content_type}, {MAX} bytes: {}",
+            String::from_utf8_lossy(&reply.body)
+        );
+        ensure_eq!(
+            rows_named(world, &name).await?,
+            "1",
+            "{content_type} registered"
+        );
+    }
+    let (reply, _) = upload_url_as(
+        world,
+        FUNCTION,
+        DemoUser::Member,
+        REPLY,
+        "image/png",
+        MAX + 1,
+    )
+    .await?;
+    ensure_eq!(reply.status, 422, "one byte over the default limit");
+    Ok(())
+}
+
+pub async fn attachments_go_only_on_messages_the_caller_wrote(world: &World) -> anyhow::Result<()> {
+    // The customer's question, and the member's reply seen by the owner.
+    for (user, message, whose) in [
+        (DemoUser::Member, CUSTOMER_MESSAGE, "the customer's message"),
+        (DemoUser::Owner, REPLY, "a colleague's reply"),
+    ] {
+        let (reply, name) = upload_url_as(world, FUNCTION, user, message, "text/plain", 10).await?;
+        ensure_eq!(reply.status, 403, "{user:?} on {whose}");
+        ensure_eq!(rows_named(world, &name).await?, "0", "no row on {whose}");
+
+        let name = format!("direct {}.txt", uuid::Uuid::new_v4().simple());
+        let reply = insert_directly(world, user, message, &name, "text/plain", 10).await?;
+        ensure_eq!(reply.status, 403, "{user:?} on {whose}, through PostgREST");
+        ensure_eq!(
+            rows_named(world, &name).await?,
+            "0",
+            "no direct row on {whose}"
+        );
+    }
+    let (reply, _) =
+        upload_url_as(world, FUNCTION, DemoUser::Member, REPLY, "text/plain", 10).await?;
+    ensure_eq!(reply.status, 201, "the member on their own reply");
     Ok(())
 }
