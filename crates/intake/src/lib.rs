@@ -7,12 +7,17 @@
 //! 1. parse, and answer a filled honeypot with a success-looking reply;
 //! 2. validate every field (one 422 listing all failures);
 //! 3. `intake_begin` (service role): the account's intake settings, an
-//!    `Idempotency-Key` replay, and the per-IP / per-account rate limit;
-//! 4. check `Origin` against the account's allowed origins;
+//!    `Idempotency-Key` replay, the per-IP rate limit (and whether the
+//!    account's window is already full), and the account's own rules for
+//!    the category and priority;
+//! 4. check `Origin` against the account's allowed origins, then answer
+//!    the rate limit (429) and the account's rules (422, as field errors);
 //! 5. verify the captcha with the provider (503 if it is down: nothing written);
 //! 6. `intake_submit` (service role): ticket, first message and the used
 //!    captcha token in one transaction, so nothing is half-written and no
-//!    token is accepted twice.
+//!    token is accepted twice; the ticket takes a slot of the account's
+//!    rate-limit window there, so only tickets spend it (a request refused
+//!    earlier, however many, cannot shut the form for everyone).
 //!
 //! Visitors never reach the database themselves: `anon` has no grant on
 //! these tables; this function writes with the service key after checking.
@@ -27,7 +32,9 @@ mod pages;
 pub mod submission;
 
 use captcha::{token_hash, Captcha, CaptchaConfig};
-use edge_core::{BodyKind, Error, HttpConfig, Method, Request, Response, Service, Sleep, Vars};
+use edge_core::{
+    BodyKind, Error, FieldError, HttpConfig, Method, Request, Response, Service, Sleep, Vars,
+};
 use edge_db::{execute, PostgrestConfig, ServiceDb, ServiceKey};
 use serde::Deserialize;
 use serde_json::json;
@@ -86,6 +93,8 @@ impl TicketIntake {
                 "p_client_ip": client_ip,
                 "p_idempotency_key": idempotency_key,
                 "p_request_hash": request_hash,
+                "p_category": submission.category,
+                "p_priority": submission.priority,
             }),
         ))
         .await?;
@@ -115,12 +124,20 @@ impl TicketIntake {
                 retry_after_secs: retry_after_secs.max(1),
             });
         }
+        // The account's own rules (its categories and priorities), checked
+        // in SQL where they live, answered like any other invalid field and
+        // before the visitor's captcha is spent.
+        if !intake.errors.is_empty() {
+            return Err(Error::Validation {
+                errors: intake.errors,
+            });
+        }
 
         self.captcha
             .verify(&submission.captcha_token, client_ip.as_deref())
             .await?;
 
-        let created: Created = execute(self.db.rpc(
+        let submitted: Submitted = execute(self.db.rpc(
             "intake_submit",
             &json!({
                 "p_intake_key": submission.intake_key,
@@ -137,6 +154,16 @@ impl TicketIntake {
             }),
         ))
         .await?;
+        let created = match submitted {
+            Submitted::Ticket(created) => created,
+            // Requests that passed intake_begin together filled the
+            // account's window; nothing was written.
+            Submitted::Limited { retry_after } => {
+                return Err(Error::TooManyRequests {
+                    retry_after_secs: retry_after.max(1),
+                })
+            }
+        };
         if created.created {
             self.after_created(&created).await;
         }
@@ -152,6 +179,18 @@ struct Intake {
     thank_you_url: Option<String>,
     retry_after: Option<u32>,
     replay: Option<Created>,
+    /// The account's rules the submission breaks (category, priority).
+    #[serde(default)]
+    errors: Vec<FieldError>,
+}
+
+/// What `intake_submit` answers: the ticket, or `{"retry_after"}` when the
+/// account's rate-limit window filled up since `intake_begin`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Submitted {
+    Limited { retry_after: u32 },
+    Ticket(Created),
 }
 
 /// A ticket as `intake_submit` answers it, or as `intake_begin` replays it

@@ -81,6 +81,8 @@ fn main() {
             intake::invalid_fields_are_one_422_before_anything_else,
             intake::an_idempotency_key_replays_the_same_ticket,
             intake::postgrest_down_is_503_and_the_captcha_is_kept,
+            intake::a_burst_from_one_address_leaves_the_form_open_to_others,
+            intake::the_accounts_categories_and_priorities_are_field_errors_before_the_captcha,
             browser::the_example_form_works_in_a_real_browser,
             mail::a_send_charges_logs_and_reaches_the_provider,
             mail::without_a_user_token_it_is_401,

@@ -73,6 +73,41 @@ fn captcha_calls(world: &World, token: &str) -> usize {
         .unwrap_or_default()
 }
 
+/// An account of its own (owned by the demo owner) with an intake whose
+/// settings are `columns` (SQL literals), for a case that needs limits or
+/// rules no other case may see; returns its intake key and account id.
+async fn own_intake(world: &World, columns: &[(&str, &str)]) -> anyhow::Result<(String, String)> {
+    let key = unique("form");
+    let (names, values): (Vec<&str>, Vec<&str>) = columns.iter().copied().unzip();
+    let account = world
+        .stack
+        .psql(&format!(
+            "with account as (insert into public.accounts (primary_owner_user_id, name, slug) \
+             values ('11111111-1111-4111-8111-111111111111', 'E2E {key}', '{key}') returning id) \
+             insert into public.ticket_intakes (account_id, intake_key{}) \
+             select id, '{key}'{} from account returning account_id",
+            names.iter().map(|n| format!(", {n}")).collect::<String>(),
+            values.iter().map(|v| format!(", {v}")).collect::<String>(),
+        ))
+        .await?
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    ensure!(!account.is_empty(), "the intake {key} was not created");
+    Ok((key, account))
+}
+
+/// The slots taken in an account's rate-limit window, over all windows.
+async fn account_hits(world: &World, account: &str) -> anyhow::Result<i64> {
+    count(
+        world,
+        &format!("select coalesce(sum(hits), 0) from kit.intake_rate_counters where bucket = 'account:{account}'"),
+    )
+    .await
+}
+
 pub async fn json_submission_creates_the_ticket_and_its_first_message(
     world: &World,
 ) -> anyhow::Result<()> {
@@ -313,8 +348,8 @@ pub async fn the_per_ip_rate_limit_answers_429(world: &World) -> anyhow::Result<
     if second >= 50 {
         tokio::time::sleep(std::time::Duration::from_secs(61 - second)).await;
     }
-    // Acme allows 5 submissions per IP a minute (seed). Invalid tokens keep
-    // the account's own limit untouched by tickets while still counting.
+    // Acme allows 5 submissions per IP a minute (seed). Invalid tokens are
+    // counted by the address's window and create no ticket.
     for attempt in 1..=5 {
         let reply = post_json(
             world,
@@ -506,5 +541,140 @@ pub async fn postgrest_down_is_503_and_the_captcha_is_kept(world: &World) -> any
         0,
         "the visitor's captcha is not spent"
     );
+    Ok(())
+}
+
+pub async fn a_burst_from_one_address_leaves_the_form_open_to_others(
+    world: &World,
+) -> anyhow::Result<()> {
+    // 3 per address and 5 per account an hour: the burst below is far past
+    // both, and an hour is long enough that it cannot straddle two windows.
+    let (key, account) = own_intake(
+        world,
+        &[
+            ("rate_limit_per_ip", "3"),
+            ("rate_limit_per_account", "5"),
+            ("rate_limit_window_seconds", "3600"),
+        ],
+    )
+    .await?;
+    let body = |title: &str, token: &str| {
+        let mut body = submission(title, token);
+        body["intake_key"] = json!(key);
+        body
+    };
+
+    // Junk from one address, no captcha solved: 60 posts, 20 at a time.
+    let attacker = ip();
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let batch = futures_util::future::join_all((0..20).map(|_| {
+            let junk = body(&unique("junk"), &unique("invalid"));
+            let attacker = attacker.clone();
+            async move {
+                post_json(world, &junk, &[("cf-connecting-ip", attacker.as_str())])
+                    .await
+                    .map(|r| r.status)
+            }
+        }))
+        .await;
+        for status in batch {
+            statuses.push(status?);
+        }
+    }
+    let tally = |wanted: u16| statuses.iter().filter(|s| **s == wanted).count();
+    ensure_eq!(
+        (tally(400), tally(429)),
+        (3, 57),
+        "the address's first 3 reach the captcha (and fail), the rest are limited: {statuses:?}"
+    );
+
+    let title = unique("visitor");
+    let visitor = post_json(
+        world,
+        &body(&title, &unique("pass")),
+        &[("cf-connecting-ip", &ip())],
+    )
+    .await?;
+    ensure_eq!(
+        visitor.status,
+        201,
+        "a visitor from another address still gets through: {}",
+        String::from_utf8_lossy(&visitor.body)
+    );
+    ensure_eq!(
+        tickets_titled(world, &title).await?,
+        1,
+        "the visitor's ticket"
+    );
+    ensure_eq!(
+        account_hits(world, &account).await?,
+        1,
+        "of the account's window, only the ticket took a slot; the burst none"
+    );
+    Ok(())
+}
+
+pub async fn the_accounts_categories_and_priorities_are_field_errors_before_the_captcha(
+    world: &World,
+) -> anyhow::Result<()> {
+    let (key, _) = own_intake(
+        world,
+        &[
+            ("allowed_categories", "'{general,billing}'"),
+            ("allowed_priorities", "'{low,medium}'"),
+        ],
+    )
+    .await?;
+    let (title, token) = (unique("rules"), unique("pass"));
+    let mut body = submission(&title, &token);
+    body["intake_key"] = json!(key);
+    body["category"] = json!("bugs");
+    body["priority"] = json!("high");
+    let reply = post_json(world, &body, &[("cf-connecting-ip", &ip())]).await?;
+    ensure_eq!(
+        reply.status,
+        422,
+        "refused: {}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    world
+        .openapi
+        .check("POST", "/ticket-intake/tickets", &reply)?;
+    let problem = reply.json()?;
+    let errors: Vec<(String, String)> = problem["errors"]
+        .as_array()
+        .context("errors[] in the problem")?
+        .iter()
+        .map(|e| {
+            (
+                e["field"].as_str().unwrap_or_default().to_owned(),
+                e["message"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    ensure_eq!(
+        errors,
+        [
+            (
+                "category".to_owned(),
+                "must be one of: general, billing".to_owned()
+            ),
+            (
+                "priority".to_owned(),
+                "must be one of: low, medium".to_owned()
+            ),
+        ],
+        "one field error each, saying what the form accepts"
+    );
+    ensure_eq!(captcha_calls(world, &token), 0, "the captcha is not spent");
+    ensure_eq!(tickets_titled(world, &title).await?, 0, "nothing written");
+
+    // The visitor picks accepted values, with the same (unspent) token.
+    body["category"] = json!("billing");
+    body["priority"] = json!("low");
+    let reply = post_json(world, &body, &[("cf-connecting-ip", &ip())]).await?;
+    ensure_eq!(reply.status, 201, "accepted values");
+    ensure_eq!(tickets_titled(world, &title).await?, 1, "the ticket");
     Ok(())
 }
