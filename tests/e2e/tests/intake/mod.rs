@@ -413,24 +413,79 @@ pub async fn origins_are_checked_against_the_account(world: &World) -> anyhow::R
     ensure_eq!(tickets_titled(world, &title).await?, 0, "nothing written");
     ensure_eq!(captcha_calls(world, &token), 0, "the captcha is not spent");
 
-    // Preflights follow every enabled intake's origins: 127.0.0.1:3000 is
-    // only in Acme's list, not in the function's static CORS setting.
+    // CORS follows every enabled intake's origins, preflights and answers
+    // alike: Acme's are in no static CORS setting (the stack gives
+    // ticket-intake none), so only the accounts' lists can allow them.
     let url = format!("{}/tickets", world.function(FUNCTION));
-    for (origin, status) in [
-        ("http://127.0.0.1:3000", 204),
-        ("https://evil.example", 403),
+    for (origin, allowed) in [
+        ("http://127.0.0.1:3000", true),
+        (ORIGIN, true),
+        ("https://evil.example", false),
     ] {
-        let reply = Reply::read(
+        let preflight = Reply::read(
             world
                 .http
                 .request(reqwest::Method::OPTIONS, &url)
                 .header("origin", origin)
                 .header("access-control-request-method", "POST")
+                .header(
+                    "access-control-request-headers",
+                    "content-type, idempotency-key",
+                )
                 .send()
                 .await?,
         )
         .await?;
-        ensure_eq!(reply.status, status, "preflight from {origin}");
+        ensure_eq!(
+            preflight.status,
+            if allowed { 204 } else { 403 },
+            "preflight from {origin}"
+        );
+        ensure_eq!(
+            preflight.header("access-control-allow-origin"),
+            allowed.then_some(origin),
+            "preflight from {origin}: allow-origin"
+        );
+        ensure!(
+            preflight
+                .header("vary")
+                .is_some_and(|v| v.to_ascii_lowercase().contains("origin")),
+            "preflight from {origin}: Vary: Origin"
+        );
+
+        // Answers that are not a ticket: invalid fields (422), an unknown
+        // key (404) and a refused captcha (400; 403 for a foreign origin,
+        // refused before the captcha).
+        let invalid = json!({"intake_key": "acme", "title": " ", "captcha_token": "x"});
+        let mut unknown = submission(&unique("cors"), &unique("pass"));
+        unknown["intake_key"] = json!("no-such-form");
+        let bad_captcha = submission(&unique("cors"), &unique("invalid"));
+        for (body, status) in [(invalid, 422), (unknown, 404), (bad_captcha, 400)] {
+            let reply = post_json(
+                world,
+                &body,
+                &[("origin", origin), ("cf-connecting-ip", &ip())],
+            )
+            .await?;
+            let expected = if allowed || status != 400 {
+                status
+            } else {
+                403
+            };
+            ensure_eq!(reply.status, expected, "{origin}: {body}");
+            ensure_eq!(
+                reply.header("access-control-allow-origin"),
+                allowed.then_some(origin),
+                "{origin}: a {status} carries allow-origin exactly when the origin is allowed"
+            );
+            ensure!(
+                reply
+                    .header("access-control-expose-headers")
+                    .is_some_and(|v| v.contains("retry-after"))
+                    == allowed,
+                "{origin}: {status}: Retry-After is readable exactly when the origin is allowed"
+            );
+        }
     }
     Ok(())
 }
