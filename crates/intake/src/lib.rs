@@ -253,7 +253,7 @@ impl Outcome {
                 let reference = &accepted.created.reference;
                 let location = match &accepted.thank_you_url {
                     Some(url) => pages::with_query(url, "reference", reference),
-                    None => pages::with_query(&thanks_path(req), "reference", reference),
+                    None => pages::with_query(THANKS_LOCATION, "reference", reference),
                 };
                 Ok(accepted.with_cors(Response::new(303).with_header("location", &location)))
             }
@@ -274,12 +274,16 @@ impl Accepted {
     }
 }
 
-/// The built-in thank-you page's path, beside `/tickets` under whatever
-/// prefix the function is mounted at.
-fn thanks_path(req: &Request) -> String {
-    let base = req.path.trim_end_matches('/');
-    format!("{base}/thanks")
-}
+/// The built-in thank-you page as a `Location`: a relative reference
+/// (RFC 3986, section 4.2) that the browser resolves against the URL it
+/// posted to, landing beside `/tickets` under whatever prefix the function
+/// is mounted at (`/api/tickets` -> `/api/tickets/thanks`). It is a
+/// constant, never built from the request's path: a path such as
+/// `//evil.example/tickets` (which workers.dev and `wrangler dev` pass on
+/// unmerged) would become `//evil.example/tickets/thanks`, which a browser
+/// reads as another host. Resolved against any URL of this function, this
+/// stays on it.
+const THANKS_LOCATION: &str = "tickets/thanks";
 
 impl Service for TicketIntake {
     fn name(&self) -> &'static str {
@@ -426,7 +430,56 @@ mod tests {
         assert!(r
             .header("location")
             .unwrap_or_default()
-            .starts_with("/tickets/thanks?reference=TK-"));
+            .starts_with("tickets/thanks?reference=TK-"));
+    }
+
+    /// Regression: the built-in thank-you `Location` was the request path
+    /// plus `/thanks`, so a post to `//evil.example/tickets` was sent on to
+    /// `//evil.example/tickets/thanks`, another host. Whatever the path,
+    /// the browser must land on this function's thank-you page.
+    #[tokio::test]
+    async fn the_thank_you_redirect_never_leaves_the_function() {
+        for path in [
+            "/tickets",
+            "/api/tickets",
+            "/tickets/",
+            "/tickets//",
+            "//evil.example/tickets",
+            "//evil.example/tickets/",
+            "/\\evil.example/tickets",
+            "/%2F%2Fevil.example/tickets",
+            "/\t/evil.example/tickets",
+            "///evil.example/tickets",
+        ] {
+            let req = Request::new(Method::Post, path)
+                .with_header("content-type", "application/x-www-form-urlencoded")
+                .with_body("website=x");
+            let r = edge_core::serve(&intake(), req, || 0.0).await.0;
+            assert_eq!(r.status, 303, "{path}");
+            let location = r.header("location").unwrap_or_default();
+            // Resolved as a browser does (WHATWG URL), against the URL posted to.
+            let posted = reqwest::Url::parse(&format!("https://fn.example{path}")).expect("url");
+            let target = posted.join(location).expect("location resolves");
+            assert_eq!(
+                target.host_str(),
+                Some("fn.example"),
+                "{path} -> {location}"
+            );
+            assert!(
+                target.path().ends_with("/tickets/thanks"),
+                "{path} -> {target}: routed to the thank-you page"
+            );
+        }
+        let posted = reqwest::Url::parse("https://fn.example/api/tickets").expect("url");
+        let r = post("application/x-www-form-urlencoded", "website=x").await;
+        let target = posted
+            .join(r.header("location").unwrap_or_default())
+            .expect("join");
+        assert_eq!(
+            target.path(),
+            "/api/tickets/thanks",
+            "beside the form's URL"
+        );
     }
 
     #[tokio::test]

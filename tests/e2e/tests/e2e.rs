@@ -83,6 +83,7 @@ fn main() {
             intake::postgrest_down_is_503_and_the_captcha_is_kept,
             intake::a_burst_from_one_address_leaves_the_form_open_to_others,
             intake::the_accounts_categories_and_priorities_are_field_errors_before_the_captcha,
+            intake::form_redirects_stay_on_this_function,
             browser::the_example_form_works_in_a_real_browser,
             browser::a_page_on_an_allowed_origin_reads_every_answer_with_fetch,
             mail::a_send_charges_logs_and_reaches_the_provider,

@@ -200,28 +200,36 @@ pub async fn form_posts_redirect_to_a_thank_you_page(world: &World) -> anyhow::R
         "See Other: {}",
         String::from_utf8_lossy(&reply.body)
     );
-    let location = reply.header("location").context("location")?.to_owned();
+    let thanks = redirect_target(&url, &reply)?;
     ensure!(
-        location.starts_with("/tickets/thanks?reference=TK-"),
-        "built-in thank-you page: {location}"
+        thanks
+            .as_str()
+            .starts_with(&format!("{url}/thanks?reference=TK-")),
+        "built-in thank-you page beside the form's URL: {thanks}"
     );
     ensure_eq!(tickets_titled(world, &title).await?, 1, "one ticket");
 
-    let page = Reply::read(
-        world
-            .http
-            .get(format!("{}{location}", world.function(FUNCTION)))
-            .send()
-            .await?,
-    )
-    .await?;
+    let page = Reply::read(world.http.get(thanks.clone()).send().await?).await?;
     ensure_eq!(page.status, 200, "thank-you page");
-    let reference = location.rsplit('=').next().unwrap_or_default();
+    let reference = thanks
+        .query_pairs()
+        .find(|(k, _)| k == "reference")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
     ensure!(
-        String::from_utf8_lossy(&page.body).contains(reference),
+        String::from_utf8_lossy(&page.body).contains(&reference),
         "the page shows the reference"
     );
     Ok(())
+}
+
+/// Where a redirect sends the browser: its `Location` resolved against the
+/// URL the request went to, as browsers resolve it.
+fn redirect_target(request_url: &str, reply: &Reply) -> anyhow::Result<reqwest::Url> {
+    let location = reply.header("location").context("location")?;
+    reqwest::Url::parse(request_url)?
+        .join(location)
+        .with_context(|| format!("resolve Location {location:?} against {request_url}"))
 }
 
 pub async fn captcha_failures_are_refused_and_write_nothing(world: &World) -> anyhow::Result<()> {
@@ -731,5 +739,65 @@ pub async fn the_accounts_categories_and_priorities_are_field_errors_before_the_
     let reply = post_json(world, &body, &[("cf-connecting-ip", &ip())]).await?;
     ensure_eq!(reply.status, 201, "accepted values");
     ensure_eq!(tickets_titled(world, &title).await?, 1, "the ticket");
+    Ok(())
+}
+
+pub async fn form_redirects_stay_on_this_function(world: &World) -> anyhow::Result<()> {
+    let base = world.function(FUNCTION);
+    let own = reqwest::Url::parse(base)?;
+    // A filled honeypot needs no key, captcha or database: the cheapest way
+    // to get a redirect built from a path of the attacker's choosing.
+    let bot = [("website", "http://spam.example")];
+    let title = unique("redirect");
+    for path in [
+        "//evil.example/tickets",
+        "//evil.example/tickets/",
+        "/tickets//",
+        "/functions/v1/ticket-intake/tickets",
+    ] {
+        let token = unique("pass");
+        let person = [
+            ("intake_key", "acme"),
+            ("title", title.as_str()),
+            ("content", "Posted to an odd path."),
+            ("customer_email", "grace@example.com"),
+            ("cf-turnstile-response", token.as_str()),
+        ];
+        let forms: [&[(&str, &str)]; 2] = [&bot, &person];
+        for form in forms {
+            let url = format!("{base}{path}");
+            let reply = Reply::read(
+                world
+                    .http
+                    .post(&url)
+                    .header("cf-connecting-ip", ip())
+                    .form(form)
+                    .send()
+                    .await?,
+            )
+            .await?;
+            ensure_eq!(
+                reply.status,
+                303,
+                "{path}: {}",
+                String::from_utf8_lossy(&reply.body)
+            );
+            let target = redirect_target(&url, &reply)?;
+            ensure!(
+                target.scheme() == own.scheme()
+                    && target.host_str() == own.host_str()
+                    && target.port() == own.port(),
+                "{path}: Location {:?} leads to {target}, off this function",
+                reply.header("location")
+            );
+            let page = Reply::read(world.http.get(target.clone()).send().await?).await?;
+            ensure_eq!(page.status, 200, "{path}: the thank-you page at {target}");
+        }
+    }
+    ensure_eq!(
+        tickets_titled(world, &title).await?,
+        4,
+        "the person's posts were taken"
+    );
     Ok(())
 }
