@@ -23,6 +23,7 @@ macro_rules! cases {
 }
 
 fn main() {
+    let hcaptcha_verify_url = format!("{{captcha}}{}", edge_stack::stubs::HCAPTCHA_SITEVERIFY_PATH);
     edge_e2e::run(
         edge_stack::StackOptions::ephemeral()
             // The provider stand-in's `[hang]` must outlast this.
@@ -34,6 +35,15 @@ fn main() {
                 "ticket-intake-nodb",
                 "ticket-intake",
                 &[("POSTGREST_URL", "http://127.0.0.1:9")],
+            )
+            // ticket-intake again, verifying with hCaptcha (its stand-in).
+            .variant(
+                "ticket-intake-hcaptcha",
+                "ticket-intake",
+                &[
+                    ("CAPTCHA_PROVIDER", "hcaptcha"),
+                    ("CAPTCHA_VERIFY_URL", hcaptcha_verify_url.as_str()),
+                ],
             )
             // ticket-intake again, with an unknown captcha provider.
             .variant(
