@@ -6,7 +6,8 @@
 --
 -- Unlike the other files, what those sessions write is committed, so the
 -- fixtures here are committed too and removed at the end (deleting the
--- test user cascades to everything else). They use fixed ids and are
+-- test user cascades to everything else but the account's rate-limit
+-- counter, which is deleted by its bucket). They use fixed ids and are
 -- removed first as well, in case an earlier run stopped half-way.
 begin;
 create extension if not exists pgtap;
@@ -136,6 +137,7 @@ select tests.open_racers();
 -- Committed fixtures: a user (whose personal account the sign-up trigger
 -- creates), their team and its intake.
 select tests.racer_exec('first', $sql$
+  delete from kit.intake_rate_counters where bucket = 'account:00000000-0000-4000-8000-0000000ace02';
   delete from auth.users where id = '00000000-0000-4000-8000-0000000ace01';
   insert into auth.users (instance_id, id, aud, role, email, raw_user_meta_data, created_at, updated_at)
   values ('00000000-0000-0000-0000-000000000000', '00000000-0000-4000-8000-0000000ace01', 'authenticated',
@@ -231,7 +233,10 @@ select is(tests.race_rows(), array[3, 3, 3],
  * Clean-up of what the sessions committed
  */
 select tests.racer_exec('first', 'reset role');
-select tests.racer_exec('first', $sql$delete from auth.users where id = '00000000-0000-4000-8000-0000000ace01'$sql$);
+select tests.racer_exec('first', $sql$
+  delete from kit.intake_rate_counters where bucket = 'account:00000000-0000-4000-8000-0000000ace02';
+  delete from auth.users where id = '00000000-0000-4000-8000-0000000ace01';
+$sql$);
 select from tests.dblink_disconnect('first');
 select from tests.dblink_disconnect('second');
 

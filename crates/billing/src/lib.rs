@@ -196,7 +196,7 @@ impl Service for BillingWebhooks {
         &self.http
     }
     /// Providers call server to server; no browser page may.
-    async fn allows_preflight(&self, _origin: &str) -> bool {
+    async fn allows_origin(&self, _origin: &str) -> bool {
         false
     }
     async fn probe(&self) -> Result<(), Error> {

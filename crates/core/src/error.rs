@@ -9,10 +9,11 @@
 //! never contains.
 
 use crate::http::{Method, Response};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-/// One field that failed validation, as listed in a 422 problem's `errors`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// One field that failed validation, as listed in a 422 problem's `errors`
+/// (also as the database answers one, for rules that live there).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FieldError {
     /// The field's name as the client sent it (`title`, `customer_email`).
     pub field: String,

@@ -56,11 +56,15 @@ pub trait Service {
     fn name(&self) -> &'static str;
     fn version(&self) -> &'static str;
     fn http(&self) -> &HttpConfig;
-    /// Whether a browser page at `origin` may call this function: decides
-    /// CORS preflights. The default is the static `CORS_ALLOWED_ORIGINS`;
-    /// a function whose allowed origins live in the database overrides it
-    /// (and then sets `access-control-allow-origin` on its own responses).
-    async fn allows_preflight(&self, origin: &str) -> bool {
+    /// Whether a browser page at `origin` may call this function and read
+    /// its answers: decides CORS preflights, and whether every other
+    /// answer carries `access-control-allow-origin`, errors included (a
+    /// page that may send must be able to read why it was refused). The
+    /// default is the static `CORS_ALLOWED_ORIGINS`; a function whose
+    /// allowed origins live in the database overrides it. A handler that
+    /// already knows the answer for its request may set the header itself,
+    /// and then this is not asked again.
+    async fn allows_origin(&self, origin: &str) -> bool {
         self.http().allows_origin(origin)
     }
     /// Deep health: whether the dependencies answer (PostgREST, as service).
@@ -107,6 +111,7 @@ pub async fn serve<S: Service>(
     let method = req.method.as_str().to_owned();
     let path = req.path.clone();
     let origin = req.header("origin").map(str::to_owned);
+    let is_preflight = is_preflight(&req);
 
     let result = dispatch(service, req).await;
     let (mut response, error) = match result {
@@ -114,13 +119,22 @@ pub async fn serve<S: Service>(
         Err(err) => (err.to_response(&request_id), Some(err)),
     };
 
-    if let Some(origin) = origin.filter(|o| service.http().allows_origin(o)) {
-        response.headers.set("access-control-allow-origin", &origin);
-        response
-            .headers
-            .set("access-control-expose-headers", CORS_EXPOSE_HEADERS);
-        response.headers.append("vary", "Origin");
+    // Fetch standard, "CORS protocol": the preflight has decided already
+    // (and set the header when allowed); any other answer is readable by
+    // the page exactly when its origin is allowed, whatever the status.
+    if let Some(origin) = origin {
+        let allowed = response.header("access-control-allow-origin").is_some()
+            || (!is_preflight && service.allows_origin(&origin).await);
+        if allowed {
+            response.headers.set("access-control-allow-origin", &origin);
+            response
+                .headers
+                .set("access-control-expose-headers", CORS_EXPOSE_HEADERS);
+        }
     }
+    // Whether the header is there depends on the request's Origin, so
+    // caches must keep one answer per origin.
+    response.headers.append("vary", "Origin");
     response.headers.set("x-request-id", &request_id);
 
     let status = response.status;
@@ -169,13 +183,17 @@ pub fn unserved(function: &'static str, req: &Request, err: Error) -> (Response,
     (response, line)
 }
 
+fn is_preflight(req: &Request) -> bool {
+    req.method == Method::Options && req.header("access-control-request-method").is_some()
+}
+
 async fn dispatch<S: Service>(service: &S, req: Request) -> Result<Response, Error> {
-    if req.method == Method::Options && req.header("access-control-request-method").is_some() {
+    if is_preflight(&req) {
         let origin = req.header("origin").unwrap_or_default();
-        if !service.allows_preflight(origin).await {
+        if !service.allows_origin(origin).await {
             return Err(Error::forbidden("This origin may not call this function."));
         }
-        return Ok(preflight(&req));
+        return Ok(preflight(&req, origin));
     }
     let limit = service.http().max_body_bytes;
     let declared = req
@@ -190,13 +208,15 @@ async fn dispatch<S: Service>(service: &S, req: Request) -> Result<Response, Err
     service.handle(req).await
 }
 
-/// CORS preflight (Fetch standard, "CORS-preflight request"). Answered here
-/// for every route so handlers never see it.
-fn preflight(req: &Request) -> Response {
+/// CORS preflight (Fetch standard, "CORS-preflight request") from an
+/// allowed `origin`. Answered here for every route so handlers never see
+/// it.
+fn preflight(req: &Request, origin: &str) -> Response {
     let method = req
         .header("access-control-request-method")
         .unwrap_or("POST");
     Response::new(204)
+        .with_header("access-control-allow-origin", origin)
         .with_header(
             "access-control-allow-methods",
             &format!("{method}, OPTIONS"),
@@ -268,6 +288,9 @@ mod tests {
         http: HttpConfig,
         healthy: bool,
         calls: Cell<u32>,
+        /// Origins allowed beyond the static list, as a function whose
+        /// origins live in its database has them.
+        stored_origins: Vec<String>,
     }
 
     impl Service for Echo {
@@ -279,6 +302,9 @@ mod tests {
         }
         fn http(&self) -> &HttpConfig {
             &self.http
+        }
+        async fn allows_origin(&self, origin: &str) -> bool {
+            self.http.allows_origin(origin) || self.stored_origins.iter().any(|o| o == origin)
         }
         async fn probe(&self) -> Result<(), Error> {
             if self.healthy {
@@ -304,6 +330,7 @@ mod tests {
             },
             healthy,
             calls: Cell::new(0),
+            stored_origins: vec!["https://shop.example".into()],
         }
     }
 
@@ -374,6 +401,45 @@ mod tests {
         let req = Request::new(Method::Post, "/x").with_header("origin", "https://evil.example");
         let (r, _) = run(&svc, req).await;
         assert_eq!(r.header("access-control-allow-origin"), None);
+        assert_eq!(
+            r.header("vary"),
+            Some("Origin"),
+            "no header is an answer per origin too"
+        );
+    }
+
+    /// Regression: origins a function allows beyond the static list (from
+    /// its database) got a preflight without `access-control-allow-origin`
+    /// and error answers without it, so browsers blocked every call.
+    #[tokio::test]
+    async fn origins_the_service_allows_get_cors_on_preflights_and_on_errors() {
+        let svc = echo(true);
+        let origin = "https://shop.example";
+        let pre = Request::new(Method::Options, "/x")
+            .with_header("origin", origin)
+            .with_header("access-control-request-method", "POST");
+        let (r, _) = run(&svc, pre).await;
+        assert_eq!(r.status, 204);
+        assert_eq!(r.header("access-control-allow-origin"), Some(origin));
+        assert_eq!(r.header("vary"), Some("Origin"));
+
+        for req in [
+            Request::new(Method::Get, "/fail"),
+            Request::new(Method::Post, "/x").with_body("123456789"),
+            Request::new(Method::Post, "/x"),
+        ] {
+            let (r, _) = run(&svc, req.with_header("origin", origin)).await;
+            assert_eq!(
+                r.header("access-control-allow-origin"),
+                Some(origin),
+                "{}",
+                r.status
+            );
+            assert!(r
+                .header("access-control-expose-headers")
+                .unwrap_or_default()
+                .contains("retry-after"));
+        }
     }
 
     #[tokio::test]

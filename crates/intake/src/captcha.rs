@@ -2,8 +2,9 @@
 //!
 //! Both providers take the same form-encoded `siteverify` call and answer
 //! the same JSON shape, so one client serves both; the differences (default
-//! URL, the form field a widget fills, idempotency support, error codes) are
-//! data on [`Provider`].
+//! URL, the form field a widget fills, idempotency support, widget actions)
+//! are data on [`Provider`], and [`map_error_codes`] knows both providers'
+//! error codes (they do not overlap in meaning).
 //!
 //! - Turnstile: <https://developers.cloudflare.com/turnstile/get-started/server-side-validation/>
 //! - hCaptcha: <https://docs.hcaptcha.com/#verify-the-user-response-server-side>
@@ -42,6 +43,19 @@ impl Provider {
             Provider::HCaptcha => "h-captcha-response",
         }
     }
+
+    /// Whether `siteverify` takes an `idempotency_key` (Turnstile), so a
+    /// retried verification of one token gets the first answer. hCaptcha
+    /// documents none: a second verification is `already-seen-response`.
+    fn takes_idempotency_key(self) -> bool {
+        self == Provider::Turnstile
+    }
+
+    /// Whether widgets carry an `action` that `siteverify` reports back
+    /// (Turnstile); hCaptcha has none.
+    fn has_actions(self) -> bool {
+        self == Provider::Turnstile
+    }
 }
 
 /// Captcha settings, read once.
@@ -71,6 +85,15 @@ impl CaptchaConfig {
         let provider = Provider::parse(&name).ok_or_else(|| {
             ConfigError::new("CAPTCHA_PROVIDER", "must be `turnstile` or `hcaptcha`")
         })?;
+        let expected_action = vars.optional("CAPTCHA_EXPECTED_ACTION");
+        if expected_action.is_some() && !provider.has_actions() {
+            // hCaptcha never reports an action, so every token would be
+            // refused as "solved for another form".
+            return Err(ConfigError::new(
+                "CAPTCHA_EXPECTED_ACTION",
+                "must not be set with hCaptcha, which has no widget actions",
+            ));
+        }
         Ok(Self {
             provider,
             secret: vars.secret("CAPTCHA_SECRET")?,
@@ -78,7 +101,7 @@ impl CaptchaConfig {
                 Some(provider.default_verify_url().to_owned())
             })?,
             expected_hostname: vars.optional("CAPTCHA_EXPECTED_HOSTNAME"),
-            expected_action: vars.optional("CAPTCHA_EXPECTED_ACTION"),
+            expected_action,
             timeout: Duration::from_millis(vars.parse_or("CAPTCHA_TIMEOUT_MS", 5_000u64)?),
         })
     }
@@ -145,7 +168,7 @@ impl Captcha {
             form.push(("remoteip", ip));
         }
         let key = idempotency_key(token);
-        if self.config.provider == Provider::Turnstile {
+        if self.config.provider.takes_idempotency_key() {
             form.push(("idempotency_key", &key));
         }
         let call = async {
@@ -199,13 +222,22 @@ impl Captcha {
 
 /// Maps the providers' `error-codes` to what the client is told. A problem
 /// with our own secret is our fault (500, logged); a provider hiccup is 503.
+/// Anything a visitor can cause by what they send is theirs (4xx): that
+/// includes hCaptcha's `sitekey-secret-mismatch` (we send no `sitekey`, so
+/// it means a token solved on another site) and `not-using-dummy-passcode`
+/// (its public test token sent to a real secret), which must never turn
+/// into our 500s and error logs.
+///
+/// - Turnstile: <https://developers.cloudflare.com/turnstile/get-started/server-side-validation/#error-codes>
+/// - hCaptcha: <https://docs.hcaptcha.com/#verify-the-user-response-server-side>
 fn map_error_codes(codes: &[String]) -> Error {
     let has = |wanted: &[&str]| codes.iter().any(|c| wanted.contains(&c.as_str()));
     if has(&[
         "missing-input-secret",
         "invalid-input-secret",
-        "sitekey-secret-mismatch",
-        "not-using-dummy-secret",
+        // Turnstile: what it parsed out of our secret key is wrong.
+        "invalid-parsed-secret",
+        "invalid-widget-id",
     ]) {
         Error::internal(format!("captcha provider rejected our secret: {codes:?}"))
     } else if has(&["internal-error"]) {
@@ -267,9 +299,22 @@ mod tests {
             (&["already-seen-response"], 403),
             (&["expired-input-response"], 403),
             (&["invalid-input-secret"], 500),
-            (&["sitekey-secret-mismatch"], 500),
+            (&["missing-input-secret"], 500),
+            (&["invalid-parsed-secret"], 500),
+            (&["invalid-widget-id"], 500),
             (&["internal-error"], 503),
             (&[], 400),
+            // hCaptcha's own codes.
+            (&["expired-input-response"], 403),
+            (&["already-seen-response"], 403),
+            (&["invalid-or-already-seen-response"], 403),
+            (&["invalid-remoteip"], 400),
+            (&["missing-remoteip"], 400),
+            // Regression: a visitor causes these by what they send (a token
+            // from another site, hCaptcha's public test token); they were
+            // our 500s.
+            (&["sitekey-secret-mismatch"], 400),
+            (&["not-using-dummy-passcode"], 400),
         ];
         let c = captcha(None, None);
         for (codes, status) in cases {
@@ -319,5 +364,25 @@ mod tests {
         let config = CaptchaConfig::from_vars(&Vars(&vars)).expect("config");
         assert_eq!(config.verify_url, "https://api.hcaptcha.com/siteverify");
         assert!(!format!("{config:?}").contains("\"x\""));
+    }
+
+    /// Regression: with hCaptcha, which reports no action, an expected
+    /// action refused every token as "solved for another form".
+    #[test]
+    fn an_expected_action_is_refused_with_hcaptcha() {
+        let vars = [
+            ("CAPTCHA_PROVIDER", "hcaptcha"),
+            ("CAPTCHA_SECRET", "x"),
+            ("CAPTCHA_EXPECTED_ACTION", "ticket"),
+        ];
+        let err = CaptchaConfig::from_vars(&Vars(&vars)).unwrap_err();
+        assert_eq!(err.name, "CAPTCHA_EXPECTED_ACTION");
+        let vars = [
+            ("CAPTCHA_PROVIDER", "turnstile"),
+            ("CAPTCHA_SECRET", "x"),
+            ("CAPTCHA_EXPECTED_ACTION", "ticket"),
+        ];
+        let config = CaptchaConfig::from_vars(&Vars(&vars)).expect("config");
+        assert_eq!(config.expected_action.as_deref(), Some("ticket"));
     }
 }

@@ -7,12 +7,17 @@
 //! 1. parse, and answer a filled honeypot with a success-looking reply;
 //! 2. validate every field (one 422 listing all failures);
 //! 3. `intake_begin` (service role): the account's intake settings, an
-//!    `Idempotency-Key` replay, and the per-IP / per-account rate limit;
-//! 4. check `Origin` against the account's allowed origins;
+//!    `Idempotency-Key` replay, the per-IP rate limit (and whether the
+//!    account's window is already full), and the account's own rules for
+//!    the category and priority;
+//! 4. check `Origin` against the account's allowed origins, then answer
+//!    the rate limit (429) and the account's rules (422, as field errors);
 //! 5. verify the captcha with the provider (503 if it is down: nothing written);
 //! 6. `intake_submit` (service role): ticket, first message and the used
 //!    captcha token in one transaction, so nothing is half-written and no
-//!    token is accepted twice.
+//!    token is accepted twice; the ticket takes a slot of the account's
+//!    rate-limit window there, so only tickets spend it (a request refused
+//!    earlier, however many, cannot shut the form for everyone).
 //!
 //! Visitors never reach the database themselves: `anon` has no grant on
 //! these tables; this function writes with the service key after checking.
@@ -27,7 +32,9 @@ mod pages;
 pub mod submission;
 
 use captcha::{token_hash, Captcha, CaptchaConfig};
-use edge_core::{BodyKind, Error, HttpConfig, Method, Request, Response, Service, Sleep, Vars};
+use edge_core::{
+    BodyKind, Error, FieldError, HttpConfig, Method, Request, Response, Service, Sleep, Vars,
+};
 use edge_db::{execute, PostgrestConfig, ServiceDb, ServiceKey};
 use serde::Deserialize;
 use serde_json::json;
@@ -86,6 +93,8 @@ impl TicketIntake {
                 "p_client_ip": client_ip,
                 "p_idempotency_key": idempotency_key,
                 "p_request_hash": request_hash,
+                "p_category": submission.category,
+                "p_priority": submission.priority,
             }),
         ))
         .await?;
@@ -115,12 +124,20 @@ impl TicketIntake {
                 retry_after_secs: retry_after_secs.max(1),
             });
         }
+        // The account's own rules (its categories and priorities), checked
+        // in SQL where they live, answered like any other invalid field and
+        // before the visitor's captcha is spent.
+        if !intake.errors.is_empty() {
+            return Err(Error::Validation {
+                errors: intake.errors,
+            });
+        }
 
         self.captcha
             .verify(&submission.captcha_token, client_ip.as_deref())
             .await?;
 
-        let created: Created = execute(self.db.rpc(
+        let submitted: Submitted = execute(self.db.rpc(
             "intake_submit",
             &json!({
                 "p_intake_key": submission.intake_key,
@@ -137,6 +154,16 @@ impl TicketIntake {
             }),
         ))
         .await?;
+        let created = match submitted {
+            Submitted::Ticket(created) => created,
+            // Requests that passed intake_begin together filled the
+            // account's window; nothing was written.
+            Submitted::Limited { retry_after } => {
+                return Err(Error::TooManyRequests {
+                    retry_after_secs: retry_after.max(1),
+                })
+            }
+        };
         if created.created {
             self.after_created(&created).await;
         }
@@ -152,6 +179,18 @@ struct Intake {
     thank_you_url: Option<String>,
     retry_after: Option<u32>,
     replay: Option<Created>,
+    /// The account's rules the submission breaks (category, priority).
+    #[serde(default)]
+    errors: Vec<FieldError>,
+}
+
+/// What `intake_submit` answers: the ticket, or `{"retry_after"}` when the
+/// account's rate-limit window filled up since `intake_begin`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Submitted {
+    Limited { retry_after: u32 },
+    Ticket(Created),
 }
 
 /// A ticket as `intake_submit` answers it, or as `intake_begin` replays it
@@ -205,33 +244,46 @@ impl Outcome {
                     status,
                     &json!({"reference": accepted.created.reference, "status": "open"}),
                 )?;
-                if let Some(origin) = accepted.origin {
-                    response = response.with_header("access-control-allow-origin", &origin);
-                }
                 if replayed {
                     response = response.with_header("idempotent-replayed", "true");
                 }
-                Ok(response)
+                Ok(accepted.with_cors(response))
             }
             (BodyKind::Form, Ok(accepted)) => {
-                let reference = accepted.created.reference;
-                let location = match accepted.thank_you_url {
-                    Some(url) => pages::with_query(&url, "reference", &reference),
-                    None => pages::with_query(&thanks_path(req), "reference", &reference),
+                let reference = &accepted.created.reference;
+                let location = match &accepted.thank_you_url {
+                    Some(url) => pages::with_query(url, "reference", reference),
+                    None => pages::with_query(THANKS_LOCATION, "reference", reference),
                 };
-                Ok(Response::new(303).with_header("location", &location))
+                Ok(accepted.with_cors(Response::new(303).with_header("location", &location)))
             }
             (BodyKind::Form, Err(err)) => Ok(pages::error_page(&err, req.header("referer"))),
         }
     }
 }
 
-/// The built-in thank-you page's path, beside `/tickets` under whatever
-/// prefix the function is mounted at.
-fn thanks_path(req: &Request) -> String {
-    let base = req.path.trim_end_matches('/');
-    format!("{base}/thanks")
+impl Accepted {
+    /// The account allowed the page's origin (it was checked before the
+    /// ticket was written), so the answer says so itself and the pipeline
+    /// need not ask the database again.
+    fn with_cors(&self, response: Response) -> Response {
+        match &self.origin {
+            Some(origin) => response.with_header("access-control-allow-origin", origin),
+            None => response,
+        }
+    }
 }
+
+/// The built-in thank-you page as a `Location`: a relative reference
+/// (RFC 3986, section 4.2) that the browser resolves against the URL it
+/// posted to, landing beside `/tickets` under whatever prefix the function
+/// is mounted at (`/api/tickets` -> `/api/tickets/thanks`). It is a
+/// constant, never built from the request's path: a path such as
+/// `//evil.example/tickets` (which workers.dev and `wrangler dev` pass on
+/// unmerged) would become `//evil.example/tickets/thanks`, which a browser
+/// reads as another host. Resolved against any URL of this function, this
+/// stays on it.
+const THANKS_LOCATION: &str = "tickets/thanks";
 
 impl Service for TicketIntake {
     fn name(&self) -> &'static str {
@@ -244,10 +296,12 @@ impl Service for TicketIntake {
         &self.http
     }
 
-    /// Allowed origins live per account in `ticket_intakes`: a preflight is
-    /// allowed when any enabled intake lists the origin. The POST itself is
-    /// then checked against its own account's list.
-    async fn allows_preflight(&self, origin: &str) -> bool {
+    /// Allowed origins live per account in `ticket_intakes`. A preflight
+    /// carries no body, so it cannot name its account: a page may call
+    /// (and read the answers) when some enabled intake lists its origin.
+    /// Whether the account it posts to accepts that origin is then the
+    /// submission's own check (403), made before its captcha is spent.
+    async fn allows_origin(&self, origin: &str) -> bool {
         if self.http.allows_origin(origin) {
             return true;
         }
@@ -376,7 +430,56 @@ mod tests {
         assert!(r
             .header("location")
             .unwrap_or_default()
-            .starts_with("/tickets/thanks?reference=TK-"));
+            .starts_with("tickets/thanks?reference=TK-"));
+    }
+
+    /// Regression: the built-in thank-you `Location` was the request path
+    /// plus `/thanks`, so a post to `//evil.example/tickets` was sent on to
+    /// `//evil.example/tickets/thanks`, another host. Whatever the path,
+    /// the browser must land on this function's thank-you page.
+    #[tokio::test]
+    async fn the_thank_you_redirect_never_leaves_the_function() {
+        for path in [
+            "/tickets",
+            "/api/tickets",
+            "/tickets/",
+            "/tickets//",
+            "//evil.example/tickets",
+            "//evil.example/tickets/",
+            "/\\evil.example/tickets",
+            "/%2F%2Fevil.example/tickets",
+            "/\t/evil.example/tickets",
+            "///evil.example/tickets",
+        ] {
+            let req = Request::new(Method::Post, path)
+                .with_header("content-type", "application/x-www-form-urlencoded")
+                .with_body("website=x");
+            let r = edge_core::serve(&intake(), req, || 0.0).await.0;
+            assert_eq!(r.status, 303, "{path}");
+            let location = r.header("location").unwrap_or_default();
+            // Resolved as a browser does (WHATWG URL), against the URL posted to.
+            let posted = reqwest::Url::parse(&format!("https://fn.example{path}")).expect("url");
+            let target = posted.join(location).expect("location resolves");
+            assert_eq!(
+                target.host_str(),
+                Some("fn.example"),
+                "{path} -> {location}"
+            );
+            assert!(
+                target.path().ends_with("/tickets/thanks"),
+                "{path} -> {target}: routed to the thank-you page"
+            );
+        }
+        let posted = reqwest::Url::parse("https://fn.example/api/tickets").expect("url");
+        let r = post("application/x-www-form-urlencoded", "website=x").await;
+        let target = posted
+            .join(r.header("location").unwrap_or_default())
+            .expect("join");
+        assert_eq!(
+            target.path(),
+            "/api/tickets/thanks",
+            "beside the form's URL"
+        );
     }
 
     #[tokio::test]

@@ -221,8 +221,10 @@ fn print_summary(stack: &Stack, want_functions: bool) {
     }
     if let Some(captcha) = stack.captcha() {
         println!(
-            "  captcha     {}/turnstile/v0/siteverify  (local Turnstile stand-in)",
-            captcha.url()
+            "  captcha     {}{}  (local Turnstile stand-in; hCaptcha's at {})",
+            captcha.url(),
+            edge_stack::stubs::TURNSTILE_SITEVERIFY_PATH,
+            edge_stack::stubs::HCAPTCHA_SITEVERIFY_PATH
         );
     }
     if let Some(s3) = stack.s3() {

@@ -11,6 +11,13 @@
 //!   action, challenge_ts}`. Tokens are single-use, except a retry with the
 //!   same `idempotency_key`, which gets the first answer again. The widget
 //!   script (`/turnstile/v0/api.js`) fills the form field a real widget fills.
+//! - The same for hCaptcha (<https://docs.hcaptcha.com/#verify-the-user-response-server-side>):
+//!   `secret`, `response`, `remoteip` (and `sitekey`, which we do not
+//!   send); no idempotency key, so a second verification of a token is
+//!   always `already-seen-response`; its own error codes
+//!   (`expired-input-response`, `sitekey-secret-mismatch`,
+//!   `not-using-dummy-passcode`); `{success, challenge_ts, hostname,
+//!   credit}` with no `action`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -61,27 +68,59 @@ impl Stub {
     }
 }
 
+/// hCaptcha's documented test response token (what its test site key
+/// produces). It verifies only with the test secret; with a real secret,
+/// such as ours, hCaptcha answers `not-using-dummy-passcode`.
+pub const HCAPTCHA_TEST_TOKEN: &str = "10000000-aaaa-bbbb-cccc-000000000001";
+
+/// Where each provider's `siteverify` is served on the captcha stand-in.
+pub const TURNSTILE_SITEVERIFY_PATH: &str = "/turnstile/v0/siteverify";
+pub const HCAPTCHA_SITEVERIFY_PATH: &str = "/hcaptcha/siteverify";
+
 #[derive(Default)]
 struct CaptchaState {
     requests: Requests,
-    /// Token -> (idempotency key of its first verification, first answer).
-    spent: Mutex<HashMap<String, (Option<String>, Value)>>,
+    /// Per provider and token: its first verification.
+    spent: Mutex<HashMap<(Flavor, String), FirstVerification>>,
 }
 
-/// Starts the captcha `siteverify` stand-in at `/turnstile/v0/siteverify`.
+/// The idempotency key a token was first verified with, and the answer.
+type FirstVerification = (Option<String>, Value);
+
+/// Which provider a request came in as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Flavor {
+    Turnstile,
+    HCaptcha,
+}
+
+/// Starts the captcha stand-in: Turnstile's `siteverify` at
+/// [`TURNSTILE_SITEVERIFY_PATH`] and its widget script, and hCaptcha's
+/// `siteverify` at [`HCAPTCHA_SITEVERIFY_PATH`].
 ///
-/// The token decides the answer: `pass...` succeeds once; `host-...`
-/// succeeds but on another site; `action-...` succeeds for another widget
-/// action; `invalid...` is `invalid-input-response`; `expired...` is
-/// `timeout-or-duplicate`; `down...` is an HTTP 503, as when the provider
+/// The token decides the answer, for both: `pass...` succeeds once;
+/// `host-...` succeeds but on another site; `action-...` succeeds for
+/// another widget action (Turnstile; hCaptcha has no actions);
+/// `invalid...` is `invalid-input-response`; `expired...` is Turnstile's
+/// `timeout-or-duplicate` or hCaptcha's `expired-input-response`;
+/// `othersite-...` is hCaptcha's `sitekey-secret-mismatch` (a token solved
+/// for another site's key); `down...` is an HTTP 503, as when the provider
 /// is down; `slow...` answers only after 30 s; anything else is
-/// `invalid-input-response`.
+/// `invalid-input-response`. Each provider's test token answers as its
+/// documentation says ([`DUMMY_TOKEN`], [`HCAPTCHA_TEST_TOKEN`]).
 pub async fn captcha(port: u16) -> anyhow::Result<Stub> {
     let state = Arc::new(CaptchaState::default());
     let requests = Arc::clone(&state.requests);
     let app = Router::new()
-        .route("/turnstile/v0/siteverify", post(siteverify))
+        .route(
+            TURNSTILE_SITEVERIFY_PATH,
+            post(|state, form| siteverify(Flavor::Turnstile, state, form)),
+        )
         .route("/turnstile/v0/api.js", get(widget_script))
+        .route(
+            HCAPTCHA_SITEVERIFY_PATH,
+            post(|state, form| siteverify(Flavor::HCaptcha, state, form)),
+        )
         .with_state(state);
     serve(app, port, requests).await
 }
@@ -102,6 +141,7 @@ async fn serve(app: Router, port: u16, requests: Requests) -> anyhow::Result<Stu
 }
 
 async fn siteverify(
+    flavor: Flavor,
     State(state): State<Arc<CaptchaState>>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
@@ -123,34 +163,46 @@ async fn siteverify(
         // Longer than any function waits: the caller's timeout decides.
         tokio::time::sleep(std::time::Duration::from_secs(30)).await;
     }
-    if token == DUMMY_TOKEN {
-        return Json(success(CAPTCHA_HOSTNAME, "")).into_response();
+    match (flavor, token.as_str()) {
+        (Flavor::Turnstile, DUMMY_TOKEN) => {
+            return Json(success(flavor, CAPTCHA_HOSTNAME, "")).into_response()
+        }
+        (Flavor::HCaptcha, HCAPTCHA_TEST_TOKEN) => {
+            return Json(failure("not-using-dummy-passcode")).into_response()
+        }
+        _ => {}
     }
     let Ok(mut spent) = state.spent.lock() else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
-    if let Some((first_key, first_answer)) = spent.get(&token) {
-        // Turnstile: a retry with the same idempotency key gets the first
-        // answer; any other second use of a token is a duplicate.
-        let answer = if key.is_some() && key == *first_key {
-            first_answer.clone()
-        } else {
-            failure("timeout-or-duplicate")
+    if let Some((first_key, first_answer)) = spent.get(&(flavor, token.clone())) {
+        let answer = match flavor {
+            // Turnstile: a retry with the same idempotency key gets the
+            // first answer; any other second use of a token is a duplicate.
+            Flavor::Turnstile if key.is_some() && key == *first_key => first_answer.clone(),
+            Flavor::Turnstile => failure("timeout-or-duplicate"),
+            // hCaptcha has no idempotency key: a token verifies once.
+            Flavor::HCaptcha => failure("already-seen-response"),
         };
         return Json(answer).into_response();
     }
     let answer = if token.starts_with("pass") {
-        success(CAPTCHA_HOSTNAME, "")
+        success(flavor, CAPTCHA_HOSTNAME, "")
     } else if token.starts_with("host-") {
-        success("evil.example", "")
-    } else if token.starts_with("action-") {
-        success(CAPTCHA_HOSTNAME, "login")
+        success(flavor, "evil.example", "")
+    } else if token.starts_with("action-") && flavor == Flavor::Turnstile {
+        success(flavor, CAPTCHA_HOSTNAME, "login")
     } else if token.starts_with("expired") {
-        failure("timeout-or-duplicate")
+        failure(match flavor {
+            Flavor::Turnstile => "timeout-or-duplicate",
+            Flavor::HCaptcha => "expired-input-response",
+        })
+    } else if token.starts_with("othersite-") && flavor == Flavor::HCaptcha {
+        failure("sitekey-secret-mismatch")
     } else {
         failure("invalid-input-response")
     };
-    spent.insert(token, (key, answer.clone()));
+    spent.insert((flavor, token), (key, answer.clone()));
     Json(answer).into_response()
 }
 
@@ -171,15 +223,23 @@ async fn widget_script() -> impl IntoResponse {
     )
 }
 
-fn success(hostname: &str, action: &str) -> Value {
-    json!({
-        "success": true,
-        "challenge_ts": "2026-11-23T12:00:00.000Z",
-        "hostname": hostname,
-        "error-codes": [],
-        "action": action,
-        "cdata": "",
-    })
+fn success(flavor: Flavor, hostname: &str, action: &str) -> Value {
+    match flavor {
+        Flavor::Turnstile => json!({
+            "success": true,
+            "challenge_ts": "2026-11-23T12:00:00.000Z",
+            "hostname": hostname,
+            "error-codes": [],
+            "action": action,
+            "cdata": "",
+        }),
+        Flavor::HCaptcha => json!({
+            "success": true,
+            "challenge_ts": "2026-11-23T12:00:00.000Z",
+            "hostname": hostname,
+            "credit": false,
+        }),
+    }
 }
 
 fn failure(code: &str) -> Value {

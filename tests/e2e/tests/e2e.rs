@@ -24,6 +24,7 @@ macro_rules! cases {
 }
 
 fn main() {
+    let hcaptcha_verify_url = format!("{{captcha}}{}", edge_stack::stubs::HCAPTCHA_SITEVERIFY_PATH);
     edge_e2e::run(
         edge_stack::StackOptions::ephemeral()
             // The provider stand-in's `[hang]` must outlast this.
@@ -35,6 +36,15 @@ fn main() {
                 "ticket-intake-nodb",
                 "ticket-intake",
                 &[("POSTGREST_URL", "http://127.0.0.1:9")],
+            )
+            // ticket-intake again, verifying with hCaptcha (its stand-in).
+            .variant(
+                "ticket-intake-hcaptcha",
+                "ticket-intake",
+                &[
+                    ("CAPTCHA_PROVIDER", "hcaptcha"),
+                    ("CAPTCHA_VERIFY_URL", hcaptcha_verify_url.as_str()),
+                ],
             )
             // ticket-intake again, with an unknown captcha provider.
             .variant(
@@ -93,7 +103,11 @@ fn main() {
             intake::invalid_fields_are_one_422_before_anything_else,
             intake::an_idempotency_key_replays_the_same_ticket,
             intake::postgrest_down_is_503_and_the_captcha_is_kept,
+            intake::a_burst_from_one_address_leaves_the_form_open_to_others,
+            intake::the_accounts_categories_and_priorities_are_field_errors_before_the_captcha,
+            intake::form_redirects_stay_on_this_function,
             browser::the_example_form_works_in_a_real_browser,
+            browser::a_page_on_an_allowed_origin_reads_every_answer_with_fetch,
             mail::a_send_charges_logs_and_reaches_the_provider,
             mail::without_a_user_token_it_is_401,
             mail::too_few_credits_is_402_and_nothing_is_sent,

@@ -1,6 +1,8 @@
-//! The example form (`examples/ticket-form.html`) in headless Chromium,
-//! driven over WebDriver: fill it in, submit it, follow the redirect, then
-//! find the rows. Debian's chromium and chromium-driver; no browser download.
+//! ticket-intake in headless Chromium, driven over WebDriver: the example
+//! form (`examples/ticket-form.html`) filled in, submitted and redirected,
+//! and a page calling the function with `fetch()`, where the browser
+//! enforces CORS. Debian's chromium and chromium-driver; no browser
+//! download.
 
 use anyhow::{ensure, Context as _};
 use edge_e2e::{ensure_eq, World};
@@ -64,45 +66,64 @@ pub async fn the_example_form_works_in_a_real_browser(world: &World) -> anyhow::
         ))
         .await?;
 
-    let port = free_port()?;
-    let _driver = Driver(
-        Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("start chromedriver (Debian package chromium-driver; scripts/install-tools.sh installs it)")?,
-    );
-    let profile = tempfile::tempdir()?;
-    let capabilities = serde_json::json!({
-        "goog:chromeOptions": {
-            "binary": "/usr/bin/chromium",
-            "args": [
-                "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                format!("--user-data-dir={}", profile.path().display()),
-            ],
-        }
-    });
-    let mut client = None;
-    for _ in 0..300 {
-        let attempt = ClientBuilder::rustls()?
-            .capabilities(capabilities.as_object().cloned().unwrap_or_default())
-            .connect(&format!("http://127.0.0.1:{port}"))
-            .await;
-        match attempt {
-            Ok(c) => {
-                client = Some(c);
-                break;
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    }
-    let browser = client.context("chromedriver did not answer")?;
-    let result = drive(&browser, &origin, world).await;
-    let _ = browser.close().await;
+    let browser = Browser::launch().await?;
+    let result = drive(&browser.client, &origin, world).await;
+    browser.close().await;
     server.abort();
     result
+}
+
+/// Chromium under chromedriver, with a fresh profile.
+struct Browser {
+    client: fantoccini::Client,
+    _driver: Driver,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    async fn launch() -> anyhow::Result<Self> {
+        let port = free_port()?;
+        let driver = Driver(
+            Command::new("chromedriver")
+                .arg(format!("--port={port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .context("start chromedriver (Debian package chromium-driver; scripts/install-tools.sh installs it)")?,
+        );
+        let profile = tempfile::tempdir()?;
+        let capabilities = serde_json::json!({
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ],
+            }
+        });
+        for _ in 0..300 {
+            let attempt = ClientBuilder::rustls()?
+                .capabilities(capabilities.as_object().cloned().unwrap_or_default())
+                .connect(&format!("http://127.0.0.1:{port}"))
+                .await;
+            match attempt {
+                Ok(client) => {
+                    return Ok(Self {
+                        client,
+                        _driver: driver,
+                        _profile: profile,
+                    })
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+        anyhow::bail!("chromedriver did not answer")
+    }
+
+    async fn close(self) {
+        let _ = self.client.close().await;
+    }
 }
 
 async fn drive(browser: &fantoccini::Client, origin: &str, world: &World) -> anyhow::Result<()> {
@@ -166,5 +187,137 @@ async fn drive(browser: &fantoccini::Client, origin: &str, world: &World) -> any
         format!("{title}|Grace Hopper|medium|Filled in by a real browser."),
         "the ticket and message rows"
     );
+    Ok(())
+}
+
+/// Posts `body` as JSON to `url` with `fetch()` from the current page, as a
+/// form's script would (with an `Idempotency-Key`, so the browser sends a
+/// preflight), and hands back what the page could read: `{status, type,
+/// body, request_id}`, or `{error}` when the browser refused to let it see
+/// the answer.
+const FETCH: &str = r#"
+const [url, body, key, done] = arguments;
+fetch(url, {
+  method: "POST",
+  headers: {"content-type": "application/json", "idempotency-key": key},
+  body: JSON.stringify(body),
+}).then(async (r) => done({
+  status: r.status,
+  type: r.headers.get("content-type"),
+  request_id: r.headers.get("x-request-id"),
+  body: await r.text(),
+})).catch((e) => done({error: String(e)}));
+"#;
+
+async fn fetch_from_page(
+    browser: &fantoccini::Client,
+    url: &str,
+    body: &serde_json::Value,
+) -> anyhow::Result<serde_json::Value> {
+    let key = uuid::Uuid::new_v4().to_string();
+    Ok(browser
+        .execute_async(FETCH, vec![url.into(), body.clone(), key.into()])
+        .await?)
+}
+
+pub async fn a_page_on_an_allowed_origin_reads_every_answer_with_fetch(
+    world: &World,
+) -> anyhow::Result<()> {
+    let page = "<!doctype html><title>Support</title><p>A page with a script.</p>".to_owned();
+    let (allowed, allowed_server) = serve_page(page.clone()).await?;
+    let (foreign, foreign_server) = serve_page(page).await?;
+    // Only the first page's origin is on Acme's list; neither is in any
+    // static CORS setting.
+    world
+        .stack
+        .psql(&format!(
+            "update public.ticket_intakes set allowed_origins = allowed_origins || '{{{allowed}}}' where intake_key = 'acme'"
+        ))
+        .await?;
+
+    let browser = Browser::launch().await?;
+    let result = fetch_cases(&browser.client, &allowed, &foreign, world).await;
+    browser.close().await;
+    allowed_server.abort();
+    foreign_server.abort();
+    result
+}
+
+async fn fetch_cases(
+    browser: &fantoccini::Client,
+    allowed: &str,
+    foreign: &str,
+    world: &World,
+) -> anyhow::Result<()> {
+    let url = format!("{}/tickets", world.function("ticket-intake"));
+    let ticket = |title: &str| {
+        serde_json::json!({
+            "intake_key": "acme",
+            "title": title,
+            "content": "Sent with fetch() from the support page.",
+            "customer_email": "grace@example.com",
+            "captcha_token": format!("pass-{}", uuid::Uuid::new_v4().simple()),
+        })
+    };
+
+    browser.goto(&format!("{allowed}/contact")).await?;
+    let title = format!("fetch-{}", uuid::Uuid::new_v4().simple());
+    let created = fetch_from_page(browser, &url, &ticket(&title)).await?;
+    ensure_eq!(created["status"], 201, "the page reads the 201: {created}");
+    let answer: serde_json::Value =
+        serde_json::from_str(created["body"].as_str().unwrap_or_default())?;
+    let reference = answer["reference"].as_str().unwrap_or_default().to_owned();
+    ensure!(reference.starts_with("TK-"), "and its reference: {answer}");
+    let row = world
+        .stack
+        .psql(&format!(
+            "select title from public.tickets where reference = '{reference}'"
+        ))
+        .await?;
+    ensure_eq!(row.trim(), title, "the ticket it names");
+
+    let invalid = serde_json::json!({"intake_key": "acme", "title": " ", "captcha_token": "x"});
+    let refused = fetch_from_page(browser, &url, &invalid).await?;
+    ensure_eq!(refused["status"], 422, "the page reads the 422: {refused}");
+    ensure_eq!(
+        refused["type"],
+        "application/problem+json",
+        "as problem+json"
+    );
+    let problem: serde_json::Value =
+        serde_json::from_str(refused["body"].as_str().unwrap_or_default())?;
+    let fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .map(|errors| errors.iter().filter_map(|e| e["field"].as_str()).collect())
+        .unwrap_or_default();
+    ensure_eq!(
+        fields,
+        ["title", "content", "customer_email"],
+        "with every field error"
+    );
+    ensure!(
+        refused["request_id"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty())
+            && refused["request_id"] == problem["request_id"],
+        "and the exposed x-request-id: {refused}"
+    );
+
+    browser.goto(&format!("{foreign}/contact")).await?;
+    let title = format!("fetch-foreign-{}", uuid::Uuid::new_v4().simple());
+    let blocked = fetch_from_page(browser, &url, &ticket(&title)).await?;
+    ensure!(
+        blocked["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("TypeError")),
+        "a page on an origin no intake allows is blocked: {blocked}"
+    );
+    let count = world
+        .stack
+        .psql(&format!(
+            "select count(*) from public.tickets where title = '{title}'"
+        ))
+        .await?;
+    ensure_eq!(count.trim(), "0", "and its post never ran");
     Ok(())
 }
