@@ -200,7 +200,8 @@ select set_eq(
             ('member-late.txt', tests.user_id('member'), tests.user_id('member')) $$,
   'every attachment a user added sits on a reply they wrote; the others came from service_role');
 select set_eq(
-  $$ select name from storage.objects where bucket_id = 'attachments' $$,
+  $$ select name from storage.objects
+     where bucket_id = 'attachments' and split_part(name, '/', 1) = tests.account_id('team')::text $$,
   $$ values (tests.attachment_object_path('member.txt')), (tests.attachment_object_path('colleague.txt')) $$,
   'the bucket holds exactly the two uploads that were allowed');
 select is(

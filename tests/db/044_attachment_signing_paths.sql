@@ -161,7 +161,8 @@ select is_empty(
  */
 select tests.clear_authentication();
 select set_eq(
-  $$ select name from storage.objects where bucket_id = 'attachments' $$,
+  $$ select name from storage.objects
+     where bucket_id = 'attachments' and split_part(name, '/', 1) = tests.account_id('team')::text $$,
   $$ values (tests.attachment_object_path('manual.pdf')), (tests.attachment_object_path('pending.png')),
             (tests.attachment_object_path('later.png')) $$,
   'the bucket holds the uploaded file and the member''s two uploads; only the owner''s delete removed one');
