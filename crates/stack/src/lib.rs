@@ -60,6 +60,20 @@ pub const STRIPE_WEBHOOK_SECRET: &str = "whsec_local_stripe_webhook_secret";
 pub const LEMON_SQUEEZY_WEBHOOK_SECRET: &str = "local-lemon-squeezy-signing-secret";
 pub const PADDLE_WEBHOOK_SECRET: &str = "pdl_ntfset_local_paddle_webhook_secret";
 
+/// The bindings that hold secrets (the README's configuration table, kind
+/// "secret"): whatever else a function is given is public.
+pub const SECRET_BINDINGS: [&str; 9] = [
+    "SUPABASE_SERVICE_ROLE_KEY",
+    "SUPABASE_JWT_SECRET",
+    "EMAIL_API_KEY",
+    "STORAGE_JWT_SECRET",
+    "S3_SECRET_ACCESS_KEY",
+    "STRIPE_WEBHOOK_SECRET",
+    "LEMON_SQUEEZY_WEBHOOK_SECRET",
+    "PADDLE_WEBHOOK_SECRET",
+    "CAPTCHA_SECRET",
+];
+
 /// Dev port of PostgreSQL (Supabase CLI's database port).
 pub const DEV_POSTGRES_PORT: u16 = 54322;
 /// Dev port of the first function (wrangler's default); the rest follow in
@@ -256,6 +270,7 @@ pub struct Stack {
     db_url: String,
     postgrest_url: Option<String>,
     functions: BTreeMap<String, String>,
+    secrets: Vec<(String, String)>,
     jwt_secret: String,
     timings: Vec<Timing>,
     dir: PathBuf,
@@ -453,6 +468,7 @@ impl Stack {
                 .iter()
                 .map(|f| (f.name.clone(), format!("http://127.0.0.1:{}", f.port)))
                 .collect(),
+            secrets: configured_secrets(&functions),
             jwt_secret: opts.jwt_secret,
             timings: watch.timings,
             dir,
@@ -477,6 +493,20 @@ impl Stack {
     /// issues them; PostgREST and the functions both accept it.
     pub fn user_token_es256(&self, user: DemoUser) -> anyhow::Result<String> {
         tokens::mint_es256(&tokens::user_claims(user, chrono::Utc::now()))
+    }
+
+    /// The same with the stack's RS256 key (`kid` [`tokens::RS256_KID`]).
+    pub fn user_token_rs256(&self, user: DemoUser) -> anyhow::Result<String> {
+        tokens::mint_rs256(&tokens::user_claims(user, chrono::Utc::now()))
+    }
+
+    /// Every secret the functions were configured with, as `(binding,
+    /// value)`: the [`SECRET_BINDINGS`] of every function and variant, each
+    /// value once; comma-separated lists (webhook secrets while rotating)
+    /// give one entry per secret. For checks that none of them ever shows
+    /// up in a log or an answer.
+    pub fn secrets(&self) -> &[(String, String)] {
+        &self.secrets
     }
 
     /// The email provider stand-in (Resend's API) the functions are
@@ -732,6 +762,24 @@ fn build_bindings(build: &str) -> Vec<(String, String)> {
     }
 }
 
+/// The values of the [`SECRET_BINDINGS`] the functions were given, each once.
+fn configured_secrets(functions: &[Function]) -> Vec<(String, String)> {
+    let mut secrets: Vec<(String, String)> = Vec::new();
+    for (name, value) in functions.iter().flat_map(|f| &f.bindings) {
+        if !SECRET_BINDINGS.contains(&name.as_str()) {
+            continue;
+        }
+        // Webhook secrets are comma-separated while being rotated; a JWT or
+        // API key has no commas, so splitting them all is harmless.
+        for one in value.split(',').map(str::trim).filter(|v| !v.is_empty()) {
+            if !secrets.iter().any(|(_, v)| v == one) {
+                secrets.push((name.clone(), one.to_owned()));
+            }
+        }
+    }
+    secrets
+}
+
 /// The text bindings every function gets, then `extra` (later entries win).
 fn function_bindings(
     postgrest_url: &str,
@@ -800,6 +848,38 @@ mod tests {
             bindings.iter().filter(|(k, _)| k == "JWT_AUDIENCE").count(),
             1
         );
+    }
+
+    #[test]
+    fn configured_secrets_are_the_secret_bindings_each_once() {
+        let function = |name: &str, extra: &[(&str, &str)]| Function {
+            name: name.to_owned(),
+            build: name.to_owned(),
+            port: 1,
+            bindings: function_bindings(
+                "http://127.0.0.1:1",
+                DEMO_JWT_SECRET,
+                &extra
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect::<Vec<_>>(),
+            ),
+        };
+        let secrets = configured_secrets(&[
+            function("a", &[]),
+            function("b", &[("STRIPE_WEBHOOK_SECRET", "whsec_new, whsec_old")]),
+        ]);
+        let values: Vec<&str> = secrets.iter().map(|(_, v)| v.as_str()).collect();
+        assert!(values.contains(&DEMO_JWT_SECRET));
+        assert!(values.contains(&tokens::service_key(DEMO_JWT_SECRET).as_str()));
+        assert!(values.contains(&STRIPE_WEBHOOK_SECRET));
+        assert!(values.contains(&"whsec_new") && values.contains(&"whsec_old"));
+        assert!(!values.contains(&tokens::anon_key(DEMO_JWT_SECRET).as_str()));
+        assert!(!values.contains(&"info"), "LOG_LEVEL is no secret");
+        let mut unique = values.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), values.len(), "each value once");
     }
 
     /// Tests may start a stack inside `tokio::spawn` or keep one in a static.

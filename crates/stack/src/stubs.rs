@@ -328,10 +328,17 @@ async fn send_email(
 }
 
 /// Starts the Supabase Auth stand-in: only its JWKS endpoint,
-/// `GET /auth/v1/.well-known/jwks.json`, listing the stack's ES256 public
-/// key as a project with asymmetric signing keys does.
+/// `GET /auth/v1/.well-known/jwks.json`, listing the stack's ES256 and
+/// RS256 public keys as a project with asymmetric signing keys does, plus
+/// a symmetric `oct` key ([`crate::tokens::OCT_KEY`]) that Supabase would
+/// never publish: a JWKS is public, so the functions must never verify
+/// with a key from it that anyone could sign with (tests prove they don't).
 pub async fn auth(port: u16) -> anyhow::Result<Stub> {
-    let jwks = json!({"keys": [crate::tokens::es256_jwk()?]});
+    let jwks = json!({"keys": [
+        crate::tokens::es256_jwk()?,
+        crate::tokens::rs256_jwk()?,
+        crate::tokens::oct_jwk()?,
+    ]});
     let requests: Requests = Arc::default();
     let seen = Arc::clone(&requests);
     let app = Router::new().route(

@@ -7,13 +7,24 @@
 //! Supabase puts in its API keys and access tokens, so code that reads
 //! `role`, `sub`, `aud` or `session_id` behaves as it will in production.
 //! [`mint`] signs any claim set, for tests that need expired or odd tokens.
+//!
+//! Besides the HS256 secret the stack has two asymmetric signing keys, as a
+//! project with Supabase's JWT signing keys does: ES256 and RS256, both
+//! fixed (local only, like the demo secret) so runs are reproducible and no
+//! RSA key is generated at start. Every user token minted here is
+//! remembered ([`minted`]), so the end-to-end harness can check that none
+//! of them ever comes back in a log line or an answer.
 
-use std::{fmt, str::FromStr};
+use std::{
+    fmt,
+    str::FromStr,
+    sync::{Mutex, OnceLock, PoisonError},
+};
 
 use anyhow::{bail, Context as _};
 use chrono::{DateTime, Utc};
 use jwt_compact::{
-    alg::{Es256, Hs256, Hs256Key, SigningKey as _},
+    alg::{Es256, Hs256, Hs256Key, Rsa, RsaPrivateKey, SigningKey as _},
     jwk::JsonWebKey,
     prelude::*,
 };
@@ -120,7 +131,12 @@ struct ApiKeyClaims {
 
 /// Signs `claims` (a JSON object, sent as is: add `exp` yourself if you
 /// want one) as an HS256 JWT with header `{"alg":"HS256","typ":"JWT"}`.
+/// The token is remembered in [`minted`].
 pub fn mint(secret: &str, claims: &impl Serialize) -> anyhow::Result<String> {
+    sign_hs256(secret, claims).map(remember)
+}
+
+fn sign_hs256(secret: &str, claims: &impl Serialize) -> anyhow::Result<String> {
     let value = serde_json::to_value(claims).context("serialize JWT claims")?;
     if !value.is_object() {
         bail!("JWT claims must be a JSON object, got {value}");
@@ -131,6 +147,28 @@ pub fn mint(secret: &str, claims: &impl Serialize) -> anyhow::Result<String> {
     Hs256
         .token(&header, &Claims::new(claims), &Hs256Key::new(secret))
         .context("sign JWT")
+}
+
+/// Every token [`mint`], [`mint_es256`] and [`mint_rs256`] (and their
+/// `_as` forms) made in this
+/// process (so every user token a test sends, unless it signed one by
+/// hand), oldest first. The API keys are not in it: the anon key is public,
+/// and the service key is a configured secret of its own.
+pub fn minted() -> Vec<String> {
+    MINTED
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
+}
+
+static MINTED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+fn remember(token: String) -> String {
+    MINTED
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(token.clone());
+    token
 }
 
 /// Supabase's anon API key for `secret` (role `anon`).
@@ -151,7 +189,7 @@ fn api_key(secret: &str, role: &'static str) -> String {
         exp: DEMO_KEY_EXP,
     };
     // A fixed struct always serializes to an object, so this cannot fail.
-    mint(secret, &claims).expect("API key claims are a fixed JSON object")
+    sign_hs256(secret, &claims).expect("API key claims are a fixed JSON object")
 }
 
 /// The claims GoTrue puts in an access token for `user` after an email and
@@ -207,20 +245,87 @@ pub fn es256_jwk() -> anyhow::Result<Value> {
 
 /// Signs `claims` as an ES256 JWT with the stack's key and kid.
 pub fn mint_es256(claims: &impl Serialize) -> anyhow::Result<String> {
-    let header = Header::empty()
-        .with_token_type("JWT")
-        .with_key_id(ES256_KID);
+    mint_es256_as(ES256_KID, claims)
+}
+
+/// The same under any `kid`, for tests of kids that point nowhere.
+pub fn mint_es256_as(kid: &str, claims: &impl Serialize) -> anyhow::Result<String> {
+    let header = Header::empty().with_token_type("JWT").with_key_id(kid);
     Es256
         .token(&header, &Claims::new(claims), &es256_key()?)
         .context("sign ES256 JWT")
+        .map(remember)
 }
 
-/// The key set PostgREST verifies with: the HS256 secret and the ES256
-/// public key, as a Supabase project with asymmetric keys configures it.
+/// The key id of the stack's RS256 signing key.
+pub const RS256_KID: &str = "edge-stack-rs256";
+
+/// The stack's fixed 2048-bit RS256 key, as a private JWK (RFC 7518
+/// section 6.3). Made once with `openssl genpkey -algorithm RSA -pkeyopt
+/// rsa_keygen_bits:2048`; local only, like the demo secret. Fixed rather
+/// than generated at start: RSA key generation takes seconds in a debug
+/// build, and a fixed key keeps tokens reproducible across runs.
+const RS256_PRIVATE_JWK: &str = include_str!("../keys/rs256-private.jwk.json");
+
+fn rs256_key() -> anyhow::Result<&'static RsaPrivateKey> {
+    static KEY: OnceLock<RsaPrivateKey> = OnceLock::new();
+    if let Some(key) = KEY.get() {
+        return Ok(key);
+    }
+    let jwk: JsonWebKey<'_> =
+        serde_json::from_str(RS256_PRIVATE_JWK).context("parse the RS256 private JWK")?;
+    let key = RsaPrivateKey::try_from(&jwk).map_err(|e| anyhow::anyhow!("RS256 key: {e}"))?;
+    Ok(KEY.get_or_init(|| key))
+}
+
+/// The public half of the RS256 key, as a JWK.
+pub fn rs256_jwk() -> anyhow::Result<Value> {
+    let public = rs256_key()?.to_public_key();
+    let mut jwk = serde_json::to_value(JsonWebKey::from(&public))?;
+    jwk["kid"] = json!(RS256_KID);
+    jwk["alg"] = json!("RS256");
+    jwk["use"] = json!("sig");
+    Ok(jwk)
+}
+
+/// Signs `claims` as an RS256 JWT with the stack's RSA key and kid.
+pub fn mint_rs256(claims: &impl Serialize) -> anyhow::Result<String> {
+    mint_rs256_as(RS256_KID, claims)
+}
+
+/// The same under any `kid`.
+pub fn mint_rs256_as(kid: &str, claims: &impl Serialize) -> anyhow::Result<String> {
+    let header = Header::empty().with_token_type("JWT").with_key_id(kid);
+    Rsa::rs256()
+        .token(&header, &Claims::new(claims), rs256_key()?)
+        .context("sign RS256 JWT")
+        .map(remember)
+}
+
+/// The key id of the symmetric key the Auth stand-in's JWKS also lists.
+pub const OCT_KID: &str = "edge-stack-oct";
+
+/// A symmetric (`oct`) key listed in the Auth stand-in's JWKS, which
+/// Supabase never publishes: a JWKS is public, so a verifier that took an
+/// HMAC key from it would accept tokens anyone can sign. Tests sign with it
+/// to prove the functions never do.
+pub const OCT_KEY: &[u8] = b"a-symmetric-key-published-in-a-jwks-for-all-to-see";
+
+/// [`OCT_KEY`] as a JWK, under [`OCT_KID`].
+pub fn oct_jwk() -> anyhow::Result<Value> {
+    let mut jwk = serde_json::to_value(JsonWebKey::from(&Hs256Key::new(OCT_KEY)))?;
+    jwk["kid"] = json!(OCT_KID);
+    jwk["alg"] = json!("HS256");
+    Ok(jwk)
+}
+
+/// The key set PostgREST verifies with: the HS256 secret and the ES256 and
+/// RS256 public keys, as a Supabase project with asymmetric keys
+/// configures it.
 pub fn postgrest_jwks(secret: &str) -> anyhow::Result<String> {
     let mut symmetric = serde_json::to_value(JsonWebKey::from(&Hs256Key::new(secret)))?;
     symmetric["alg"] = json!("HS256");
-    Ok(json!({"keys": [symmetric, es256_jwk()?]}).to_string())
+    Ok(json!({"keys": [symmetric, es256_jwk()?, rs256_jwk()?]}).to_string())
 }
 
 #[cfg(test)]
@@ -326,6 +431,35 @@ mod tests {
             .validator::<Value>(&Hs256Key::new(DEMO_JWT_SECRET))
             .validate(&untrusted)
             .is_err());
+    }
+
+    #[test]
+    fn rs256_tokens_verify_with_the_published_key() {
+        let token = mint_rs256(&json!({ "sub": "x" })).expect("mints");
+        let untrusted = UntrustedToken::new(&token).expect("token parses");
+        assert_eq!(untrusted.algorithm(), "RS256");
+        assert_eq!(untrusted.header().key_id.as_deref(), Some(RS256_KID));
+        let jwk: JsonWebKey<'_> = serde_json::from_value(rs256_jwk().expect("jwk")).expect("jwk");
+        let JsonWebKey::Rsa { modulus, .. } = &jwk else {
+            panic!("not an RSA JWK: {jwk}");
+        };
+        assert_eq!(modulus.len() * 8, 2048, "RFC 7518: at least 2048 bits");
+        let public =
+            <Rsa as jwt_compact::Algorithm>::VerifyingKey::try_from(&jwk).expect("public key");
+        Rsa::rs256()
+            .validator::<Value>(&public)
+            .validate(&untrusted)
+            .expect("signature is valid");
+    }
+
+    #[test]
+    fn minted_user_tokens_are_remembered_api_keys_are_not() {
+        let token = mint(DEMO_JWT_SECRET, &json!({ "sub": "remembered" })).expect("mints");
+        let es = mint_es256(&json!({ "sub": "remembered-es" })).expect("mints");
+        let all = minted();
+        assert!(all.contains(&token) && all.contains(&es));
+        assert!(!all.contains(&anon_key(DEMO_JWT_SECRET)));
+        assert!(!all.contains(&service_key(DEMO_JWT_SECRET)));
     }
 
     #[test]

@@ -6,6 +6,10 @@
 //! Nothing of our own stack is mocked here: PostgreSQL, PostgREST and the
 //! functions' real wasm in workerd. Only third parties this machine cannot
 //! reach get local stand-ins, added by the cases that need them.
+//!
+//! After the last case, [`leaks`] searches every answer the cases read and
+//! workerd's whole log for the stack's secrets and the tokens the cases
+//! sent; a hit fails the run even when every case passed.
 
 use anyhow::{anyhow, bail, Context as _};
 use edge_stack::{Stack, StackOptions};
@@ -13,6 +17,8 @@ use serde_json::Value;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+
+pub mod leaks;
 
 /// Everything a case can use.
 pub struct World {
@@ -61,10 +67,82 @@ pub fn run(options: StackOptions, cases: Vec<(&'static str, Case)>) -> ! {
         })
         .collect();
     let conclusion = libtest_mimic::run(&args, trials);
+    let leaked = !args.list && !no_secrets_leaked(&world);
     // Stop every server before exiting: `exit` skips destructors.
     drop(world);
     drop(runtime);
+    if leaked {
+        // libtest's own exit code for a failed run.
+        std::process::exit(101);
+    }
     conclusion.exit()
+}
+
+/// The check after all cases (see [`leaks`]): reports on stderr and says
+/// whether it passed.
+fn no_secrets_leaked(world: &World) -> bool {
+    let verdict = secrets_seen(world).and_then(|secrets| {
+        let log_path = world.stack.dir().join("workerd.log");
+        let log =
+            std::fs::read(&log_path).with_context(|| format!("read {}", log_path.display()))?;
+        leaks::check(secrets, &log)
+    });
+    match verdict {
+        Ok(v) if v.leaks.is_empty() => {
+            eprintln!(
+                "secrets never leak: ok ({} values searched for in {} answers and {} workerd log lines)",
+                v.secrets, v.answers, v.log_lines
+            );
+            true
+        }
+        Ok(v) => {
+            eprintln!(
+                "secrets never leak: FAILED, {} found ({} values searched for in {} answers and {} workerd log lines):",
+                v.leaks.len(),
+                v.secrets,
+                v.answers,
+                v.log_lines
+            );
+            for leak in &v.leaks {
+                eprintln!("    {leak}");
+            }
+            false
+        }
+        Err(e) => {
+            eprintln!("secrets never leak: FAILED, the check could not run: {e:#}");
+            false
+        }
+    }
+}
+
+/// Every secret the stack configured, every token minted in this process,
+/// and every captcha token the captcha stand-in was shown.
+fn secrets_seen(world: &World) -> anyhow::Result<Vec<leaks::Secret>> {
+    let mut secrets: Vec<leaks::Secret> = world
+        .stack
+        .secrets()
+        .iter()
+        .map(|(name, value)| leaks::Secret::new(name.clone(), value.clone()))
+        .collect();
+    if secrets.is_empty() {
+        bail!("the stack reports no configured secrets: nothing would be checked");
+    }
+    secrets.extend(
+        edge_stack::tokens::minted()
+            .into_iter()
+            .map(|token| leaks::Secret::new("a user token the stack minted", token)),
+    );
+    let captcha_tokens = world
+        .stack
+        .captcha()
+        .map(|stub| stub.requests())
+        .unwrap_or_default();
+    secrets.extend(captcha_tokens.iter().filter_map(|request| {
+        let token = request["response"].as_str()?;
+        // Placeholders like "x" are no credential and would match by chance.
+        (token.len() >= 16).then(|| leaks::Secret::new("a captcha token", token))
+    }));
+    Ok(secrets)
 }
 
 async fn start(options: StackOptions) -> anyhow::Result<World> {
@@ -99,12 +177,17 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// Reads the whole answer, and keeps a copy for the secrets check at
+    /// the end of the run ([`leaks`]).
     pub async fn read(response: reqwest::Response) -> anyhow::Result<Self> {
-        Ok(Self {
+        let url = response.url().clone();
+        let reply = Self {
             status: response.status().as_u16(),
             headers: response.headers().clone(),
             body: response.bytes().await?.to_vec(),
-        })
+        };
+        leaks::record(&url, reply.status, &reply.headers, &reply.body);
+        Ok(reply)
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {

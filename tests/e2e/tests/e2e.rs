@@ -5,6 +5,7 @@ mod attachments;
 mod billing;
 mod foundation;
 mod intake;
+mod jwt;
 mod load;
 mod mail;
 
@@ -74,6 +75,18 @@ fn main() {
                 "attachment-urls-s3",
                 "attachment-urls",
                 &[("ATTACHMENT_SIGNER", "s3")],
+            )
+            // send-email again, on asymmetric keys only: no HS256 secret.
+            .variant(
+                jwt::ASYMMETRIC,
+                "send-email",
+                &[("SUPABASE_JWT_SECRET", "")],
+            )
+            // send-email again, requiring the issuer the stack's tokens carry.
+            .variant(
+                jwt::WITH_ISSUER,
+                "send-email",
+                &[("JWT_ISSUER", edge_stack::tokens::USER_TOKEN_ISSUER)],
             ),
         cases![
             foundation::health_answers_on_every_function,
@@ -141,6 +154,12 @@ fn main() {
             billing::paddle_credits_follow_the_money,
             billing::lemon_squeezy_credits_follow_the_money,
             load::a_thousand_shuffled_deliveries_apply_each_event_once,
+            jwt::forged_and_unsigned_tokens_are_401_and_write_nothing,
+            jwt::tokens_out_of_time_or_for_others_are_401_and_write_nothing,
+            jwt::a_wrong_issuer_is_401_where_one_is_configured,
+            jwt::service_role_and_anonymous_tokens_never_pass_as_users,
+            jwt::truncated_huge_and_non_base64_tokens_are_401,
+            jwt::rs256_tokens_are_verified_through_webcrypto_end_to_end,
         ],
     )
 }
