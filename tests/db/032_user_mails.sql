@@ -273,7 +273,7 @@ select throws_ok($$ select tests.log_mail('{a@example.com}', 'custom', 'welcome'
   'a custom mail names no template');
 select throws_ok($$ select tests.log_mail('{a@example.com}', status => 'failed') $$,
   '23514', 'new row for relation "user_mails" violates check constraint "user_mails_status_known"',
-  'the states are reserved, sent and refunded: a failure is always refunded');
+  'the states are reserved, sent, unknown and refunded: there is no failed-but-charged state besides unknown');
 select throws_ok($$ select tests.log_mail('{a@example.com}', status => 'sent') $$,
   '23514', null,
   'a mail is not sent without a provider and a time');
@@ -291,11 +291,11 @@ select throws_ok(
   'a refunded mail cannot be reopened to be refunded again');
 select throws_ok(
   $$ update public.user_mails set credits_used = 1 where id = tests.mail_id('ada', 'ada-2') $$,
-  '23514', 'only the outcome of a reserved mail can change',
+  '23514', 'only the outcome of a reserved or unknown mail can change',
   'what a reserved mail cost stays as charged');
 select throws_ok(
   $$ update public.user_mails set user_id = tests.user_id('bob') where id = tests.mail_id('ada', 'ada-2') $$,
-  '23514', 'only the outcome of a reserved mail can change',
+  '23514', 'only the outcome of a reserved or unknown mail can change',
   'a mail cannot be moved to another sender');
 
 select * from finish();

@@ -39,8 +39,8 @@ select plan(101);
  */
 select has_function('public', 'reserve_email', array['text[]', 'text', 'text', 'text', 'text', 'text', 'text'],
   'reserve_email(p_recipients, p_subject, p_content, p_mail_type, p_idempotency_key, p_request_hash, p_template_id) exists');
-select has_function('public', 'finalize_email', array['uuid', 'text', 'text', 'text'],
-  'finalize_email(p_mail_id, p_provider, p_provider_message_id, p_error) exists');
+select has_function('public', 'finalize_email', array['uuid', 'text', 'text', 'text', 'text'],
+  'finalize_email(p_mail_id, p_provider, p_outcome, p_provider_message_id, p_error) exists');
 select has_function('public', 'grant_credits', array['uuid', 'integer', 'text', 'text'],
   'grant_credits(p_user_id, p_amount, p_reason, p_reference) exists');
 select is(
@@ -66,13 +66,13 @@ select is(
 
 select function_returns('public', 'reserve_email', array['text[]', 'text', 'text', 'text', 'text', 'text', 'text'],
   'jsonb', 'reserve_email returns jsonb');
-select function_returns('public', 'finalize_email', array['uuid', 'text', 'text', 'text'], 'jsonb',
+select function_returns('public', 'finalize_email', array['uuid', 'text', 'text', 'text', 'text'], 'jsonb',
   'finalize_email returns jsonb');
 select function_returns('public', 'grant_credits', array['uuid', 'integer', 'text', 'text'], 'jsonb',
   'grant_credits returns jsonb');
 select is_definer('public', 'reserve_email', array['text[]', 'text', 'text', 'text', 'text', 'text', 'text'],
   'reserve_email runs as its owner, since users may not write credits, the ledger or mails');
-select is_definer('public', 'finalize_email', array['uuid', 'text', 'text', 'text'],
+select is_definer('public', 'finalize_email', array['uuid', 'text', 'text', 'text', 'text'],
   'finalize_email runs as its owner, since service_role may not write them either');
 select is_definer('public', 'grant_credits', array['uuid', 'integer', 'text', 'text'],
   'grant_credits runs as its owner, likewise');
@@ -83,11 +83,11 @@ select function_privs_are('public', 'reserve_email', array['text[]', 'text', 'te
   'authenticated', array['EXECUTE'], 'authenticated can call reserve_email');
 select function_privs_are('public', 'reserve_email', array['text[]', 'text', 'text', 'text', 'text', 'text', 'text'],
   'service_role', array[]::text[], 'service_role cannot call reserve_email: it has no user to charge');
-select function_privs_are('public', 'finalize_email', array['uuid', 'text', 'text', 'text'],
+select function_privs_are('public', 'finalize_email', array['uuid', 'text', 'text', 'text', 'text'],
   'anon', array[]::text[], 'anon cannot call finalize_email');
-select function_privs_are('public', 'finalize_email', array['uuid', 'text', 'text', 'text'],
+select function_privs_are('public', 'finalize_email', array['uuid', 'text', 'text', 'text', 'text'],
   'authenticated', array[]::text[], 'authenticated cannot call finalize_email');
-select function_privs_are('public', 'finalize_email', array['uuid', 'text', 'text', 'text'],
+select function_privs_are('public', 'finalize_email', array['uuid', 'text', 'text', 'text', 'text'],
   'service_role', array['EXECUTE'], 'service_role can call finalize_email');
 select function_privs_are('public', 'grant_credits', array['uuid', 'integer', 'text', 'text'],
   'anon', array[]::text[], 'anon cannot call grant_credits');
@@ -105,7 +105,7 @@ select throws_ok(
   $$ select public.reserve_email('{a@example.com}', 'Hi', 'Hello', 'custom', 'anon-1', 'h') $$,
   '42501', 'permission denied for function reserve_email', 'anon cannot reserve');
 select throws_ok(
-  $$ select public.finalize_email(gen_random_uuid(), 'resend', null, 'refund me') $$,
+  $$ select public.finalize_email(gen_random_uuid(), 'resend', 'refunded', null, 'refund me') $$,
   '42501', 'permission denied for function finalize_email', 'anon cannot finalize');
 select throws_ok(
   $$ select public.grant_credits(tests.user_id('ada'), 1000, 'purchase', 'anon-gift') $$,
@@ -114,7 +114,7 @@ select throws_ok(
 select tests.authenticate_as('ada');
 
 select throws_ok(
-  $$ select public.finalize_email(gen_random_uuid(), 'resend', null, 'refund me') $$,
+  $$ select public.finalize_email(gen_random_uuid(), 'resend', 'refunded', null, 'refund me') $$,
   '42501', 'permission denied for function finalize_email',
   'a user cannot finalize a mail, so cannot refund their own sent mail');
 select throws_ok(
@@ -370,20 +370,20 @@ select ok(tests.balances_match_ledger(), 'every balance equals its ledger after 
 
 select tests.authenticate_as_service_role();
 select throws_ok(
-  $$ select public.finalize_email('00000000-0000-4000-8000-00000000dead', 'resend') $$,
+  $$ select public.finalize_email('00000000-0000-4000-8000-00000000dead', 'resend', 'sent') $$,
   'P0001', 'http_404: No such email', 'finalizing an unknown mail is a 404');
 select throws_ok(
-  $$ select public.finalize_email(tests.mail_id('ada', 'k-template'), ' ') $$,
+  $$ select public.finalize_email(tests.mail_id('ada', 'k-template'), ' ', 'sent') $$,
   'P0001', 'http_422: A provider is required', 'finalizing without a provider is refused');
 select is(
-  (select public.finalize_email(tests.mail_id('ada', 'k-template'), 'postmark', null, '') ->> 'status'),
+  (select public.finalize_email(tests.mail_id('ada', 'k-template'), 'postmark', 'refunded', null, '') ->> 'status'),
   'refunded',
-  'an empty error still means the send failed');
+  'a refund without a reason is still a refund');
 select tests.clear_authentication();
 select is(
   (select error from public.user_mails where id = tests.mail_id('ada', 'k-template')),
-  'unknown error',
-  'and is recorded as an unknown error');
+  'no reason given',
+  'and is recorded as having no reason given');
 
 /*
  * grant_credits

@@ -43,8 +43,8 @@ language sql
 immutable
 as $$
   select format(
-    $sql$select public.finalize_email(p_mail_id => %L, p_provider => 'resend', p_error => %L)::text$sql$,
-    mail_id, error
+    $sql$select public.finalize_email(p_mail_id => %L, p_provider => 'resend', p_outcome => %L, p_error => %L)::text$sql$,
+    mail_id, case when error is null then 'sent' else 'refunded' end, error
   );
 $$;
 

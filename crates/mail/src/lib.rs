@@ -12,8 +12,10 @@
 //!    short), or returns the earlier mail for a repeated `Idempotency-Key`;
 //! 4. send through the provider (Resend or Postmark), passing the key on;
 //! 5. `finalize_email` **as the service** (users cannot call it, so nobody
-//!    can mark their own sent mail failed to get a refund): `sent`, or
-//!    `refunded` with the credits returned exactly once.
+//!    can mark their own sent mail failed to get a refund): `sent`;
+//!    `refunded`, with the credits returned exactly once, only when the
+//!    provider certainly did not send it; otherwise `unknown`, still
+//!    charged, for a reconciler to settle.
 //!
 //! Clients read their balance, mails and credit ledger through PostgREST
 //! directly, under RLS; there is no balance route.
@@ -91,15 +93,17 @@ impl SendEmail {
         // Resend takes at most 256 characters, so a long one is hashed.
         let provider_key = provider_key(&user.user_id().to_string(), &key);
         let outcome = self.provider.send(&message, &provider_key).await;
-        let (message_id, error) = match &outcome {
-            Sent::Accepted(id) => (Some(id.as_str()), None),
-            Sent::Rejected(why) | Sent::Failed(why) => (None, Some(why.as_str())),
+        let (recorded, message_id, error) = match &outcome {
+            Sent::Accepted(id) => ("sent", Some(id.as_str()), None),
+            Sent::Rejected(why) | Sent::Refused(why) => ("refunded", None, Some(why.as_str())),
+            Sent::Unknown(why) => ("unknown", None, Some(why.as_str())),
         };
         let finalized: Result<Mail, Error> = execute(self.service_db.rpc(
             "finalize_email",
             &json!({
                 "p_mail_id": reserved.mail_id,
                 "p_provider": self.provider.name(),
+                "p_outcome": recorded,
                 "p_provider_message_id": message_id,
                 "p_error": error,
             }),
@@ -119,15 +123,32 @@ impl SendEmail {
                     .into(),
                 reason: why,
             }),
-            (Sent::Failed(why), Ok(_)) => Err(Error::BadGateway {
-                detail: "The email provider failed or did not answer in time. Your credits were refunded; \
-                         send again with a new Idempotency-Key."
+            (Sent::Refused(why), Ok(_)) => Err(Error::BadGateway {
+                detail: "The email provider did not send this email (its limits, or our configuration). \
+                         Your credits were refunded; send again later with a new Idempotency-Key."
                     .into(),
                 reason: why,
             }),
+            // Whether or not the outcome could be recorded (unrecorded, the
+            // mail stays reserved), it is for a reconciler to settle: the
+            // caller must neither resend under a new key nor expect a refund.
+            (Sent::Unknown(why), finalized) => Err(Error::BadGateway {
+                detail: "The email provider did not confirm whether it sent this email; it may have. \
+                         The outcome is being confirmed: your credits stay reserved until then and are refunded \
+                         if it was not sent. Retry with the same Idempotency-Key later to see the result; \
+                         a new key could send it twice."
+                    .into(),
+                reason: match finalized {
+                    Ok(_) => why,
+                    Err(err) => format!(
+                        "{why}; recording the unknown outcome failed ({err}); mail {} stays reserved",
+                        reserved.mail_id
+                    ),
+                },
+            }),
             // Not a 503: something was written (the reservation), and the
             // refund is owed until the mail is reconciled.
-            (Sent::Rejected(why) | Sent::Failed(why), Err(err)) => Err(Error::internal(format!(
+            (Sent::Rejected(why) | Sent::Refused(why), Err(err)) => Err(Error::internal(format!(
                 "send failed ({why}) and the refund could not be recorded ({err}); mail {} stays reserved",
                 reserved.mail_id
             ))),
@@ -166,11 +187,16 @@ impl Mail {
 }
 
 /// A repeated `Idempotency-Key`: the first attempt's result, never a second
-/// charge or send. Still `reserved` means the first attempt is in flight.
+/// charge or send. Still `reserved` means the first attempt is in flight;
+/// `unknown`, that its outcome is being confirmed.
 fn replay(mail: Mail) -> Result<Response, Error> {
     match mail.status.as_str() {
         "reserved" => Err(Error::conflict(
             "An email with this Idempotency-Key is still being sent. Retry shortly to get its result.",
+        )),
+        "unknown" => Err(Error::conflict(
+            "Whether the email with this Idempotency-Key was sent is still being confirmed. \
+             Retry later with the same key to get its result.",
         )),
         // The first attempt failed and was refunded; replaying that as a
         // success would hide that nothing was sent.

@@ -1,12 +1,14 @@
 //! send-email through the real wasm in workerd, the real PostgREST and
-//! PostgreSQL, and the email provider stand-in (Resend's API). Each case
-//! signs up a user of its own, so balances do not interfere.
+//! PostgreSQL, and the email provider stand-in (Resend's API, and
+//! Postmark's for the `send-email-postmark` variant). Each case signs up a
+//! user of its own, so balances do not interfere.
 
 use anyhow::{ensure, Context as _};
 use edge_e2e::{ensure_eq, Reply, World};
 use serde_json::{json, Value};
 
 const FUNCTION: &str = "send-email";
+const POSTMARK: &str = "send-email-postmark";
 
 /// A fresh user (the sign-up trigger gives them a profile and credits) and
 /// a Supabase-shaped access token for them.
@@ -64,9 +66,20 @@ async fn send(
     body: &Value,
     key: Option<&str>,
 ) -> anyhow::Result<Reply> {
+    send_to(world, FUNCTION, token, body, key).await
+}
+
+/// `POST /emails` on `function` (send-email or one of its variants).
+async fn send_to(
+    world: &World,
+    function: &str,
+    token: &str,
+    body: &Value,
+    key: Option<&str>,
+) -> anyhow::Result<Reply> {
     let mut request = world
         .http
-        .post(format!("{}/emails", world.function(FUNCTION)))
+        .post(format!("{}/emails", world.function(function)))
         .bearer_auth(token)
         .json(body);
     if let Some(key) = key {
@@ -79,18 +92,52 @@ fn mail(subject: &str) -> Value {
     json!({"to": "ada@example.com", "subject": subject, "text": "Hello from the e2e suite."})
 }
 
-/// New sends the provider stand-in received with this subject.
-fn sends(world: &World, subject: &str) -> usize {
+/// The requests the provider stand-in received with this subject
+/// (Resend's `subject` or Postmark's `Subject`).
+fn provider_requests(world: &World, subject: &str) -> Vec<Value> {
     world
         .stack
         .email()
         .map(|stub| {
             stub.requests()
-                .iter()
-                .filter(|r| r["body"]["subject"] == subject && r["sent"] == true)
-                .count()
+                .into_iter()
+                .filter(|r| r["body"]["subject"] == subject || r["body"]["Subject"] == subject)
+                .collect()
         })
         .unwrap_or_default()
+}
+
+/// New sends the provider stand-in received with this subject.
+fn sends(world: &World, subject: &str) -> usize {
+    provider_requests(world, subject)
+        .iter()
+        .filter(|r| r["sent"] == true)
+        .count()
+}
+
+/// The id, status and refunds of the caller's mail with this subject.
+async fn mail_by_subject(world: &World, subject: &str) -> anyhow::Result<(String, String, i64)> {
+    let out = world
+        .stack
+        .psql(&format!(
+            "select m.id, m.status, (select count(*) from public.credit_transactions t \
+               where t.reference = m.id::text and t.reason = 'email_refund') \
+             from public.user_mails m where m.subject = '{subject}'"
+        ))
+        .await?;
+    let mut fields = out.trim().split('|');
+    let (Some(id), Some(status), Some(refunds)) = (fields.next(), fields.next(), fields.next())
+    else {
+        anyhow::bail!("no one mail with subject {subject:?}: {out:?}");
+    };
+    Ok((id.to_owned(), status.to_owned(), refunds.parse()?))
+}
+
+fn detail(reply: &Reply) -> anyhow::Result<String> {
+    Ok(reply.json()?["detail"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned())
 }
 
 async fn mail_status(world: &World, mail_id: &str) -> anyhow::Result<String> {
@@ -192,9 +239,60 @@ pub async fn too_few_credits_is_402_and_nothing_is_sent(world: &World) -> anyhow
     Ok(())
 }
 
-pub async fn provider_failures_refund_exactly_once(world: &World) -> anyhow::Result<()> {
+pub async fn ambiguous_outcomes_stay_charged_until_confirmed(world: &World) -> anyhow::Result<()> {
+    // Regression: a 5xx or a timeout was refunded in full, though the
+    // provider may have sent the mail: `[lost]` and `[hang]` really do.
     let (user, token) = sign_up(world).await?;
-    for (marker, status) in [("[fail]", 502), ("[hang]", 502), ("[reject]", 422)] {
+    for marker in ["[fail]", "[lost]", "[hang]"] {
+        let (before, _) = balance(world, &user).await?;
+        let subject = unique(marker);
+        let key = format!("ambiguous-{}", uuid::Uuid::new_v4());
+        let reply = send(world, &token, &mail(&subject), Some(&key)).await?;
+        ensure_eq!(
+            reply.status,
+            502,
+            "{marker}: {}",
+            String::from_utf8_lossy(&reply.body)
+        );
+        world.openapi.check("POST", "/send-email/emails", &reply)?;
+        let said = detail(&reply)?;
+        ensure!(
+            said.contains("being confirmed") && !said.contains("were refunded"),
+            "{marker}: the answer says the outcome is being confirmed: {said}"
+        );
+        let (_, status, refunds) = mail_by_subject(world, &subject).await?;
+        ensure_eq!(
+            (status.as_str(), refunds),
+            ("unknown", 0),
+            "{marker}: kept as unknown, not refunded"
+        );
+        if marker == "[lost]" {
+            ensure_eq!(
+                sends(world, &subject),
+                1,
+                "[lost]: the provider did send it, so a refund would have been a free send"
+            );
+        }
+        let (credits, ledger) = balance(world, &user).await?;
+        ensure_eq!(
+            (credits, ledger),
+            (before - 1, before - 1),
+            "{marker}: still charged, ledger agrees"
+        );
+
+        let again = send(world, &token, &mail(&subject), Some(&key)).await?;
+        ensure_eq!(again.status, 409, "{marker}: a retry with the key");
+        ensure!(
+            detail(&again)?.contains("still being confirmed"),
+            "{marker}: the retry is told the outcome is being confirmed"
+        );
+    }
+    Ok(())
+}
+
+pub async fn certain_refusals_are_refunded_exactly_once(world: &World) -> anyhow::Result<()> {
+    let (user, token) = sign_up(world).await?;
+    for (marker, status) in [("[reject]", 422), ("[rate-limit]", 502), ("[quota]", 502)] {
         let (before, _) = balance(world, &user).await?;
         let subject = unique(marker);
         let reply = send(world, &token, &mail(&subject), None).await?;
@@ -206,10 +304,7 @@ pub async fn provider_failures_refund_exactly_once(world: &World) -> anyhow::Res
         );
         world.openapi.check("POST", "/send-email/emails", &reply)?;
         ensure!(
-            reply.json()?["detail"]
-                .as_str()
-                .unwrap_or_default()
-                .contains("refunded"),
+            detail(&reply)?.contains("refunded"),
             "{marker}: the answer says the credits came back"
         );
         ensure_eq!(
@@ -217,15 +312,84 @@ pub async fn provider_failures_refund_exactly_once(world: &World) -> anyhow::Res
             (before, before),
             "{marker}: refunded, ledger agrees"
         );
-        let refunds = world
-            .stack
-            .psql(&format!(
-                "select count(*) from public.credit_transactions t join public.user_mails m on t.reference = m.id::text \
-                 where m.subject = '{subject}' and t.reason = 'email_refund'"
-            ))
-            .await?;
-        ensure_eq!(refunds.trim(), "1", "{marker}: one refund");
+        let (_, status, refunds) = mail_by_subject(world, &subject).await?;
+        ensure_eq!(
+            (status.as_str(), refunds),
+            ("refunded", 1),
+            "{marker}: one refund"
+        );
+        ensure_eq!(sends(world, &subject), 0, "{marker}: nothing was sent");
     }
+    Ok(())
+}
+
+pub async fn postmark_partial_deliveries_stay_charged(world: &World) -> anyhow::Result<()> {
+    // Regression: a Postmark 406 for a mail to several recipients was
+    // refunded in full, though Postmark had sent it to the active ones.
+    let (user, token) = sign_up(world).await?;
+    let (before, _) = balance(world, &user).await?;
+    let partly = unique("Partly");
+    let body = json!({"to": ["ada@example.com", "inactive-bounced@example.com"], "subject": partly, "text": "Hi"});
+    let reply = send_to(world, POSTMARK, &token, &body, None).await?;
+    ensure_eq!(
+        reply.status,
+        502,
+        "partly delivered: {}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    world.openapi.check("POST", "/send-email/emails", &reply)?;
+    ensure!(
+        detail(&reply)?.contains("being confirmed"),
+        "the outcome is being confirmed"
+    );
+    ensure_eq!(
+        sends(world, &partly),
+        1,
+        "Postmark sent it (to the active recipient)"
+    );
+    let (_, status, refunds) = mail_by_subject(world, &partly).await?;
+    ensure_eq!(
+        (status.as_str(), refunds),
+        ("unknown", 0),
+        "kept as unknown, not refunded"
+    );
+    ensure_eq!(
+        balance(world, &user).await?.0,
+        before - 2,
+        "still charged for both recipients"
+    );
+
+    let nobody = unique("Nobody");
+    let body = json!({"to": "inactive-bounced@example.com", "subject": nobody, "text": "Hi"});
+    let reply = send_to(world, POSTMARK, &token, &body, None).await?;
+    ensure_eq!(
+        reply.status,
+        422,
+        "every recipient inactive: {}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    ensure_eq!(reply.json()?["code"], "rejected", "rejected");
+    let (_, status, refunds) = mail_by_subject(world, &nobody).await?;
+    ensure_eq!(
+        (status.as_str(), refunds),
+        ("refunded", 1),
+        "nothing was sent, so refunded once"
+    );
+    ensure_eq!(
+        balance(world, &user).await?.0,
+        before - 2,
+        "that one cost nothing"
+    );
+
+    let fine = unique("Fine");
+    let body = json!({"to": "ada@example.com", "subject": fine, "text": "Hi"});
+    let reply = send_to(world, POSTMARK, &token, &body, None).await?;
+    ensure_eq!(
+        reply.status,
+        201,
+        "a plain Postmark send: {}",
+        String::from_utf8_lossy(&reply.body)
+    );
     Ok(())
 }
 
@@ -294,7 +458,8 @@ pub async fn nobody_can_charge_another_user(world: &World) -> anyhow::Result<()>
             .post(format!("{}/rpc/finalize_email", world.stack.postgrest_url()))
             .header("apikey", world.stack.anon_key())
             .bearer_auth(&token)
-            .json(&json!({"p_mail_id": uuid::Uuid::new_v4(), "p_provider": "x", "p_error": "refund me"}))
+            .json(&json!({"p_mail_id": uuid::Uuid::new_v4(), "p_provider": "x", "p_outcome": "refunded",
+                          "p_error": "refund me"}))
             .send()
             .await?,
     )
@@ -367,7 +532,8 @@ async fn send_all(
 }
 
 pub async fn a_retry_while_the_first_is_in_flight_is_409(world: &World) -> anyhow::Result<()> {
-    // ...and once it failed, the key answers 409 too: nothing was sent.
+    // ...and once it timed out, the key answers 409 too, until the outcome
+    // is confirmed.
     let (user, token) = sign_up(world).await?;
     let (before, _) = balance(world, &user).await?;
     // `[hang]`: the stand-in holds the first request past the function's
@@ -387,24 +553,25 @@ pub async fn a_retry_while_the_first_is_in_flight_is_409(world: &World) -> anyho
     ensure_eq!(second.status, 409, "the retry while the first is in flight");
     world.openapi.check("POST", "/send-email/emails", &second)?;
     let first = first.await??;
-    ensure_eq!(first.status, 502, "the first timed out and was refunded");
+    ensure_eq!(
+        first.status,
+        502,
+        "the first timed out: its outcome is unknown"
+    );
     ensure_eq!(
         balance(world, &user).await?,
-        (before, before),
-        "no charge in the end"
+        (before - 1, before - 1),
+        "it stays charged: the provider may have sent it"
     );
     let third = send(world, &token, &mail(&subject), Some("in-flight")).await?;
     ensure_eq!(
         third.status,
         409,
-        "afterwards: that key's attempt failed and was refunded"
+        "afterwards: that key's outcome is being confirmed"
     );
     ensure!(
-        third.json()?["detail"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("new Idempotency-Key"),
-        "the answer says to use a new key"
+        detail(&third)?.contains("same key"),
+        "the answer says to retry with the same key, not a new one"
     );
     Ok(())
 }
