@@ -12,6 +12,8 @@ do $$
 begin
   perform tests.create_user('ada');
   perform tests.create_user('bob');
+  perform tests.allow_custom_content('ada');
+  perform tests.allow_custom_content('bob');
   perform tests.reserve_email('ada', 'ada-1');
   perform tests.reserve_email('ada', 'ada-2', recipients => '{x@example.com,y@example.com}');
   perform tests.reserve_email('bob', 'bob-1');
@@ -27,7 +29,7 @@ select plan(80);
  */
 select has_table('public', 'user_mails', 'public.user_mails exists');
 select columns_are('public', 'user_mails',
-  array['id', 'user_id', 'recipients', 'subject', 'content', 'mail_type', 'template_id', 'credits_used',
+  array['id', 'user_id', 'recipients', 'subject', 'content', 'html', 'mail_type', 'template_id', 'credits_used',
         'status', 'provider', 'provider_message_id', 'idempotency_key', 'request_hash', 'error',
         'created_at', 'sent_at', 'updated_at'],
   'public.user_mails has exactly its documented columns');
@@ -79,15 +81,15 @@ select results_eq(
   $$ values ('custom', 1, 102400, 102400, 1), ('template', 1, 102400, 102400, 1) $$,
   'both mail types cost 1 credit per recipient, plus 1 per started 100 KiB beyond the first');
 
-select has_function('public', 'email_price', array['text[]', 'text', 'text'],
-  'email_price(p_recipients, p_content, p_mail_type) exists');
-select isnt_definer('public', 'email_price', array['text[]', 'text', 'text'],
+select has_function('public', 'email_price', array['text[]', 'text', 'text', 'text'],
+  'email_price(p_recipients, p_content, p_mail_type, p_html) exists');
+select isnt_definer('public', 'email_price', array['text[]', 'text', 'text', 'text'],
   'email_price runs as the caller, who can read the prices');
-select volatility_is('public', 'email_price', array['text[]', 'text', 'text'], 'stable',
+select volatility_is('public', 'email_price', array['text[]', 'text', 'text', 'text'], 'stable',
   'email_price is stable');
-select function_privs_are('public', 'email_price', array['text[]', 'text', 'text'], 'anon',
+select function_privs_are('public', 'email_price', array['text[]', 'text', 'text', 'text'], 'anon',
   array[]::text[], 'anon cannot call email_price');
-select function_privs_are('public', 'email_price', array['text[]', 'text', 'text'], 'authenticated',
+select function_privs_are('public', 'email_price', array['text[]', 'text', 'text', 'text'], 'authenticated',
   array['EXECUTE'], 'authenticated can call email_price to show a price');
 
 /*

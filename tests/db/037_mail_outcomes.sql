@@ -10,6 +10,7 @@ create extension if not exists pgtap;
 do $$
 begin
   perform tests.create_user('ada');
+  perform tests.allow_custom_content('ada');
   perform tests.reserve_email('ada', 'k-timeout', '{x@example.com,y@example.com}');
   perform tests.reserve_email('ada', 'k-lost');
   perform tests.reserve_email('ada', 'k-confirmed');

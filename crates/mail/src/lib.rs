@@ -6,10 +6,13 @@
 //! 1. verify the caller's JWT (a real user; anonymous sign-ins refused);
 //! 2. validate the body (one 422 listing every failing field);
 //! 3. `reserve_email` **as the user**: the function acts on `auth.uid()`
-//!    only and prices the mail itself, so a caller can neither charge
-//!    someone else nor pick the price; it locks the profile, deducts the
-//!    credits and logs the mail as `reserved` in one transaction (402 when
-//!    short), or returns the earlier mail for a repeated `Idempotency-Key`;
+//!    only and prices what is sent (text or template variables, plus html)
+//!    itself, so a caller can neither charge someone else nor pick the
+//!    price; it enforces the operator's sending policy (templates only
+//!    unless raw content is allowed, daily limits), locks the profile,
+//!    deducts the credits and logs the mail as `reserved` in one
+//!    transaction (402 when short), or returns the earlier mail for a
+//!    repeated `Idempotency-Key`;
 //! 4. send through the provider (Resend or Postmark), passing the key on;
 //! 5. `finalize_email` **as the service** (users cannot call it, so nobody
 //!    can mark their own sent mail failed to get a refund): `sent`;
@@ -34,6 +37,12 @@ use sha2::{Digest, Sha256};
 
 pub const NAME: &str = "send-email";
 
+/// `MAX_BODY_BYTES` unless configured: large enough for html and text both
+/// at their 100,000-character limits in ASCII or two-byte scripts, so a
+/// mail can reach the price table's size steps (100 KiB included, then 1
+/// credit per recipient per started 100 KiB), which 64 KiB never allowed.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 512 * 1024;
+
 pub struct SendEmail {
     http: HttpConfig,
     postgrest: PostgrestConfig,
@@ -50,7 +59,7 @@ impl SendEmail {
         let postgrest = PostgrestConfig::from_vars(vars)?;
         let http = reqwest::Client::new();
         Ok(Self {
-            http: HttpConfig::from_vars(vars)?,
+            http: HttpConfig::from_vars_with_body_limit(vars, DEFAULT_MAX_BODY_BYTES)?,
             service_db: ServiceDb::new(&postgrest, &ServiceKey::from_vars(vars)?),
             postgrest,
             verifier: Verifier::new(JwtConfig::from_vars(vars)?, http.clone(), sleep),
@@ -77,7 +86,8 @@ impl SendEmail {
             &json!({
                 "p_recipients": message.to,
                 "p_subject": message.subject,
-                "p_content": message.logged_content(),
+                "p_content": message.content(),
+                "p_html": message.html,
                 "p_mail_type": message.mail_type(),
                 "p_template_id": message.template.as_ref().map(|(id, _)| id),
                 "p_idempotency_key": key,

@@ -155,8 +155,11 @@ impl EmailApi for Resend {
         let mut body = json!({
             "from": config.from,
             "to": mail.to,
-            "subject": mail.subject,
         });
+        // A template's own subject applies unless the sender gave one.
+        if let Some(subject) = &mail.subject {
+            body["subject"] = json!(subject);
+        }
         if let Some(html) = &mail.html {
             body["html"] = json!(html);
         }
@@ -381,7 +384,7 @@ mod tests {
     fn mail(to: &[&str]) -> Outgoing {
         Outgoing {
             to: to.iter().map(|a| (*a).to_owned()).collect(),
-            subject: "s".into(),
+            subject: Some("s".into()),
             html: None,
             text: Some("t".into()),
             template: None,

@@ -338,6 +338,7 @@ async fn a_send_is_reserved_as_the_caller_sent_once_and_finalized_as_the_service
     );
     assert_eq!(reserve.body["p_mail_type"], "custom");
     assert_eq!(reserve.body["p_content"], "Hi there");
+    assert!(reserve.body["p_html"].is_null(), "no html was sent");
 
     let provider = stub.only_call(RESEND);
     assert_eq!(
@@ -679,6 +680,62 @@ async fn an_unknown_outcome_that_cannot_be_recorded_still_says_it_is_being_confi
             .as_deref()
             .is_some_and(|e| e.contains(&format!("mail {MAIL_ID} stays reserved"))),
         "{log:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_html_is_priced_and_logged_beside_the_text() {
+    // Regression: only the text reached reserve_email, so the html was
+    // neither priced nor logged.
+    let stub = Stub::start(Script::default()).await;
+    let html = format!("<p>{}</p>", "x".repeat(100_000 - 7));
+    let mail =
+        json!({"to": "ada@example.com", "subject": "Hello", "text": "Hi there", "html": html});
+    let (r, _) = send(
+        &stub.service("resend", never),
+        &member_token(),
+        &mail,
+        Some("k-1"),
+    )
+    .await;
+
+    assert_eq!(r.status, 201, "{}", body(&r));
+    let reserve = stub.only_call(RESERVE);
+    assert_eq!(reserve.body["p_content"], "Hi there");
+    assert_eq!(
+        reserve.body["p_html"],
+        json!(html),
+        "all of the html is priced and logged"
+    );
+    assert_eq!(
+        stub.only_call(RESEND).body["html"],
+        json!(html),
+        "as it is sent"
+    );
+}
+
+#[tokio::test]
+async fn a_template_without_a_subject_of_its_own_sends_none() {
+    let stub = Stub::start(Script::default()).await;
+    let template =
+        json!({"to": "ada@example.com", "template_id": "welcome", "variables": {"name": "Ada"}});
+    let (r, _) = send(
+        &stub.service("resend", never),
+        &member_token(),
+        &template,
+        Some("k-1"),
+    )
+    .await;
+
+    assert_eq!(r.status, 201, "{}", body(&r));
+    let reserve = stub.only_call(RESERVE);
+    assert!(reserve.body["p_subject"].is_null(), "{}", reserve.body);
+    assert_eq!(reserve.body["p_content"], r#"{"name":"Ada"}"#);
+    assert_eq!(
+        stub.only_call(RESEND).body,
+        json!({"from": FROM, "to": ["ada@example.com"],
+               "template": {"id": "welcome", "variables": {"name": "Ada"}}}),
+        "the template's own subject applies"
     );
 }
 

@@ -1,7 +1,7 @@
 //! send-email through the real wasm in workerd, the real PostgREST and
 //! PostgreSQL, and the email provider stand-in (Resend's API, and
 //! Postmark's for the `send-email-postmark` variant). Each case signs up a
-//! user of its own, so balances do not interfere.
+//! user of its own, so balances and daily limits do not interfere.
 
 use anyhow::{ensure, Context as _};
 use edge_e2e::{ensure_eq, Reply, World};
@@ -10,9 +10,23 @@ use serde_json::{json, Value};
 const FUNCTION: &str = "send-email";
 const POSTMARK: &str = "send-email-postmark";
 
-/// A fresh user (the sign-up trigger gives them a profile and credits) and
-/// a Supabase-shaped access token for them.
+/// A fresh user allowed to send their own subject and body (the shipped
+/// policy is templates only), as most cases here do, and a token for them.
 async fn sign_up(world: &World) -> anyhow::Result<(String, String)> {
+    let (id, token) = sign_up_with_defaults(world).await?;
+    world
+        .stack
+        .psql(&format!(
+            "insert into public.email_sender_settings (user_id, custom_content_allowed) values ('{id}', true)"
+        ))
+        .await?;
+    Ok((id, token))
+}
+
+/// A fresh user (the sign-up trigger gives them a profile and credits) under
+/// the operator's default policy, and a Supabase-shaped access token for
+/// them.
+async fn sign_up_with_defaults(world: &World) -> anyhow::Result<(String, String)> {
     let id = uuid::Uuid::new_v4().to_string();
     let email = format!("{}@example.com", &id[..8]);
     world
@@ -239,6 +253,50 @@ pub async fn too_few_credits_is_402_and_nothing_is_sent(world: &World) -> anyhow
     Ok(())
 }
 
+pub async fn the_html_is_priced_and_logged_with_the_text(world: &World) -> anyhow::Result<()> {
+    // Regression: the html was neither priced nor logged beside a text, and
+    // the 64 KiB body limit kept every mail below the 100 KiB step anyway.
+    let (user, token) = sign_up(world).await?;
+    let (before, _) = balance(world, &user).await?;
+    let subject = unique("Newsletter");
+    // Both at most 100,000 characters, together past the included 100 KiB.
+    let html = format!("<p>{}</p>", "x".repeat(100_000 - 7));
+    let text = "The same, in text. ".repeat(250);
+    let body = json!({"to": "ada@example.com", "subject": subject, "text": text, "html": html});
+    let reply = send(world, &token, &body, None).await?;
+    ensure_eq!(
+        reply.status,
+        201,
+        "sent: {}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    world.openapi.check("POST", "/send-email/emails", &reply)?;
+    ensure_eq!(
+        reply.json()?["credits_used"].as_i64(),
+        Some(2),
+        "100,000 bytes of html and 4,750 of text are past the included 100 KiB: 1 + 1"
+    );
+    ensure_eq!(balance(world, &user).await?.0, before - 2, "charged 2");
+    let logged = world
+        .stack
+        .psql(&format!(
+            "select octet_length(content), octet_length(html) from public.user_mails where subject = '{subject}'"
+        ))
+        .await?;
+    ensure_eq!(
+        logged.trim(),
+        "4750|100000",
+        "the log keeps the text and all of the html"
+    );
+    let sent = provider_requests(world, &subject);
+    ensure_eq!(
+        sent.first().map(|r| r["body"]["html"] == json!(html)),
+        Some(true),
+        "and it is what was sent"
+    );
+    Ok(())
+}
+
 pub async fn ambiguous_outcomes_stay_charged_until_confirmed(world: &World) -> anyhow::Result<()> {
     // Regression: a 5xx or a timeout was refunded in full, though the
     // provider may have sent the mail: `[lost]` and `[hang]` really do.
@@ -389,6 +447,151 @@ pub async fn postmark_partial_deliveries_stay_charged(world: &World) -> anyhow::
         201,
         "a plain Postmark send: {}",
         String::from_utf8_lossy(&reply.body)
+    );
+    Ok(())
+}
+
+pub async fn only_templates_unless_the_operator_allows_more(world: &World) -> anyhow::Result<()> {
+    // Regression: any signed-up user could send their own html and subject
+    // from the brand's address: a phishing relay.
+    let (user, token) = sign_up_with_defaults(world).await?;
+    let (before, _) = balance(world, &user).await?;
+    let subject = unique("Your account is locked");
+    let phish = json!({"to": ["ada@example.com", "grace@example.com"], "subject": subject,
+                       "html": "<a href=\"https://evil.example\">Unlock</a>"});
+    let reply = send(world, &token, &phish, None).await?;
+    ensure_eq!(
+        reply.status,
+        403,
+        "own content: {}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    world.openapi.check("POST", "/send-email/emails", &reply)?;
+    ensure!(
+        detail(&reply)?.contains("only its own templates"),
+        "the answer says why"
+    );
+    ensure_eq!(sends(world, &subject), 0, "nothing reached the provider");
+
+    let subjected = json!({"to": "ada@example.com", "subject": subject, "template_id": "welcome",
+                           "variables": {"name": "Ada"}});
+    let reply = send(world, &token, &subjected, None).await?;
+    ensure_eq!(
+        reply.status,
+        403,
+        "a template with a subject of the sender's"
+    );
+    ensure_eq!(balance(world, &user).await?.0, before, "nothing charged");
+
+    let template =
+        json!({"to": "ada@example.com", "template_id": "welcome", "variables": {"name": "Ada"}});
+    let reply = send(world, &token, &template, Some("template-1")).await?;
+    ensure_eq!(
+        reply.status,
+        201,
+        "a template: {}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let sent = world
+        .stack
+        .email()
+        .context("email stand-in")?
+        .requests()
+        .into_iter()
+        .find(|r| r["idempotency_key"] == format!("{user}:template-1"))
+        .context("the template reached the provider")?;
+    ensure_eq!(
+        (sent["body"].get("subject"), &sent["body"]["template"]["id"]),
+        (None, &json!("welcome")),
+        "as a template with no subject but its own"
+    );
+
+    world
+        .stack
+        .psql(&format!(
+            "insert into public.email_sender_settings (user_id, custom_content_allowed) values ('{user}', true)"
+        ))
+        .await?;
+    let allowed = unique("Allowed");
+    let reply = send(world, &token, &mail(&allowed), None).await?;
+    ensure_eq!(
+        reply.status,
+        201,
+        "once the operator allows this sender their own content"
+    );
+    Ok(())
+}
+
+pub async fn daily_limits_hold_in_the_database(world: &World) -> anyhow::Result<()> {
+    let (user, token) = sign_up(world).await?;
+    world
+        .stack
+        .psql(&format!(
+            "update public.email_sender_settings set daily_mail_limit = 2, daily_recipient_limit = 3 \
+             where user_id = '{user}'"
+        ))
+        .await?;
+    let first = unique("Day 1");
+    let body = json!({"to": ["a@example.com", "b@example.com"], "subject": first, "text": "Hi"});
+    ensure_eq!(
+        send(world, &token, &body, None).await?.status,
+        201,
+        "the first mail, to 2"
+    );
+    let over = unique("Day 2");
+    let body = json!({"to": ["a@example.com", "b@example.com"], "subject": over, "text": "Hi"});
+    let reply = send(world, &token, &body, None).await?;
+    ensure_eq!(
+        reply.status,
+        429,
+        "2 + 2 recipients > 3: {}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    world.openapi.check("POST", "/send-email/emails", &reply)?;
+    ensure!(
+        detail(&reply)?.contains("Try again after"),
+        "the answer says when"
+    );
+    ensure_eq!(sends(world, &over), 0, "nothing sent");
+    let (before, _) = balance(world, &user).await?;
+    ensure_eq!(
+        send(world, &token, &mail(&unique("Day 3")), None)
+            .await?
+            .status,
+        201,
+        "one more recipient fits"
+    );
+    ensure_eq!(
+        send(world, &token, &mail(&unique("Day 4")), None)
+            .await?
+            .status,
+        429,
+        "and the 3rd mail is over the 2 a day"
+    );
+    ensure_eq!(
+        balance(world, &user).await?.0,
+        before - 1,
+        "refusals cost nothing"
+    );
+
+    // The same limit through PostgREST directly: it lives in reserve_email.
+    let direct = Reply::read(
+        world
+            .http
+            .post(format!("{}/rpc/reserve_email", world.stack.postgrest_url()))
+            .header("apikey", world.stack.anon_key())
+            .bearer_auth(&token)
+            .json(&json!({"p_recipients": ["a@b.example"], "p_subject": "s", "p_content": "c",
+                          "p_mail_type": "custom", "p_idempotency_key": "direct", "p_request_hash": "h"}))
+            .send()
+            .await?,
+    )
+    .await?;
+    ensure!(
+        direct.status == 400 && String::from_utf8_lossy(&direct.body).contains("http_429"),
+        "a direct call is refused too: {} {}",
+        direct.status,
+        String::from_utf8_lossy(&direct.body)
     );
     Ok(())
 }
