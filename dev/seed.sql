@@ -175,6 +175,15 @@ select public.grant_credits(
   'seed:outsider-low-balance'
 );
 
+-- The shipped sending policy is templates only (public.email_settings);
+-- locally the demo users may also send their own subject and body, so the
+-- printed curl line works. The outsider stays on the default.
+insert into public.email_sender_settings (user_id, custom_content_allowed, note)
+values
+  ('11111111-1111-4111-8111-111111111111', true, 'seed: local demo'),
+  ('22222222-2222-4222-8222-222222222222', true, 'seed: local demo')
+on conflict (user_id) do nothing;
+
 -- Which prices give credits, with the ids the documented payloads in
 -- crates/billing/fixtures use, so replaying them locally grants credits: a
 -- 100-credit pack bought once, and a plan granting 500 each paid period.

@@ -12,6 +12,8 @@ do $$
 begin
   perform tests.create_user('ada');
   perform tests.create_user('bob');
+  perform tests.allow_custom_content('ada');
+  perform tests.allow_custom_content('bob');
   perform tests.reserve_email('ada', 'ada-1');
   perform tests.reserve_email('ada', 'ada-2', recipients => '{x@example.com,y@example.com}');
   perform tests.reserve_email('bob', 'bob-1');
@@ -27,7 +29,7 @@ select plan(80);
  */
 select has_table('public', 'user_mails', 'public.user_mails exists');
 select columns_are('public', 'user_mails',
-  array['id', 'user_id', 'recipients', 'subject', 'content', 'mail_type', 'template_id', 'credits_used',
+  array['id', 'user_id', 'recipients', 'subject', 'content', 'html', 'mail_type', 'template_id', 'credits_used',
         'status', 'provider', 'provider_message_id', 'idempotency_key', 'request_hash', 'error',
         'created_at', 'sent_at', 'updated_at'],
   'public.user_mails has exactly its documented columns');
@@ -79,15 +81,15 @@ select results_eq(
   $$ values ('custom', 1, 102400, 102400, 1), ('template', 1, 102400, 102400, 1) $$,
   'both mail types cost 1 credit per recipient, plus 1 per started 100 KiB beyond the first');
 
-select has_function('public', 'email_price', array['text[]', 'text', 'text'],
-  'email_price(p_recipients, p_content, p_mail_type) exists');
-select isnt_definer('public', 'email_price', array['text[]', 'text', 'text'],
+select has_function('public', 'email_price', array['text[]', 'text', 'text', 'text'],
+  'email_price(p_recipients, p_content, p_mail_type, p_html) exists');
+select isnt_definer('public', 'email_price', array['text[]', 'text', 'text', 'text'],
   'email_price runs as the caller, who can read the prices');
-select volatility_is('public', 'email_price', array['text[]', 'text', 'text'], 'stable',
+select volatility_is('public', 'email_price', array['text[]', 'text', 'text', 'text'], 'stable',
   'email_price is stable');
-select function_privs_are('public', 'email_price', array['text[]', 'text', 'text'], 'anon',
+select function_privs_are('public', 'email_price', array['text[]', 'text', 'text', 'text'], 'anon',
   array[]::text[], 'anon cannot call email_price');
-select function_privs_are('public', 'email_price', array['text[]', 'text', 'text'], 'authenticated',
+select function_privs_are('public', 'email_price', array['text[]', 'text', 'text', 'text'], 'authenticated',
   array['EXECUTE'], 'authenticated can call email_price to show a price');
 
 /*
@@ -273,7 +275,7 @@ select throws_ok($$ select tests.log_mail('{a@example.com}', 'custom', 'welcome'
   'a custom mail names no template');
 select throws_ok($$ select tests.log_mail('{a@example.com}', status => 'failed') $$,
   '23514', 'new row for relation "user_mails" violates check constraint "user_mails_status_known"',
-  'the states are reserved, sent and refunded: a failure is always refunded');
+  'the states are reserved, sent, unknown and refunded: there is no failed-but-charged state besides unknown');
 select throws_ok($$ select tests.log_mail('{a@example.com}', status => 'sent') $$,
   '23514', null,
   'a mail is not sent without a provider and a time');
@@ -291,11 +293,11 @@ select throws_ok(
   'a refunded mail cannot be reopened to be refunded again');
 select throws_ok(
   $$ update public.user_mails set credits_used = 1 where id = tests.mail_id('ada', 'ada-2') $$,
-  '23514', 'only the outcome of a reserved mail can change',
+  '23514', 'only the outcome of a reserved or unknown mail can change',
   'what a reserved mail cost stays as charged');
 select throws_ok(
   $$ update public.user_mails set user_id = tests.user_id('bob') where id = tests.mail_id('ada', 'ada-2') $$,
-  '23514', 'only the outcome of a reserved mail can change',
+  '23514', 'only the outcome of a reserved or unknown mail can change',
   'a mail cannot be moved to another sender');
 
 select * from finish();

@@ -13,6 +13,9 @@ begin
   perform tests.create_user('ada');
   perform tests.create_user('bob');
   perform tests.create_user('cleo');
+  perform tests.allow_custom_content('ada');
+  perform tests.allow_custom_content('bob');
+  perform tests.allow_custom_content('cleo');
 end
 $$;
 
@@ -37,10 +40,10 @@ select plan(101);
 /*
  * Signatures: no user id to pass, one way to call each
  */
-select has_function('public', 'reserve_email', array['text[]', 'text', 'text', 'text', 'text', 'text', 'text'],
-  'reserve_email(p_recipients, p_subject, p_content, p_mail_type, p_idempotency_key, p_request_hash, p_template_id) exists');
-select has_function('public', 'finalize_email', array['uuid', 'text', 'text', 'text'],
-  'finalize_email(p_mail_id, p_provider, p_provider_message_id, p_error) exists');
+select has_function('public', 'reserve_email', array['text[]', 'text', 'text', 'text', 'text', 'text', 'text', 'text'],
+  'reserve_email(p_recipients, p_subject, p_content, p_mail_type, p_idempotency_key, p_request_hash, p_template_id, p_html) exists');
+select has_function('public', 'finalize_email', array['uuid', 'text', 'text', 'text', 'text'],
+  'finalize_email(p_mail_id, p_provider, p_outcome, p_provider_message_id, p_error) exists');
 select has_function('public', 'grant_credits', array['uuid', 'integer', 'text', 'text'],
   'grant_credits(p_user_id, p_amount, p_reason, p_reference) exists');
 select is(
@@ -50,44 +53,44 @@ select is(
   'each has exactly one signature: no overload to slip past the grants');
 select is_empty(
   $$ select name from pg_proc, unnest(proargnames) as name
-     where oid = 'public.reserve_email(text[], text, text, text, text, text, text)'::regprocedure
+     where oid = 'public.reserve_email(text[], text, text, text, text, text, text, text)'::regprocedure
        and (name ~ 'user|uid|account|price|credit|cost') $$,
   'reserve_email takes no user, account, price or credit parameter');
 select is_empty(
   $$ select argtype from pg_proc, unnest(proargtypes) as argtype
-     where oid = 'public.reserve_email(text[], text, text, text, text, text, text)'::regprocedure
+     where oid = 'public.reserve_email(text[], text, text, text, text, text, text, text)'::regprocedure
        and argtype = 'uuid'::regtype $$,
   'reserve_email takes no uuid at all, so it cannot be pointed at another user');
 select is(
   (select array_to_string(proargnames, ', ') from pg_proc
-   where oid = 'public.reserve_email(text[], text, text, text, text, text, text)'::regprocedure),
-  'p_recipients, p_subject, p_content, p_mail_type, p_idempotency_key, p_request_hash, p_template_id',
+   where oid = 'public.reserve_email(text[], text, text, text, text, text, text, text)'::regprocedure),
+  'p_recipients, p_subject, p_content, p_mail_type, p_idempotency_key, p_request_hash, p_template_id, p_html',
   'reserve_email''s parameters are named as PostgREST callers send them');
 
-select function_returns('public', 'reserve_email', array['text[]', 'text', 'text', 'text', 'text', 'text', 'text'],
+select function_returns('public', 'reserve_email', array['text[]', 'text', 'text', 'text', 'text', 'text', 'text', 'text'],
   'jsonb', 'reserve_email returns jsonb');
-select function_returns('public', 'finalize_email', array['uuid', 'text', 'text', 'text'], 'jsonb',
+select function_returns('public', 'finalize_email', array['uuid', 'text', 'text', 'text', 'text'], 'jsonb',
   'finalize_email returns jsonb');
 select function_returns('public', 'grant_credits', array['uuid', 'integer', 'text', 'text'], 'jsonb',
   'grant_credits returns jsonb');
-select is_definer('public', 'reserve_email', array['text[]', 'text', 'text', 'text', 'text', 'text', 'text'],
+select is_definer('public', 'reserve_email', array['text[]', 'text', 'text', 'text', 'text', 'text', 'text', 'text'],
   'reserve_email runs as its owner, since users may not write credits, the ledger or mails');
-select is_definer('public', 'finalize_email', array['uuid', 'text', 'text', 'text'],
+select is_definer('public', 'finalize_email', array['uuid', 'text', 'text', 'text', 'text'],
   'finalize_email runs as its owner, since service_role may not write them either');
 select is_definer('public', 'grant_credits', array['uuid', 'integer', 'text', 'text'],
   'grant_credits runs as its owner, likewise');
 
-select function_privs_are('public', 'reserve_email', array['text[]', 'text', 'text', 'text', 'text', 'text', 'text'],
+select function_privs_are('public', 'reserve_email', array['text[]', 'text', 'text', 'text', 'text', 'text', 'text', 'text'],
   'anon', array[]::text[], 'anon cannot call reserve_email');
-select function_privs_are('public', 'reserve_email', array['text[]', 'text', 'text', 'text', 'text', 'text', 'text'],
+select function_privs_are('public', 'reserve_email', array['text[]', 'text', 'text', 'text', 'text', 'text', 'text', 'text'],
   'authenticated', array['EXECUTE'], 'authenticated can call reserve_email');
-select function_privs_are('public', 'reserve_email', array['text[]', 'text', 'text', 'text', 'text', 'text', 'text'],
+select function_privs_are('public', 'reserve_email', array['text[]', 'text', 'text', 'text', 'text', 'text', 'text', 'text'],
   'service_role', array[]::text[], 'service_role cannot call reserve_email: it has no user to charge');
-select function_privs_are('public', 'finalize_email', array['uuid', 'text', 'text', 'text'],
+select function_privs_are('public', 'finalize_email', array['uuid', 'text', 'text', 'text', 'text'],
   'anon', array[]::text[], 'anon cannot call finalize_email');
-select function_privs_are('public', 'finalize_email', array['uuid', 'text', 'text', 'text'],
+select function_privs_are('public', 'finalize_email', array['uuid', 'text', 'text', 'text', 'text'],
   'authenticated', array[]::text[], 'authenticated cannot call finalize_email');
-select function_privs_are('public', 'finalize_email', array['uuid', 'text', 'text', 'text'],
+select function_privs_are('public', 'finalize_email', array['uuid', 'text', 'text', 'text', 'text'],
   'service_role', array['EXECUTE'], 'service_role can call finalize_email');
 select function_privs_are('public', 'grant_credits', array['uuid', 'integer', 'text', 'text'],
   'anon', array[]::text[], 'anon cannot call grant_credits');
@@ -105,7 +108,7 @@ select throws_ok(
   $$ select public.reserve_email('{a@example.com}', 'Hi', 'Hello', 'custom', 'anon-1', 'h') $$,
   '42501', 'permission denied for function reserve_email', 'anon cannot reserve');
 select throws_ok(
-  $$ select public.finalize_email(gen_random_uuid(), 'resend', null, 'refund me') $$,
+  $$ select public.finalize_email(gen_random_uuid(), 'resend', 'refunded', null, 'refund me') $$,
   '42501', 'permission denied for function finalize_email', 'anon cannot finalize');
 select throws_ok(
   $$ select public.grant_credits(tests.user_id('ada'), 1000, 'purchase', 'anon-gift') $$,
@@ -114,7 +117,7 @@ select throws_ok(
 select tests.authenticate_as('ada');
 
 select throws_ok(
-  $$ select public.finalize_email(gen_random_uuid(), 'resend', null, 'refund me') $$,
+  $$ select public.finalize_email(gen_random_uuid(), 'resend', 'refunded', null, 'refund me') $$,
   '42501', 'permission denied for function finalize_email',
   'a user cannot finalize a mail, so cannot refund their own sent mail');
 select throws_ok(
@@ -370,20 +373,20 @@ select ok(tests.balances_match_ledger(), 'every balance equals its ledger after 
 
 select tests.authenticate_as_service_role();
 select throws_ok(
-  $$ select public.finalize_email('00000000-0000-4000-8000-00000000dead', 'resend') $$,
+  $$ select public.finalize_email('00000000-0000-4000-8000-00000000dead', 'resend', 'sent') $$,
   'P0001', 'http_404: No such email', 'finalizing an unknown mail is a 404');
 select throws_ok(
-  $$ select public.finalize_email(tests.mail_id('ada', 'k-template'), ' ') $$,
+  $$ select public.finalize_email(tests.mail_id('ada', 'k-template'), ' ', 'sent') $$,
   'P0001', 'http_422: A provider is required', 'finalizing without a provider is refused');
 select is(
-  (select public.finalize_email(tests.mail_id('ada', 'k-template'), 'postmark', null, '') ->> 'status'),
+  (select public.finalize_email(tests.mail_id('ada', 'k-template'), 'postmark', 'refunded', null, '') ->> 'status'),
   'refunded',
-  'an empty error still means the send failed');
+  'a refund without a reason is still a refund');
 select tests.clear_authentication();
 select is(
   (select error from public.user_mails where id = tests.mail_id('ada', 'k-template')),
-  'unknown error',
-  'and is recorded as an unknown error');
+  'no reason given',
+  'and is recorded as having no reason given');
 
 /*
  * grant_credits

@@ -43,8 +43,8 @@ language sql
 immutable
 as $$
   select format(
-    $sql$select public.finalize_email(p_mail_id => %L, p_provider => 'resend', p_error => %L)::text$sql$,
-    mail_id, error
+    $sql$select public.finalize_email(p_mail_id => %L, p_provider => 'resend', p_outcome => %L, p_error => %L)::text$sql$,
+    mail_id, case when error is null then 'sent' else 'refunded' end, error
   );
 $$;
 
@@ -73,6 +73,8 @@ select tests.dblink_exec('holder', $sql$
   insert into auth.users (instance_id, id, aud, role, email, raw_user_meta_data, created_at, updated_at)
   values ('00000000-0000-0000-0000-000000000000', '00000000-0000-4000-8000-0000000cc001', 'authenticated',
           'authenticated', 'credit-racer@test.local', '{"name": "Credit Racer"}', now(), now());
+  insert into public.email_sender_settings (user_id, custom_content_allowed)
+  values ('00000000-0000-4000-8000-0000000cc001', true);
 $sql$);
 select tests.holder_sql(
   $sql$select public.grant_credits('00000000-0000-4000-8000-0000000cc001', -297, 'manual_adjustment', 'tests:race-setup')$sql$);

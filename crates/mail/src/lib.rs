@@ -6,14 +6,19 @@
 //! 1. verify the caller's JWT (a real user; anonymous sign-ins refused);
 //! 2. validate the body (one 422 listing every failing field);
 //! 3. `reserve_email` **as the user**: the function acts on `auth.uid()`
-//!    only and prices the mail itself, so a caller can neither charge
-//!    someone else nor pick the price; it locks the profile, deducts the
-//!    credits and logs the mail as `reserved` in one transaction (402 when
-//!    short), or returns the earlier mail for a repeated `Idempotency-Key`;
+//!    only and prices what is sent (text or template variables, plus html)
+//!    itself, so a caller can neither charge someone else nor pick the
+//!    price; it enforces the operator's sending policy (templates only
+//!    unless raw content is allowed, daily limits), locks the profile,
+//!    deducts the credits and logs the mail as `reserved` in one
+//!    transaction (402 when short), or returns the earlier mail for a
+//!    repeated `Idempotency-Key`;
 //! 4. send through the provider (Resend or Postmark), passing the key on;
 //! 5. `finalize_email` **as the service** (users cannot call it, so nobody
-//!    can mark their own sent mail failed to get a refund): `sent`, or
-//!    `refunded` with the credits returned exactly once.
+//!    can mark their own sent mail failed to get a refund): `sent`;
+//!    `refunded`, with the credits returned exactly once, only when the
+//!    provider certainly did not send it; otherwise `unknown`, still
+//!    charged, for a reconciler to settle.
 //!
 //! Clients read their balance, mails and credit ledger through PostgREST
 //! directly, under RLS; there is no balance route.
@@ -32,6 +37,12 @@ use sha2::{Digest, Sha256};
 
 pub const NAME: &str = "send-email";
 
+/// `MAX_BODY_BYTES` unless configured: large enough for html and text both
+/// at their 100,000-character limits in ASCII or two-byte scripts, so a
+/// mail can reach the price table's size steps (100 KiB included, then 1
+/// credit per recipient per started 100 KiB), which 64 KiB never allowed.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 512 * 1024;
+
 pub struct SendEmail {
     http: HttpConfig,
     postgrest: PostgrestConfig,
@@ -48,7 +59,7 @@ impl SendEmail {
         let postgrest = PostgrestConfig::from_vars(vars)?;
         let http = reqwest::Client::new();
         Ok(Self {
-            http: HttpConfig::from_vars(vars)?,
+            http: HttpConfig::from_vars_with_body_limit(vars, DEFAULT_MAX_BODY_BYTES)?,
             service_db: ServiceDb::new(&postgrest, &ServiceKey::from_vars(vars)?),
             postgrest,
             verifier: Verifier::new(JwtConfig::from_vars(vars)?, http.clone(), sleep),
@@ -75,7 +86,8 @@ impl SendEmail {
             &json!({
                 "p_recipients": message.to,
                 "p_subject": message.subject,
-                "p_content": message.logged_content(),
+                "p_content": message.content(),
+                "p_html": message.html,
                 "p_mail_type": message.mail_type(),
                 "p_template_id": message.template.as_ref().map(|(id, _)| id),
                 "p_idempotency_key": key,
@@ -91,15 +103,17 @@ impl SendEmail {
         // Resend takes at most 256 characters, so a long one is hashed.
         let provider_key = provider_key(&user.user_id().to_string(), &key);
         let outcome = self.provider.send(&message, &provider_key).await;
-        let (message_id, error) = match &outcome {
-            Sent::Accepted(id) => (Some(id.as_str()), None),
-            Sent::Rejected(why) | Sent::Failed(why) => (None, Some(why.as_str())),
+        let (recorded, message_id, error) = match &outcome {
+            Sent::Accepted(id) => ("sent", Some(id.as_str()), None),
+            Sent::Rejected(why) | Sent::Refused(why) => ("refunded", None, Some(why.as_str())),
+            Sent::Unknown(why) => ("unknown", None, Some(why.as_str())),
         };
         let finalized: Result<Mail, Error> = execute(self.service_db.rpc(
             "finalize_email",
             &json!({
                 "p_mail_id": reserved.mail_id,
                 "p_provider": self.provider.name(),
+                "p_outcome": recorded,
                 "p_provider_message_id": message_id,
                 "p_error": error,
             }),
@@ -119,15 +133,32 @@ impl SendEmail {
                     .into(),
                 reason: why,
             }),
-            (Sent::Failed(why), Ok(_)) => Err(Error::BadGateway {
-                detail: "The email provider failed or did not answer in time. Your credits were refunded; \
-                         send again with a new Idempotency-Key."
+            (Sent::Refused(why), Ok(_)) => Err(Error::BadGateway {
+                detail: "The email provider did not send this email (its limits, or our configuration). \
+                         Your credits were refunded; send again later with a new Idempotency-Key."
                     .into(),
                 reason: why,
             }),
+            // Whether or not the outcome could be recorded (unrecorded, the
+            // mail stays reserved), it is for a reconciler to settle: the
+            // caller must neither resend under a new key nor expect a refund.
+            (Sent::Unknown(why), finalized) => Err(Error::BadGateway {
+                detail: "The email provider did not confirm whether it sent this email; it may have. \
+                         The outcome is being confirmed: your credits stay reserved until then and are refunded \
+                         if it was not sent. Retry with the same Idempotency-Key later to see the result; \
+                         a new key could send it twice."
+                    .into(),
+                reason: match finalized {
+                    Ok(_) => why,
+                    Err(err) => format!(
+                        "{why}; recording the unknown outcome failed ({err}); mail {} stays reserved",
+                        reserved.mail_id
+                    ),
+                },
+            }),
             // Not a 503: something was written (the reservation), and the
             // refund is owed until the mail is reconciled.
-            (Sent::Rejected(why) | Sent::Failed(why), Err(err)) => Err(Error::internal(format!(
+            (Sent::Rejected(why) | Sent::Refused(why), Err(err)) => Err(Error::internal(format!(
                 "send failed ({why}) and the refund could not be recorded ({err}); mail {} stays reserved",
                 reserved.mail_id
             ))),
@@ -166,11 +197,16 @@ impl Mail {
 }
 
 /// A repeated `Idempotency-Key`: the first attempt's result, never a second
-/// charge or send. Still `reserved` means the first attempt is in flight.
+/// charge or send. Still `reserved` means the first attempt is in flight;
+/// `unknown`, that its outcome is being confirmed.
 fn replay(mail: Mail) -> Result<Response, Error> {
     match mail.status.as_str() {
         "reserved" => Err(Error::conflict(
             "An email with this Idempotency-Key is still being sent. Retry shortly to get its result.",
+        )),
+        "unknown" => Err(Error::conflict(
+            "Whether the email with this Idempotency-Key was sent is still being confirmed. \
+             Retry later with the same key to get its result.",
         )),
         // The first attempt failed and was refunded; replaying that as a
         // success would hide that nothing was sent.

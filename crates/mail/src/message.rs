@@ -1,5 +1,9 @@
 //! The body of `POST /emails` and its validation: every field is checked and
 //! every failure reported in one 422, before any credit is touched.
+//!
+//! Whether a sender may send their own subject, html and text at all is the
+//! operator's policy, which `reserve_email` enforces (it lives with the
+//! mails it counts); this module only checks that a message is well formed.
 
 use edge_core::{Error, FieldError};
 use serde::Deserialize;
@@ -34,7 +38,9 @@ pub struct RawMessage {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Message {
     pub to: Vec<String>,
-    pub subject: String,
+    /// Always there for a custom mail; for a template, only when the sender
+    /// overrides the template's own subject.
+    pub subject: Option<String>,
     pub html: Option<String>,
     pub text: Option<String>,
     pub template: Option<(String, Value)>,
@@ -50,16 +56,13 @@ impl Message {
         }
     }
 
-    /// What the mail log keeps as the content: the text (or HTML) body, or
-    /// the template's variables.
-    pub fn logged_content(&self) -> String {
+    /// What `reserve_email` logs and prices as `p_content`: the text body,
+    /// or the template's variables as JSON. The html goes beside it as
+    /// `p_html`, priced and logged too: everything sent counts.
+    pub fn content(&self) -> String {
         match &self.template {
             Some((_, variables)) => variables.to_string(),
-            None => self
-                .text
-                .clone()
-                .or_else(|| self.html.clone())
-                .unwrap_or_default(),
+            None => self.text.clone().unwrap_or_default(),
         }
     }
 
@@ -100,16 +103,26 @@ pub fn validate(raw: RawMessage) -> Result<Message, Error> {
         }
     }
 
-    let subject = raw.subject.map(|s| s.trim().to_owned()).unwrap_or_default();
-    if subject.is_empty() {
-        fail("subject", "is required");
-    } else if subject.chars().count() > SUBJECT_MAX {
-        fail(
+    // A template brings its own subject; a custom mail needs one.
+    let wants_template = raw
+        .template_id
+        .as_deref()
+        .is_some_and(|id| !id.trim().is_empty());
+    let subject = raw
+        .subject
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty());
+    match &subject {
+        None if !wants_template => fail("subject", "is required"),
+        None => {}
+        Some(s) if s.chars().count() > SUBJECT_MAX => fail(
             "subject",
             &format!("must be at most {SUBJECT_MAX} characters"),
-        );
-    } else if subject.chars().any(char::is_control) {
-        fail("subject", "must be one line without control characters");
+        ),
+        Some(s) if s.chars().any(char::is_control) => {
+            fail("subject", "must be one line without control characters")
+        }
+        Some(_) => {}
     }
 
     let html = raw.html.filter(|s| !s.trim().is_empty());
@@ -197,7 +210,42 @@ mod tests {
         let m = parse(json!({"to": ["a@b.example", "c@d.example"], "subject": "Hi", "template_id": "welcome", "variables": {"NAME": "Ada"}}))
             .expect("valid");
         assert_eq!(m.mail_type(), "template");
-        assert_eq!(m.logged_content(), r#"{"NAME":"Ada"}"#);
+        assert_eq!(m.content(), r#"{"NAME":"Ada"}"#);
+    }
+
+    #[test]
+    fn the_html_is_sent_content_beside_the_text() {
+        // Regression: the html was dropped from what is priced and logged
+        // whenever a text was sent too.
+        let m = parse(
+            json!({"to": "a@b.example", "subject": "Hi", "text": "Hello", "html": "<p>Hello</p>"}),
+        )
+        .expect("valid");
+        assert_eq!(m.content(), "Hello");
+        assert_eq!(m.html.as_deref(), Some("<p>Hello</p>"));
+        let html_only =
+            parse(json!({"to": "a@b.example", "subject": "Hi", "html": "<p>Hello</p>"}))
+                .expect("valid");
+        assert_eq!(
+            html_only.content(),
+            "",
+            "no text: the html is not logged twice"
+        );
+    }
+
+    #[test]
+    fn a_template_may_leave_the_subject_to_the_template() {
+        let m = parse(json!({"to": "a@b.example", "template_id": "welcome", "variables": {}}))
+            .expect("valid");
+        assert_eq!(m.subject, None);
+        let m = parse(json!({"to": "a@b.example", "subject": "  ", "template_id": "welcome"}))
+            .expect("valid");
+        assert_eq!(m.subject, None, "a blank subject is no subject");
+        let err = parse(json!({"to": "a@b.example", "subject": "a\rb", "template_id": "welcome"}))
+            .unwrap_err();
+        assert_eq!(fields(err), ["subject"], "one given is still checked");
+        let err = parse(json!({"to": "a@b.example", "text": "t"})).unwrap_err();
+        assert_eq!(fields(err), ["subject"], "a custom mail needs one");
     }
 
     #[test]

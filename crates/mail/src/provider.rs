@@ -2,14 +2,25 @@
 //! and Postmark, chosen by `EMAIL_PROVIDER`.
 //!
 //! Each turns an [`Outgoing`] message into its own API call and sorts the
-//! answer into sent (with the provider's message id), rejected (the
-//! provider refused this message: a 4xx, the caller's fault) or failed (5xx,
-//! rate limit, network error, timeout: ours or theirs, worth a retry).
+//! answer into one of four [`Sent`] outcomes. What matters for the credits
+//! is whether the provider **certainly did not send** the mail: only then is
+//! it refunded. An answer that leaves room for a send (a timeout, a 5xx, a
+//! success without a message id, a partial acceptance) is `Unknown`: the
+//! mail stays charged until a reconciler finds out. The sorting follows each
+//! provider's documented errors:
 //!
-//! - Resend: <https://resend.com/docs/api-reference/emails/send-email>
-//!   (supports `Idempotency-Key`, so a retried send is not sent twice)
-//! - Postmark: <https://postmarkapp.com/developer/api/email-api>
-//!   (no idempotency key; our own reservation is what prevents a resend)
+//! - Resend: <https://resend.com/docs/api-reference/errors> (`name` and
+//!   status: 400/422 validation errors, 401/403 API key or domain, 409
+//!   idempotency conflicts, 429 rate limit and quotas, 451 security, 5xx
+//!   `application_error`/`internal_server_error`); sends take an
+//!   `Idempotency-Key`, <https://resend.com/docs/api-reference/emails/send-email>.
+//! - Postmark: <https://postmarkapp.com/developer/api/overview#error-codes>
+//!   (401 for the server token; 422 with an `ErrorCode`: 10 token, 300
+//!   invalid request, 400/401 sender signature, 405 not allowed to send,
+//!   406 inactive recipient, 412/413 account may not send; 429; 500/503);
+//!   no idempotency key: our own reservation is what prevents a resend.
+//!   A 406 for a mail to several recipients can mean "Message OK, but will
+//!   not deliver to these inactive addresses": the others got it.
 
 use edge_core::{ConfigError, Secret, Sleep, Vars};
 use serde_json::{json, Value};
@@ -79,17 +90,24 @@ impl ProviderConfig {
 /// What to send: a validated message (a body, or a template).
 pub type Outgoing = crate::message::Message;
 
-/// How a send ended.
+/// How a send ended. Refunds follow from this, so every variant but
+/// `Unknown` is a certainty.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Sent {
     /// Accepted; the provider's message id.
     Accepted(String),
-    /// The provider refused this message (a 4xx other than 401, 403 and
-    /// 429, which are our configuration or its capacity): retrying the same
+    /// Certainly not sent, because of the message: the provider refused it
+    /// (an invalid address, a template it does not know). Retrying the same
     /// message will not help. The provider's words, for the log.
     Rejected(String),
-    /// The provider failed, timed out, or could not be reached.
-    Failed(String),
+    /// Certainly not sent, for reasons on our side: our API key, sender or
+    /// account, the provider's rate limit or quota, or a connection refused
+    /// before anything was sent.
+    Refused(String),
+    /// Perhaps sent: no answer in time, a 5xx (the provider may have
+    /// accepted the mail before failing), a success without a message id, a
+    /// mail delivered to some recipients only.
+    Unknown(String),
 }
 
 /// What differs between providers: how a mail becomes their API call, and
@@ -105,7 +123,18 @@ pub trait EmailApi {
         mail: &Outgoing,
         idempotency_key: &str,
     ) -> reqwest::RequestBuilder;
-    fn message_id<'a>(&self, answer: &'a Value) -> Option<&'a str>;
+    /// Sorts the provider's answer to `mail` into an outcome (the caller
+    /// handles the transport: no answer at all).
+    fn judge(&self, status: u16, body: &Value, mail: &Outgoing) -> Sent;
+}
+
+/// What a success answer means: sent, with the message id, or (no id, so
+/// nothing to confirm it by) unknown.
+fn accepted(status: u16, id: Option<&str>, body: &Value) -> Sent {
+    match id {
+        Some(id) => Sent::Accepted(id.to_owned()),
+        None => Sent::Unknown(format!("{status} without a message id: {body}")),
+    }
 }
 
 /// Resend: bearer API key, JSON, `Idempotency-Key` honoured.
@@ -126,8 +155,11 @@ impl EmailApi for Resend {
         let mut body = json!({
             "from": config.from,
             "to": mail.to,
-            "subject": mail.subject,
         });
+        // A template's own subject applies unless the sender gave one.
+        if let Some(subject) = &mail.subject {
+            body["subject"] = json!(subject);
+        }
         if let Some(html) = &mail.html {
             body["html"] = json!(html);
         }
@@ -143,8 +175,26 @@ impl EmailApi for Resend {
             .json(&body)
     }
 
-    fn message_id<'a>(&self, answer: &'a Value) -> Option<&'a str> {
-        answer["id"].as_str()
+    fn judge(&self, status: u16, body: &Value, _mail: &Outgoing) -> Sent {
+        let why = || format!("{status}: {body}");
+        match (status, body["name"].as_str().unwrap_or_default()) {
+            (200..=299, _) => accepted(status, body["id"].as_str(), body),
+            // The first request with this key is still being handled: it
+            // may yet send. (Our reservation makes this rare: a second
+            // attempt with one key only comes from a reconciler.)
+            (409, "concurrent_idempotent_requests") => Sent::Unknown(why()),
+            // Our sender or key, not the caller's message.
+            (400 | 422, "invalid_from_address" | "invalid_idempotency_key") => Sent::Refused(why()),
+            // 401/403: our API key, or a domain not verified for EMAIL_FROM;
+            // 404/405: EMAIL_API_URL points elsewhere; 409: the key was used
+            // with another body, so this one was not sent; 429: rate limit,
+            // daily or monthly quota.
+            (401 | 403 | 404 | 405 | 409 | 429, _) => Sent::Refused(why()),
+            // 400/422 validation errors, 451 security_error: the message.
+            (400..=499, _) => Sent::Rejected(why()),
+            // 5xx, and anything undocumented.
+            _ => Sent::Unknown(why()),
+        }
     }
 }
 
@@ -192,11 +242,54 @@ impl EmailApi for Postmark {
             .json(&body)
     }
 
-    /// Postmark answers 200 with `ErrorCode` 0 on success.
-    fn message_id<'a>(&self, answer: &'a Value) -> Option<&'a str> {
-        answer["MessageID"]
-            .as_str()
-            .filter(|_| answer["ErrorCode"].as_i64() == Some(0))
+    /// Postmark answers 200 with `ErrorCode` 0 on success, and 422 with the
+    /// `ErrorCode` of what it refused.
+    fn judge(&self, status: u16, body: &Value, mail: &Outgoing) -> Sent {
+        let why = || format!("{status}: {body}");
+        match (status, body["ErrorCode"].as_i64()) {
+            (200..=299, Some(0)) => accepted(status, body["MessageID"].as_str(), body),
+            (200..=299, _) => Sent::Unknown(why()),
+            (422, Some(406)) => {
+                let message = body["Message"].as_str().unwrap_or_default();
+                if all_inactive(&mail.to, message) {
+                    Sent::Rejected(why())
+                } else {
+                    // Some recipients are active and were sent the mail.
+                    Sent::Unknown(format!("partly delivered: {}", why()))
+                }
+            }
+            // 10 token, 400/401 sender signature, 402/403/409 our JSON, 405
+            // not allowed to send, 412/413 account pending or may not send.
+            (401, _)
+            | (422, Some(10 | 400 | 401 | 402 | 403 | 405 | 409 | 412 | 413))
+            | (429, _) => Sent::Refused(why()),
+            // 300 invalid email request, template errors, and the rest.
+            (400..=499, _) => Sent::Rejected(why()),
+            _ => Sent::Unknown(why()),
+        }
+    }
+}
+
+/// Whether Postmark's 406 message names every recipient as inactive, so
+/// nobody was sent the mail. It lists them after "addresses: ", comma
+/// separated, up to ". Inactive recipients are ...". When the list cannot
+/// be read, only a mail to one recipient is known to have gone nowhere.
+fn all_inactive(recipients: &[String], message: &str) -> bool {
+    let listed: Option<Vec<String>> = message.split_once("addresses: ").map(|(_, rest)| {
+        rest.split(". Inactive")
+            .next()
+            .unwrap_or_default()
+            .trim_end_matches('.')
+            .split(',')
+            .map(|a| a.trim().to_lowercase())
+            .filter(|a| !a.is_empty())
+            .collect()
+    });
+    match listed {
+        Some(listed) if !listed.is_empty() => recipients
+            .iter()
+            .all(|r| listed.contains(&r.to_lowercase())),
+        _ => recipients.len() == 1,
     }
 }
 
@@ -232,32 +325,39 @@ impl Provider {
             .api
             .request(&self.http, &self.config, mail, idempotency_key);
         let call = async {
-            let response = request
-                .send()
-                .await
-                .map_err(|e| format!("unreachable: {e}"))?;
+            let response = request.send().await.map_err(|e| {
+                if never_sent(&e) {
+                    Sent::Refused(format!("could not connect: {e}"))
+                } else {
+                    Sent::Unknown(format!("no answer: {e}"))
+                }
+            })?;
             let status = response.status().as_u16();
+            // An unreadable body is judged by the status alone.
             let body: Value = response.json().await.unwrap_or(Value::Null);
-            Ok::<_, String>((status, body))
+            Ok::<_, Sent>((status, body))
         };
-        let (status, body) = match edge_core::within(self.sleep, self.config.timeout, call).await {
-            Some(Ok(answer)) => answer,
-            Some(Err(e)) => return Sent::Failed(e),
-            None => return Sent::Failed(format!("no answer within {:?}", self.config.timeout)),
-        };
-        self.judge(status, &body)
-    }
-
-    fn judge(&self, status: u16, body: &Value) -> Sent {
-        match (status, self.api.message_id(body)) {
-            (200..=299, Some(id)) => Sent::Accepted(id.to_owned()),
-            (200..=299, None) => Sent::Failed(format!("{status} without a message id: {body}")),
-            // 401/403: our API key or sender is wrong, not the caller's mail.
-            (401 | 403 | 429, _) | (500.., _) => Sent::Failed(format!("{status}: {body}")),
-            (400..=499, _) => Sent::Rejected(format!("{status}: {body}")),
-            _ => Sent::Failed(format!("unexpected {status}: {body}")),
+        match edge_core::within(self.sleep, self.config.timeout, call).await {
+            Some(Ok((status, body))) => self.api.judge(status, &body, mail),
+            Some(Err(outcome)) => outcome,
+            None => Sent::Unknown(format!("no answer within {:?}", self.config.timeout)),
         }
     }
+}
+
+/// Whether a transport error happened before the request left: the
+/// connection (TCP, TLS) was never made, so the provider saw nothing.
+/// Natively reqwest says so; inside workerd a failed `fetch` does not tell
+/// a refused connection from one lost mid-request, so every failure there
+/// may have been a send.
+#[cfg(not(target_arch = "wasm32"))]
+fn never_sent(e: &reqwest::Error) -> bool {
+    e.is_connect()
+}
+
+#[cfg(target_arch = "wasm32")]
+fn never_sent(_: &reqwest::Error) -> bool {
+    false
 }
 
 #[cfg(test)]
@@ -281,39 +381,161 @@ mod tests {
         )
     }
 
+    fn mail(to: &[&str]) -> Outgoing {
+        Outgoing {
+            to: to.iter().map(|a| (*a).to_owned()).collect(),
+            subject: Some("s".into()),
+            html: None,
+            text: Some("t".into()),
+            template: None,
+        }
+    }
+
+    /// The outcome's kind, so cases can be compared without the log text.
+    fn kind(sent: &Sent) -> &'static str {
+        match sent {
+            Sent::Accepted(_) => "accepted",
+            Sent::Rejected(_) => "rejected",
+            Sent::Refused(_) => "refused",
+            Sent::Unknown(_) => "unknown",
+        }
+    }
+
     #[test]
-    fn answers_are_sorted_into_sent_rejected_and_failed() {
+    fn resend_answers_are_sorted_by_what_they_say_about_the_send() {
+        // Regression: 5xx, a success without an id and the like were all
+        // "failed" and refunded, though Resend may have sent the mail.
         let resend = provider("resend");
+        let error =
+            |status: u16, name: &str| json!({"statusCode": status, "name": name, "message": "m"});
         let cases = [
-            (200, json!({"id": "re_1"}), Sent::Accepted("re_1".into())),
-            (
-                422,
-                json!({"name": "validation_error"}),
-                Sent::Rejected(String::new()),
-            ),
-            (403, json!({}), Sent::Failed(String::new())),
-            (401, json!({}), Sent::Failed(String::new())),
-            (429, json!({}), Sent::Failed(String::new())),
-            (500, json!({}), Sent::Failed(String::new())),
-            (200, json!({}), Sent::Failed(String::new())),
+            (200, json!({"id": "re_1"}), "accepted"),
+            (200, json!({}), "unknown"),
+            (400, error(400, "validation_error"), "rejected"),
+            (422, error(422, "missing_required_field"), "rejected"),
+            (451, error(451, "security_error"), "rejected"),
+            (422, error(422, "invalid_from_address"), "refused"),
+            (400, error(400, "invalid_idempotency_key"), "refused"),
+            (401, error(401, "missing_api_key"), "refused"),
+            (403, error(403, "invalid_api_key"), "refused"),
+            (403, error(403, "validation_error"), "refused"),
+            (404, error(404, "not_found"), "refused"),
+            (409, error(409, "invalid_idempotent_request"), "refused"),
+            (429, error(429, "rate_limit_exceeded"), "refused"),
+            (429, error(429, "daily_quota_exceeded"), "refused"),
+            (429, error(429, "monthly_quota_exceeded"), "refused"),
+            (409, error(409, "concurrent_idempotent_requests"), "unknown"),
+            (500, error(500, "application_error"), "unknown"),
+            (500, error(500, "internal_server_error"), "unknown"),
+            (502, Value::Null, "unknown"),
+            (503, Value::Null, "unknown"),
+            (302, Value::Null, "unknown"),
         ];
         for (status, body, expected) in cases {
-            let got = resend.judge(status, &body);
+            let got = resend.api.judge(status, &body, &mail(&["a@b.example"]));
+            assert_eq!(kind(&got), expected, "{status} {body}");
+        }
+        assert_eq!(
+            resend
+                .api
+                .judge(200, &json!({"id": "re_1"}), &mail(&["a@b.example"])),
+            Sent::Accepted("re_1".into())
+        );
+    }
+
+    #[test]
+    fn postmark_answers_are_sorted_by_their_error_code() {
+        let postmark = provider("postmark");
+        let error = |code: i64| json!({"ErrorCode": code, "Message": "m"});
+        let one = mail(&["a@b.example"]);
+        let cases = [
+            (
+                200,
+                json!({"MessageID": "pm-1", "ErrorCode": 0, "Message": "OK"}),
+                "accepted",
+            ),
+            (200, json!({"ErrorCode": 0, "Message": "OK"}), "unknown"),
+            (422, error(300), "rejected"),
+            (422, error(1101), "rejected"),
+            (401, error(10), "refused"),
+            (422, error(10), "refused"),
+            (422, error(400), "refused"),
+            (422, error(401), "refused"),
+            (422, error(405), "refused"),
+            (422, error(412), "refused"),
+            (422, error(413), "refused"),
+            (429, error(429), "refused"),
+            (500, Value::Null, "unknown"),
+            (503, Value::Null, "unknown"),
+        ];
+        for (status, body, expected) in cases {
             assert_eq!(
-                std::mem::discriminant(&got),
-                std::mem::discriminant(&expected),
+                kind(&postmark.api.judge(status, &body, &one)),
+                expected,
                 "{status} {body}"
             );
         }
+    }
+
+    #[test]
+    fn a_postmark_406_refunds_only_when_every_recipient_was_inactive() {
+        // Regression: a 406 for a mail to several addresses was refunded in
+        // full, though Postmark had sent it to the active ones.
         let postmark = provider("postmark");
-        assert_eq!(
-            postmark.judge(200, &json!({"MessageID": "pm-1", "ErrorCode": 0})),
-            Sent::Accepted("pm-1".into())
-        );
-        assert!(matches!(
-            postmark.judge(422, &json!({"ErrorCode": 300})),
-            Sent::Rejected(_)
-        ));
+        let inactive = |message: &str| json!({"ErrorCode": 406, "Message": message});
+        let tried = |list: &str| {
+            inactive(&format!(
+                "You tried to send to recipient(s) that have been marked as inactive. Found inactive addresses: {list}. \
+                 Inactive recipients are ones that have generated a hard bounce, a spam complaint, or a manual suppression."
+            ))
+        };
+        let partly = |list: &str| {
+            inactive(&format!(
+                "Message OK, but will not deliver to these inactive addresses: {list}. \
+                 Inactive recipients are ones that have generated a hard bounce, a spam complaint, or a manual suppression."
+            ))
+        };
+        let cases = [
+            (
+                mail(&["gone@b.example"]),
+                tried("gone@b.example"),
+                "rejected",
+            ),
+            (
+                mail(&["gone@b.example"]),
+                inactive("unreadable"),
+                "rejected",
+            ),
+            (
+                mail(&["Gone@B.example", "left@b.example"]),
+                tried("gone@b.example, left@b.example"),
+                "rejected",
+            ),
+            (
+                mail(&["gone@b.example", "ok@b.example"]),
+                partly("gone@b.example"),
+                "unknown",
+            ),
+            (
+                mail(&["gone@b.example", "ok@b.example"]),
+                tried("gone@b.example"),
+                "unknown",
+            ),
+            (
+                mail(&["a@b.example", "ba@b.example"]),
+                tried("ba@b.example"),
+                "unknown",
+            ),
+            (
+                mail(&["gone@b.example", "ok@b.example"]),
+                inactive("unreadable"),
+                "unknown",
+            ),
+        ];
+        for (mail, body, expected) in cases {
+            let got = postmark.api.judge(422, &body, &mail);
+            assert_eq!(kind(&got), expected, "{:?} {body}", mail.to);
+        }
     }
 
     #[test]
@@ -334,7 +556,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_provider_that_does_not_answer_in_time_has_failed() {
+    async fn a_provider_that_does_not_answer_in_time_is_an_unknown_outcome() {
         fn instant(_: Duration) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> {
             Box::pin(std::future::ready(()))
         }
@@ -357,13 +579,28 @@ mod tests {
             reqwest::Client::new(),
             instant,
         );
-        let mail = Outgoing {
-            to: vec!["x@y.example".into()],
-            subject: "s".into(),
-            html: None,
-            text: Some("t".into()),
-            template: None,
-        };
-        assert!(matches!(provider.send(&mail, "k").await, Sent::Failed(_)));
+        assert!(
+            matches!(
+                provider.send(&mail(&["x@y.example"]), "k").await,
+                Sent::Unknown(_)
+            ),
+            "a request that went out and got no answer may have been sent"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_certainly_not_a_send() {
+        let vars = [
+            ("EMAIL_API_KEY", "k"),
+            ("EMAIL_FROM", "a@b.example"),
+            ("EMAIL_API_URL", "http://127.0.0.1:9"),
+        ];
+        let provider = Provider::new(
+            ProviderConfig::from_vars(&Vars(&vars)).expect("config"),
+            reqwest::Client::new(),
+            never,
+        );
+        let got = provider.send(&mail(&["x@y.example"]), "k").await;
+        assert!(matches!(got, Sent::Refused(_)), "{got:?}");
     }
 }

@@ -162,6 +162,16 @@ impl Stub {
     /// `send-email` with PostgREST and the provider (`resend` or
     /// `postmark`) both pointed here, and `sleep` bounding the provider.
     fn service(&self, provider: &str, sleep: Sleep) -> SendEmail {
+        self.service_with_provider_at(provider, &self.url, sleep)
+    }
+
+    /// The same, with the provider's API at `provider_url`.
+    fn service_with_provider_at(
+        &self,
+        provider: &str,
+        provider_url: &str,
+        sleep: Sleep,
+    ) -> SendEmail {
         let vars = [
             ("POSTGREST_URL", self.url.as_str()),
             ("SUPABASE_ANON_KEY", ANON_KEY),
@@ -169,7 +179,7 @@ impl Stub {
             ("SUPABASE_JWT_SECRET", DEMO_JWT_SECRET),
             ("EMAIL_PROVIDER", provider),
             ("EMAIL_API_KEY", API_KEY),
-            ("EMAIL_API_URL", self.url.as_str()),
+            ("EMAIL_API_URL", provider_url),
             ("EMAIL_FROM", FROM),
         ];
         SendEmail::from_vars(&Vars(&vars), sleep, now).expect("config")
@@ -208,14 +218,18 @@ async fn answer(
 }
 
 /// The real endpoints' answers when all goes well: `reserve_email` takes 2
-/// of 10 credits; `finalize_email` marks the mail sent, or refunded (with
-/// the credits back) when called with an error; the providers accept.
+/// of 10 credits; `finalize_email` records the outcome it is given (sent,
+/// refunded with the credits back, or unknown, still charged); the
+/// providers accept.
 fn success(path: &str, request: &Value) -> Value {
-    match path {
-        RESERVE => mail("reserved", 8, Some(false)),
-        FINALIZE if request["p_error"].is_null() => mail("sent", 8, None),
-        FINALIZE => mail("refunded", 10, None),
-        RESEND => json!({"id": RESEND_ID}),
+    match (path, request["p_outcome"].as_str()) {
+        (RESERVE, _) => mail("reserved", 8, Some(false)),
+        (FINALIZE, Some("refunded")) => mail("refunded", 10, None),
+        (FINALIZE, Some(outcome)) => mail(outcome, 8, None),
+        (FINALIZE, None) => {
+            json!({"code": "PGRST202", "message": "no finalize_email without p_outcome"})
+        }
+        (RESEND, _) => json!({"id": RESEND_ID}),
         _ => json!({
             "To": request["To"], "SubmittedAt": "2026-11-23T10:00:00Z",
             "MessageID": POSTMARK_ID, "ErrorCode": 0, "Message": "OK",
@@ -324,6 +338,7 @@ async fn a_send_is_reserved_as_the_caller_sent_once_and_finalized_as_the_service
     );
     assert_eq!(reserve.body["p_mail_type"], "custom");
     assert_eq!(reserve.body["p_content"], "Hi there");
+    assert!(reserve.body["p_html"].is_null(), "no html was sent");
 
     let provider = stub.only_call(RESEND);
     assert_eq!(
@@ -350,7 +365,7 @@ async fn a_send_is_reserved_as_the_caller_sent_once_and_finalized_as_the_service
     assert_eq!(finalize.header("apikey"), Some(SERVICE_KEY));
     assert_eq!(
         finalize.body,
-        json!({"p_mail_id": MAIL_ID, "p_provider": "resend",
+        json!({"p_mail_id": MAIL_ID, "p_provider": "resend", "p_outcome": "sent",
                "p_provider_message_id": RESEND_ID, "p_error": null})
     );
 }
@@ -422,56 +437,119 @@ async fn a_provider_refusal_is_422_rejected_refunded_and_keeps_the_providers_wor
         finalize.body["p_error"]
             .as_str()
             .is_some_and(|e| e.contains("422") && e.contains("validation_error")),
-        "finalize is asked to refund: {}",
+        "finalize is told why: {}",
         finalize.body
     );
+    assert_eq!(finalize.body["p_outcome"], "refunded", "and to refund");
+}
+
+/// A scripted provider answer, its HTTP status, and what it must become.
+struct Case {
+    provider: &'static str,
+    to: &'static [&'static str],
+    status: u16,
+    answer: Value,
+}
+
+fn resend_error(status: u16, name: &str) -> Case {
+    Case {
+        provider: "resend",
+        to: &["ada@example.com", "grace@example.com"],
+        status,
+        answer: json!({"statusCode": status, "name": name, "message": PROVIDER_WORDS}),
+    }
+}
+
+fn postmark_error(to: &'static [&'static str], status: u16, code: i64, message: &str) -> Case {
+    Case {
+        provider: "postmark",
+        to,
+        status,
+        answer: json!({"ErrorCode": code, "Message": message}),
+    }
+}
+
+const INACTIVE: &str = "You tried to send to recipient(s) that have been marked as inactive. \
+    Found inactive addresses: ada@example.com. Inactive recipients are ones that have generated a hard bounce, \
+    a spam complaint, or a manual suppression.";
+const PARTLY: &str = "Message OK, but will not deliver to these inactive addresses: ada@example.com. \
+    Inactive recipients are ones that have generated a hard bounce, a spam complaint, or a manual suppression.";
+
+/// Sends `case.to` a mail through `case.provider` answering as scripted.
+async fn send_against(case: &Case) -> (Stub, Response) {
+    let stub = Stub::start(Script {
+        provider: Reply::Json(case.status, case.answer.clone()),
+        ..Script::default()
+    })
+    .await;
+    let body = json!({"to": case.to, "subject": "Hello", "text": "Hi there"});
+    let (r, _) = send(
+        &stub.service(case.provider, never),
+        &member_token(),
+        &body,
+        Some("k-1"),
+    )
+    .await;
+    (stub, r)
 }
 
 #[tokio::test]
-async fn a_provider_failure_is_502_and_refunded() {
-    // 5xx, a rate limit, and a success without a message id: all "failed".
+async fn an_outcome_that_may_have_been_a_send_is_502_unknown_and_not_refunded() {
+    // Regression: each of these was refunded in full, handing out free
+    // sends whenever the provider had in fact sent the mail.
     let cases = [
-        (
-            500,
-            json!({"statusCode": 500, "name": "internal_server_error"}),
+        resend_error(500, "application_error"),
+        resend_error(500, "internal_server_error"),
+        resend_error(503, "service_unavailable"),
+        resend_error(409, "concurrent_idempotent_requests"),
+        Case {
+            provider: "resend",
+            to: &["ada@example.com"],
+            status: 200,
+            answer: json!({}),
+        },
+        postmark_error(&["ada@example.com", "grace@example.com"], 422, 406, PARTLY),
+        postmark_error(
+            &["ada@example.com", "grace@example.com"],
+            422,
+            406,
+            INACTIVE,
         ),
-        (
-            429,
-            json!({"statusCode": 429, "name": "rate_limit_exceeded"}),
-        ),
-        (200, json!({})),
+        postmark_error(&["ada@example.com"], 500, 0, "Internal server error"),
     ];
-    for (status, answer) in cases {
-        let stub = Stub::start(Script {
-            provider: Reply::Json(status, answer),
-            ..Script::default()
-        })
-        .await;
-        let (r, _) = send_custom_mail(&stub).await;
+    for case in cases {
+        let (stub, r) = send_against(&case).await;
+        let what = format!("{} {} {}", case.provider, case.status, case.answer);
 
-        assert_eq!(r.status, 502, "provider {status}");
+        assert_eq!(r.status, 502, "{what}");
         let problem = body(&r);
-        assert_eq!(problem["code"], "bad_gateway");
+        assert_eq!(problem["code"], "bad_gateway", "{what}");
+        let detail = problem["detail"].as_str().unwrap_or_default();
         assert!(
-            problem["detail"]
-                .as_str()
-                .is_some_and(|d| d.contains("refunded")),
-            "{problem}"
+            detail.contains("being confirmed") && !detail.contains("were refunded"),
+            "{what}: {detail}"
+        );
+        assert!(
+            !String::from_utf8_lossy(&r.body).contains(PROVIDER_WORDS),
+            "{what}"
         );
         let finalize = stub.only_call(FINALIZE);
+        assert_eq!(
+            finalize.body["p_outcome"], "unknown",
+            "{what}: the credits stay taken"
+        );
         assert!(
             finalize.body["p_error"]
                 .as_str()
-                .is_some_and(|e| e.starts_with(&status.to_string())),
-            "provider {status}: {}",
+                .is_some_and(|e| e.contains(&case.status.to_string())),
+            "{what}: {}",
             finalize.body
         );
-        assert_eq!(stub.calls(RESEND).len(), 1, "no retry of the send");
     }
 }
 
 #[tokio::test]
-async fn a_provider_that_never_answers_is_502_and_refunded() {
+async fn a_provider_that_never_answers_is_502_unknown_and_not_refunded() {
     let stub = Stub::start(Script {
         provider: Reply::Never,
         ..Script::default()
@@ -488,12 +566,176 @@ async fn a_provider_that_never_answers_is_502_and_refunded() {
     assert_eq!(r.status, 502);
     assert_eq!(body(&r)["code"], "bad_gateway");
     let finalize = stub.only_call(FINALIZE);
+    assert_eq!(finalize.body["p_outcome"], "unknown");
     assert!(
         finalize.body["p_error"]
             .as_str()
             .is_some_and(|e| e.contains("no answer within")),
         "{}",
         finalize.body
+    );
+}
+
+#[tokio::test]
+async fn a_certain_refusal_on_our_side_is_502_and_refunded() {
+    let cases = [
+        resend_error(401, "missing_api_key"),
+        resend_error(403, "invalid_api_key"),
+        resend_error(403, "validation_error"),
+        resend_error(422, "invalid_from_address"),
+        resend_error(429, "rate_limit_exceeded"),
+        resend_error(429, "daily_quota_exceeded"),
+        resend_error(409, "invalid_idempotent_request"),
+        postmark_error(
+            &["ada@example.com"],
+            401,
+            10,
+            "Bad or missing server token.",
+        ),
+        postmark_error(&["ada@example.com"], 422, 400, "Sender signature not found"),
+        postmark_error(&["ada@example.com"], 422, 405, "Not allowed to send"),
+        postmark_error(&["ada@example.com"], 429, 429, "Rate limit exceeded"),
+    ];
+    for case in cases {
+        let (stub, r) = send_against(&case).await;
+        let what = format!("{} {} {}", case.provider, case.status, case.answer);
+
+        assert_eq!(r.status, 502, "{what}");
+        let detail = body(&r)["detail"].as_str().unwrap_or_default().to_owned();
+        assert!(detail.contains("refunded"), "{what}: {detail}");
+        assert_eq!(
+            stub.only_call(FINALIZE).body["p_outcome"],
+            "refunded",
+            "{what}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_refusal_of_the_message_is_422_and_refunded() {
+    let cases = [
+        resend_error(400, "validation_error"),
+        resend_error(422, "missing_required_field"),
+        postmark_error(&["ada@example.com"], 422, 300, "Invalid email request"),
+        postmark_error(&["ada@example.com"], 422, 406, INACTIVE),
+    ];
+    for case in cases {
+        let (stub, r) = send_against(&case).await;
+        let what = format!("{} {} {}", case.provider, case.status, case.answer);
+
+        assert_eq!(r.status, 422, "{what}");
+        assert_eq!(body(&r)["code"], "rejected", "{what}");
+        assert_eq!(
+            stub.only_call(FINALIZE).body["p_outcome"],
+            "refunded",
+            "{what}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_connection_refused_before_sending_is_refunded() {
+    let stub = Stub::start(Script::default()).await;
+    let (r, _) = send(
+        &stub.service_with_provider_at("resend", "http://127.0.0.1:9", never),
+        &member_token(),
+        &custom_mail(),
+        Some("k-1"),
+    )
+    .await;
+
+    assert_eq!(r.status, 502);
+    assert!(body(&r)["detail"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("refunded"));
+    let finalize = stub.only_call(FINALIZE);
+    assert_eq!(finalize.body["p_outcome"], "refunded");
+    assert!(
+        finalize.body["p_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("could not connect")),
+        "{}",
+        finalize.body
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_outcome_that_cannot_be_recorded_still_says_it_is_being_confirmed() {
+    let stub = Stub::start(Script {
+        provider: Reply::Json(500, json!({"statusCode": 500, "name": "application_error"})),
+        finalize: postgrest_down(),
+        ..Script::default()
+    })
+    .await;
+    let (r, log) = send_custom_mail(&stub).await;
+
+    assert_eq!(r.status, 502);
+    assert!(body(&r)["detail"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("being confirmed"));
+    assert!(
+        log.error
+            .as_deref()
+            .is_some_and(|e| e.contains(&format!("mail {MAIL_ID} stays reserved"))),
+        "{log:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_html_is_priced_and_logged_beside_the_text() {
+    // Regression: only the text reached reserve_email, so the html was
+    // neither priced nor logged.
+    let stub = Stub::start(Script::default()).await;
+    let html = format!("<p>{}</p>", "x".repeat(100_000 - 7));
+    let mail =
+        json!({"to": "ada@example.com", "subject": "Hello", "text": "Hi there", "html": html});
+    let (r, _) = send(
+        &stub.service("resend", never),
+        &member_token(),
+        &mail,
+        Some("k-1"),
+    )
+    .await;
+
+    assert_eq!(r.status, 201, "{}", body(&r));
+    let reserve = stub.only_call(RESERVE);
+    assert_eq!(reserve.body["p_content"], "Hi there");
+    assert_eq!(
+        reserve.body["p_html"],
+        json!(html),
+        "all of the html is priced and logged"
+    );
+    assert_eq!(
+        stub.only_call(RESEND).body["html"],
+        json!(html),
+        "as it is sent"
+    );
+}
+
+#[tokio::test]
+async fn a_template_without_a_subject_of_its_own_sends_none() {
+    let stub = Stub::start(Script::default()).await;
+    let template =
+        json!({"to": "ada@example.com", "template_id": "welcome", "variables": {"name": "Ada"}});
+    let (r, _) = send(
+        &stub.service("resend", never),
+        &member_token(),
+        &template,
+        Some("k-1"),
+    )
+    .await;
+
+    assert_eq!(r.status, 201, "{}", body(&r));
+    let reserve = stub.only_call(RESERVE);
+    assert!(reserve.body["p_subject"].is_null(), "{}", reserve.body);
+    assert_eq!(reserve.body["p_content"], r#"{"name":"Ada"}"#);
+    assert_eq!(
+        stub.only_call(RESEND).body,
+        json!({"from": FROM, "to": ["ada@example.com"],
+               "template": {"id": "welcome", "variables": {"name": "Ada"}}}),
+        "the template's own subject applies"
     );
 }
 
@@ -555,9 +797,10 @@ async fn a_replayed_sent_mail_is_200_without_a_second_send_or_finalize() {
 }
 
 #[tokio::test]
-async fn a_replayed_mail_still_reserved_or_refunded_is_409_and_not_sent_again() {
+async fn a_replayed_mail_still_reserved_unknown_or_refunded_is_409_and_not_sent_again() {
     for (status, says) in [
         ("reserved", "still being sent"),
+        ("unknown", "still being confirmed"),
         ("refunded", "new Idempotency-Key"),
     ] {
         let stub = Stub::start(Script {
@@ -611,13 +854,13 @@ async fn a_finalize_failure_after_a_send_is_502_saying_the_mail_was_sent() {
 }
 
 #[tokio::test]
-async fn a_finalize_failure_after_a_failed_send_is_500_and_the_mail_stays_reserved() {
-    let refused = Reply::Json(
+async fn a_finalize_failure_after_a_certain_refusal_is_500_and_the_mail_stays_reserved() {
+    let rejected = Reply::Json(
         422,
         json!({"name": "validation_error", "message": PROVIDER_WORDS}),
     );
-    let failed = Reply::Json(500, json!({"name": "internal_server_error"}));
-    for provider in [refused, failed] {
+    let refused = Reply::Json(429, json!({"name": "rate_limit_exceeded"}));
+    for provider in [rejected, refused] {
         let stub = Stub::start(Script {
             provider: provider.clone(),
             finalize: postgrest_down(),
@@ -663,7 +906,7 @@ async fn postmark_gets_its_own_endpoints_token_and_fields() {
     );
     assert_eq!(
         stub.only_call(FINALIZE).body,
-        json!({"p_mail_id": MAIL_ID, "p_provider": "postmark",
+        json!({"p_mail_id": MAIL_ID, "p_provider": "postmark", "p_outcome": "sent",
                "p_provider_message_id": POSTMARK_ID, "p_error": null})
     );
 

@@ -209,7 +209,7 @@ fn print_summary(stack: &Stack, want_functions: bool) {
     }
     if let Some(email) = stack.email() {
         println!(
-            "  email       {}/emails  (local Resend stand-in)",
+            "  email       {}  (local Resend and Postmark stand-in: /emails, /email)",
             email.url()
         );
     }

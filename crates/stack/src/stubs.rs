@@ -246,8 +246,11 @@ fn failure(code: &str) -> Value {
     json!({"success": false, "error-codes": [code]})
 }
 
-/// The API key the email stand-in expects; functions get it as `EMAIL_API_KEY`.
+/// The API key the email stand-in expects on Resend's routes; functions get
+/// it as `EMAIL_API_KEY`.
 pub const EMAIL_API_KEY: &str = "re_stub_key";
+/// The server token the email stand-in expects on Postmark's routes.
+pub const POSTMARK_SERVER_TOKEN: &str = "stub-postmark-server-token";
 
 #[derive(Default)]
 struct EmailState {
@@ -256,75 +259,236 @@ struct EmailState {
     sent: Mutex<HashMap<String, String>>,
 }
 
-/// Starts the email stand-in, speaking Resend's `POST /emails`
-/// (<https://resend.com/docs/api-reference/emails/send-email>): bearer API
-/// key, JSON body, optional `Idempotency-Key` (a repeat gets the first id and
-/// sends nothing), answer `{"id"}`. The subject decides failures: `[reject]`
-/// is Resend's 422 `validation_error`, `[fail]` a 500 `application_error`,
-/// `[hang]` an answer after 30 s. Each request is recorded with a `sent`
-/// flag: whether it was a new send.
+impl EmailState {
+    fn record(&self, provider: &str, body: &Value, key: Option<&str>, sent: bool) {
+        if let Ok(mut requests) = self.requests.lock() {
+            requests.push(
+                json!({"provider": provider, "body": body, "idempotency_key": key, "sent": sent}),
+            );
+        }
+    }
+
+    /// A new message id; with an idempotency key, the one it got first.
+    fn message_id(&self, key: Option<&str>) -> Option<(String, bool)> {
+        let mut sent = self.sent.lock().ok()?;
+        if let Some(id) = key.and_then(|k| sent.get(k)) {
+            return Some((id.clone(), false));
+        }
+        let id = format!("stub-{}", sent.len() + 1);
+        sent.insert(key.map_or_else(|| id.clone(), str::to_owned), id.clone());
+        Some((id, true))
+    }
+}
+
+/// Starts the email stand-in, which speaks both providers' send APIs as
+/// they document them; the subject (or a recipient) decides what happens.
+///
+/// Resend, `POST /emails`
+/// (<https://resend.com/docs/api-reference/emails/send-email>, errors as in
+/// <https://resend.com/docs/api-reference/errors>): bearer API key (none:
+/// 401 `missing_api_key`; another: 403 `invalid_api_key`), JSON body,
+/// optional `Idempotency-Key` (a repeat gets the first id and sends
+/// nothing), answer `{"id"}`; a body without `subject` or `template` is 422
+/// `missing_required_field`. `[reject]` is 400 `validation_error`;
+/// `[rate-limit]` 429 `rate_limit_exceeded` with Resend's `ratelimit-*` and
+/// `retry-after` headers; `[quota]` 429 `daily_quota_exceeded`; `[fail]` a
+/// 500 `application_error` before sending; `[lost]` sends the mail, then
+/// answers 500 (what a provider failing after accepting looks like); `[hang]`
+/// sends it after 30 s, longer than any function waits.
+///
+/// Postmark, `POST /email` and `POST /email/withTemplate`
+/// (<https://postmarkapp.com/developer/api/email-api>, error codes as in
+/// <https://postmarkapp.com/developer/api/overview#error-codes>):
+/// `X-Postmark-Server-Token` (wrong or missing: 401, `ErrorCode` 10), answer
+/// `{To, SubmittedAt, MessageID, ErrorCode: 0, Message: "OK"}`. Addresses
+/// whose local part starts with `inactive` have hard-bounced: when every
+/// recipient is one, 422 with `ErrorCode` 406 and nothing is sent; when only
+/// some are, the others are sent the mail and the answer is still a 422
+/// with 406, "Message OK, but will not deliver to these inactive addresses".
+/// `[fail]` is a 500.
+///
+/// Each request is recorded with its `provider` and a `sent` flag: whether
+/// it was a new send.
 pub async fn email(port: u16) -> anyhow::Result<Stub> {
     let state = Arc::new(EmailState::default());
     let requests = Arc::clone(&state.requests);
     let app = Router::new()
-        .route("/emails", post(send_email))
+        .route("/emails", post(resend_send))
+        .route("/email", post(postmark_send))
+        .route("/email/withTemplate", post(postmark_send))
         .with_state(state);
     serve(app, port, requests).await
 }
 
-async fn send_email(
+fn header(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+fn resend_error(status: StatusCode, name: &str, message: &str) -> Response {
+    let error = json!({"statusCode": status.as_u16(), "name": name, "message": message});
+    (status, Json(error)).into_response()
+}
+
+async fn resend_send(
     State(state): State<Arc<EmailState>>,
     headers: axum::http::HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    let key = header("idempotency-key");
+    let key = header(&headers, "idempotency-key");
     let subject = body["subject"].as_str().unwrap_or_default().to_owned();
-    let record = |sent: bool| {
-        if let Ok(mut requests) = state.requests.lock() {
-            requests.push(json!({"body": body, "idempotency_key": key, "sent": sent}));
-        }
+    let refuse = |status, name, message| {
+        state.record("resend", &body, key.as_deref(), false);
+        resend_error(status, name, message)
     };
-    if header("authorization").as_deref() != Some(&format!("Bearer {EMAIL_API_KEY}")) {
-        record(false);
-        let error =
-            json!({"statusCode": 401, "name": "invalid_api_key", "message": "API key is invalid"});
-        return (StatusCode::UNAUTHORIZED, Json(error)).into_response();
+    match header(&headers, "authorization") {
+        None => {
+            return refuse(
+                StatusCode::UNAUTHORIZED,
+                "missing_api_key",
+                "Missing API key in the authorization header.",
+            )
+        }
+        Some(auth) if auth != format!("Bearer {EMAIL_API_KEY}") => {
+            return refuse(
+                StatusCode::FORBIDDEN,
+                "invalid_api_key",
+                "API key is invalid.",
+            )
+        }
+        Some(_) => {}
+    }
+    if body.get("subject").is_none() && body.get("template").is_none() {
+        return refuse(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "missing_required_field",
+            "Missing `subject` field.",
+        );
+    }
+    if subject.contains("[reject]") {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "validation_error",
+            "Invalid `to` field. The email address needs to follow the `email@example.com` or `Name <email@example.com>` format.",
+        );
+    }
+    if subject.contains("[rate-limit]") {
+        state.record("resend", &body, key.as_deref(), false);
+        let mut response = resend_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limit_exceeded",
+            "Too many requests. You can only make 2 requests per second.",
+        );
+        for (name, value) in [
+            ("ratelimit-limit", "2"),
+            ("ratelimit-remaining", "0"),
+            ("ratelimit-reset", "1"),
+            ("retry-after", "1"),
+        ] {
+            response
+                .headers_mut()
+                .insert(name, axum::http::HeaderValue::from_static(value));
+        }
+        return response;
+    }
+    if subject.contains("[quota]") {
+        return refuse(
+            StatusCode::TOO_MANY_REQUESTS,
+            "daily_quota_exceeded",
+            "You have reached your daily email sending quota.",
+        );
+    }
+    if subject.contains("[fail]") {
+        return refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "application_error",
+            "An unexpected error occurred.",
+        );
     }
     if subject.contains("[hang]") {
         tokio::time::sleep(std::time::Duration::from_secs(30)).await;
     }
-    if subject.contains("[reject]") {
-        record(false);
-        let error = json!({"statusCode": 422, "name": "validation_error", "message": "Invalid `to` field."});
-        return (StatusCode::UNPROCESSABLE_ENTITY, Json(error)).into_response();
-    }
-    if subject.contains("[fail]") {
-        record(false);
-        let error = json!({"statusCode": 500, "name": "application_error", "message": "Something went wrong."});
-        return (StatusCode::INTERNAL_SERVER_ERROR, Json(error)).into_response();
-    }
-    let Ok(mut sent) = state.sent.lock() else {
+    let Some((id, new)) = state.message_id(key.as_deref()) else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
-    if let Some(id) = key.as_ref().and_then(|k| sent.get(k)) {
-        let id = id.clone();
-        drop(sent);
-        record(false);
-        return Json(json!({"id": id})).into_response();
+    state.record("resend", &body, key.as_deref(), new);
+    if subject.contains("[lost]") {
+        return resend_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_server_error",
+            "An unexpected error occurred.",
+        );
     }
-    let id = format!("stub-{}", sent.len() + 1);
-    if let Some(k) = &key {
-        sent.insert(k.clone(), id.clone());
-    }
-    drop(sent);
-    record(true);
     Json(json!({"id": id})).into_response()
+}
+
+async fn postmark_send(
+    State(state): State<Arc<EmailState>>,
+    headers: axum::http::HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let postmark_error = |status: StatusCode, code: i64, message: String| {
+        (status, Json(json!({"ErrorCode": code, "Message": message}))).into_response()
+    };
+    if header(&headers, "x-postmark-server-token").as_deref() != Some(POSTMARK_SERVER_TOKEN) {
+        state.record("postmark", &body, None, false);
+        return postmark_error(
+            StatusCode::UNAUTHORIZED,
+            10,
+            "Request does not contain a valid Server token.".into(),
+        );
+    }
+    if body["Subject"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("[fail]")
+    {
+        state.record("postmark", &body, None, false);
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"Message": "Internal server error."})),
+        )
+            .into_response();
+    }
+    let to = body["To"].as_str().unwrap_or_default().to_owned();
+    let (inactive, active): (Vec<&str>, Vec<&str>) = to
+        .split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .partition(|a| a.starts_with("inactive"));
+    const WHY: &str = "Inactive recipients are ones that have generated a hard bounce, a spam complaint, or a manual suppression.";
+    if active.is_empty() {
+        state.record("postmark", &body, None, false);
+        return postmark_error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            406,
+            format!(
+                "You tried to send to recipient(s) that have been marked as inactive. Found inactive addresses: {}. {WHY}",
+                inactive.join(", ")
+            ),
+        );
+    }
+    let Some((id, _)) = state.message_id(None) else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    state.record("postmark", &body, None, true);
+    if !inactive.is_empty() {
+        return postmark_error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            406,
+            format!(
+                "Message OK, but will not deliver to these inactive addresses: {}. {WHY}",
+                inactive.join(", ")
+            ),
+        );
+    }
+    Json(json!({
+        "To": to, "SubmittedAt": "2026-12-01T12:00:00.0000000-05:00",
+        "MessageID": format!("0a129aee-e1cd-480d-b08d-4f48548ff48d-{id}"), "ErrorCode": 0, "Message": "OK",
+    }))
+    .into_response()
 }
 
 /// Starts the Supabase Auth stand-in: only its JWKS endpoint,

@@ -69,6 +69,15 @@ fn main() {
                     ("ATTACHMENT_MAX_BYTES", "52428800"),
                 ],
             )
+            // send-email again, through the stand-in's Postmark API.
+            .variant(
+                "send-email-postmark",
+                "send-email",
+                &[
+                    ("EMAIL_PROVIDER", "postmark"),
+                    ("EMAIL_API_KEY", edge_stack::stubs::POSTMARK_SERVER_TOKEN),
+                ],
+            )
             // attachment-urls again, presigning for a local S3 server (s3s-fs).
             .with_s3()
             .variant(
@@ -124,7 +133,12 @@ fn main() {
             mail::a_send_charges_logs_and_reaches_the_provider,
             mail::without_a_user_token_it_is_401,
             mail::too_few_credits_is_402_and_nothing_is_sent,
-            mail::provider_failures_refund_exactly_once,
+            mail::the_html_is_priced_and_logged_with_the_text,
+            mail::ambiguous_outcomes_stay_charged_until_confirmed,
+            mail::certain_refusals_are_refunded_exactly_once,
+            mail::postmark_partial_deliveries_stay_charged,
+            mail::only_templates_unless_the_operator_allows_more,
+            mail::daily_limits_hold_in_the_database,
             mail::a_repeated_idempotency_key_charges_and_sends_once,
             mail::nobody_can_charge_another_user,
             mail::concurrent_sends_never_overdraw,
