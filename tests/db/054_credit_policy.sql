@@ -19,6 +19,8 @@ begin
   perform tests.create_user('owner');
   perform tests.create_user('solo');
   perform tests.create_team_account('owner', 'team');
+  -- solo's debt is shown refusing a plain mail (the default is templates only).
+  perform tests.allow_custom_content('solo');
 
   delete from public.billing_credit_prices;
   insert into public.billing_credit_prices (provider, price_id, credits, grant_on)
