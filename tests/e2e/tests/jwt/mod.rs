@@ -26,9 +26,9 @@ pub const ASYMMETRIC: &str = "send-email-asymmetric";
 /// send-email with `JWT_ISSUER` set to what the stack's tokens carry.
 pub const WITH_ISSUER: &str = "send-email-issuer";
 
-/// The seeded attachment Acme's members may see, and the reply it hangs off.
+/// The seeded attachment Acme's members may see, and the ticket it is on.
 const SEEDED_ATTACHMENT: &str = "dddddddd-dddd-4ddd-8ddd-dddddddddddd";
-const SEEDED_REPLY: &str = "eeeeeeee-eeee-4eee-8eee-eeeeeeeeeeee";
+const SEEDED_TICKET: &str = "bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb";
 
 /// A user route, with a body that would write (or sign) if the token
 /// were accepted.
@@ -44,6 +44,9 @@ struct Route {
 /// name would show.
 struct Victim {
     id: String,
+    /// A support reply of theirs on Acme's ticket: the only kind of
+    /// message they may attach files to.
+    reply: String,
     claims: Value,
     subject: String,
     file_name: String,
@@ -51,11 +54,13 @@ struct Victim {
 }
 
 impl Victim {
-    /// A new `auth.users` row (the sign-up trigger gives it a profile and
-    /// credits) made a member of Acme, so an accepted token could sign
-    /// Acme's attachment and add one.
+    /// A new `auth.users` row (the sign-up triggers give it a personal
+    /// account, a profile and credits), made a member of Acme with a reply
+    /// of their own on its ticket, so an accepted token could sign Acme's
+    /// attachment and add one.
     async fn sign_up(world: &World) -> anyhow::Result<Self> {
         let id = uuid::Uuid::new_v4().to_string();
+        let reply = uuid::Uuid::new_v4().to_string();
         let email = format!("{}@example.com", &id[..8]);
         world
             .stack
@@ -63,7 +68,9 @@ impl Victim {
                 "insert into auth.users (instance_id, id, aud, role, email, raw_user_meta_data, created_at, updated_at) \
                  values ('00000000-0000-0000-0000-000000000000', '{id}', 'authenticated', 'authenticated', '{email}', '{{}}', now(), now()); \
                  insert into public.accounts_memberships (user_id, account_id, account_role, created_by, updated_by) \
-                 values ('{id}', 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa', 'member', '{owner}', '{owner}')",
+                 values ('{id}', 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa', 'member', '{owner}', '{owner}'); \
+                 insert into public.messages (id, ticket_id, author, author_account_id, content) \
+                 values ('{reply}', '{SEEDED_TICKET}', 'support', '{id}', 'A reply to attach files to.')",
                 owner = DemoUser::Owner.id()
             ))
             .await?;
@@ -74,6 +81,7 @@ impl Victim {
         let tag = uuid::Uuid::new_v4().simple().to_string();
         let mut victim = Self {
             id,
+            reply,
             claims,
             subject: format!("jwt attack {tag}"),
             file_name: format!("jwt-attack-{tag}.txt"),
@@ -115,7 +123,7 @@ impl Victim {
                 function: "attachment-urls",
                 path: "/attachments/upload-url",
                 documented: "/attachment-urls/attachments/upload-url",
-                body: json!({"message_id": SEEDED_REPLY, "file_name": self.file_name,
+                body: json!({"message_id": self.reply, "file_name": self.file_name,
                              "content_type": "text/plain", "size": 10}),
             },
         ]
