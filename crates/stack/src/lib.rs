@@ -875,7 +875,10 @@ mod tests {
         assert!(values.contains(&STRIPE_WEBHOOK_SECRET));
         assert!(values.contains(&"whsec_new") && values.contains(&"whsec_old"));
         assert!(!values.contains(&tokens::anon_key(DEMO_JWT_SECRET).as_str()));
-        assert!(!values.contains(&"info"), "LOG_LEVEL is no secret");
+        assert!(
+            !values.contains(&"authenticated"),
+            "JWT_AUDIENCE is no secret"
+        );
         let mut unique = values.clone();
         unique.sort_unstable();
         unique.dedup();

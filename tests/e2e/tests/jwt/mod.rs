@@ -26,9 +26,8 @@ pub const ASYMMETRIC: &str = "send-email-asymmetric";
 /// send-email with `JWT_ISSUER` set to what the stack's tokens carry.
 pub const WITH_ISSUER: &str = "send-email-issuer";
 
-/// The seeded attachment Acme's members may see, and the reply it hangs off.
+/// The seeded attachment Acme's members may see, and the ticket it is on.
 const SEEDED_ATTACHMENT: &str = "dddddddd-dddd-4ddd-8ddd-dddddddddddd";
-/// dev/seed.sql's ticket on Acme.
 const SEEDED_TICKET: &str = "bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb";
 
 /// A user route, with a body that would write (or sign) if the token
@@ -45,8 +44,8 @@ struct Route {
 /// name would show.
 struct Victim {
     id: String,
-    /// A support reply of theirs on Acme's ticket: attachments go only on
-    /// messages their caller wrote.
+    /// A support reply of theirs on Acme's ticket: the only kind of
+    /// message they may attach files to.
     reply: String,
     claims: Value,
     subject: String,
@@ -55,9 +54,10 @@ struct Victim {
 }
 
 impl Victim {
-    /// A new `auth.users` row (the sign-up trigger gives it a profile and
-    /// credits) made a member of Acme with a reply of their own on its
-    /// ticket, so an accepted token could sign Acme's attachment and add one.
+    /// A new `auth.users` row (the sign-up triggers give it a personal
+    /// account, a profile and credits), made a member of Acme with a reply
+    /// of their own on its ticket, so an accepted token could sign Acme's
+    /// attachment and add one.
     async fn sign_up(world: &World) -> anyhow::Result<Self> {
         let id = uuid::Uuid::new_v4().to_string();
         let reply = uuid::Uuid::new_v4().to_string();
@@ -70,7 +70,7 @@ impl Victim {
                  insert into public.accounts_memberships (user_id, account_id, account_role, created_by, updated_by) \
                  values ('{id}', 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa', 'member', '{owner}', '{owner}'); \
                  insert into public.messages (id, ticket_id, author, author_account_id, content) \
-                 values ('{reply}', '{SEEDED_TICKET}', 'support', '{id}', 'A reply of the victim''s.')",
+                 values ('{reply}', '{SEEDED_TICKET}', 'support', '{id}', 'A reply to attach files to.')",
                 owner = DemoUser::Owner.id()
             ))
             .await?;
