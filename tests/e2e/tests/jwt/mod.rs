@@ -70,7 +70,8 @@ impl Victim {
                  insert into public.accounts_memberships (user_id, account_id, account_role, created_by, updated_by) \
                  values ('{id}', 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa', 'member', '{owner}', '{owner}'); \
                  insert into public.messages (id, ticket_id, author, author_account_id, content) \
-                 values ('{reply}', '{SEEDED_TICKET}', 'support', '{id}', 'A reply to attach files to.')",
+                 values ('{reply}', '{SEEDED_TICKET}', 'support', '{id}', 'A reply to attach files to.'); \
+                 insert into public.email_sender_settings (user_id, custom_content_allowed) values ('{id}', true)",
                 owner = DemoUser::Owner.id()
             ))
             .await?;
