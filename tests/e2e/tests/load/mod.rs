@@ -3,9 +3,14 @@
 //! README's reliability section's) and each run in seconds. A broken
 //! guarantee shows as a count that is off, never as a timing threshold.
 //!
-//! Breaking them on purpose: dropping the billing_events unique key, or
-//! the stale check of upsert_subscription, makes the webhook storm apply
-//! events twice or end in an older state.
+//! Breaking them on purpose: removing `for update` from reserve_email's
+//! profile read lets the credit race overdraw (more than 300 sends); on a
+//! machine loaded by other work, the race without reserve_email's unlocked
+//! 402 (20261201005000) saw PostgREST's pool time-out (503s) instead of
+//! 402s, which a lightly loaded one does not show; dropping the unique (reason, reference)
+//! of the ledger lets the refund storm refund twice; dropping the
+//! billing_events unique key, or the stale check of upsert_subscription,
+//! makes the webhook storm apply events twice or end in an older state.
 
 use std::collections::HashSet;
 
@@ -23,6 +28,8 @@ async fn user_with(world: &World, credits: i64) -> anyhow::Result<(String, Strin
         .psql(&format!(
             "insert into auth.users (instance_id, id, aud, role, email, raw_user_meta_data, created_at, updated_at) \
              values ('00000000-0000-0000-0000-000000000000', '{id}', 'authenticated', 'authenticated', '{email}', '{{}}', now(), now()); \
+             insert into public.email_sender_settings (user_id, custom_content_allowed, daily_mail_limit, daily_recipient_limit) \
+             values ('{id}', true, 100000, 100000); \
              select public.grant_credits('{id}', {credits} - credits, 'manual_adjustment', 'load-{id}') \
              from public.profiles where id = '{id}' and credits <> {credits}"
         ))
@@ -45,6 +52,103 @@ async fn balance(world: &World, user: &str) -> anyhow::Result<String> {
         .await?
         .trim()
         .to_owned())
+}
+
+/// `count` sends of one mail at once, each with its own idempotency key;
+/// the statuses, sorted.
+async fn send_storm(
+    world: &World,
+    token: &str,
+    subject: &str,
+    count: usize,
+) -> anyhow::Result<Vec<u16>> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..count {
+        let request = world
+            .http
+            .post(format!("{}/emails", world.function("send-email-load")))
+            .bearer_auth(token)
+            .header("idempotency-key", format!("storm-{i}"))
+            .json(&json!({"to": "ada@example.com", "subject": subject, "text": "Load."}));
+        tasks.spawn(async move { anyhow::Ok(request.send().await?.status().as_u16()) });
+    }
+    let mut statuses = Vec::with_capacity(count);
+    while let Some(joined) = tasks.join_next().await {
+        statuses.push(joined??);
+    }
+    statuses.sort_unstable();
+    Ok(statuses)
+}
+
+/// What the email stand-in received with this subject: (sent, refused).
+fn provider_calls(world: &World, subject: &str) -> (usize, usize) {
+    let requests = world
+        .stack
+        .email()
+        .map(|stub| stub.requests())
+        .unwrap_or_default();
+    let mine = requests.iter().filter(|r| r["body"]["subject"] == subject);
+    let sent = mine.clone().filter(|r| r["sent"] == true).count();
+    (sent, mine.count() - sent)
+}
+
+fn count(statuses: &[u16], status: u16) -> usize {
+    statuses.iter().filter(|s| **s == status).count()
+}
+
+/// The credit race at scale: credits for 300 mails, 2,000 sends at once.
+pub async fn two_thousand_sends_for_three_hundred_credits_send_three_hundred(
+    world: &World,
+) -> anyhow::Result<()> {
+    let (user, token) = user_with(world, 300).await?;
+    let subject = format!("Storm {}", uuid::Uuid::new_v4().simple());
+    let statuses = send_storm(world, &token, &subject, 2_000).await?;
+    ensure_eq!(count(&statuses, 201), 300, "exactly 300 sent");
+    ensure_eq!(count(&statuses, 402), 1_700, "the rest are 402");
+    ensure_eq!(
+        statuses.iter().filter(|s| **s >= 500).count(),
+        0,
+        "no 5xx: {:?}",
+        statuses.iter().filter(|s| **s >= 500).collect::<Vec<_>>()
+    );
+    ensure_eq!(balance(world, &user).await?, "0|0", "balance 0 = ledger");
+    ensure_eq!(
+        provider_calls(world, &subject),
+        (300, 0),
+        "exactly 300 provider calls"
+    );
+    Ok(())
+}
+
+/// The refund storm: 500 sends at once that the provider all refuses
+/// (its documented 422 for a message it will not send): each refunded once.
+pub async fn five_hundred_refused_sends_are_each_refunded_once(
+    world: &World,
+) -> anyhow::Result<()> {
+    let (user, token) = user_with(world, 1_000).await?;
+    // `[reject]` in the subject: the stand-in answers Resend's 422.
+    let subject = format!("[reject] Storm {}", uuid::Uuid::new_v4().simple());
+    let statuses = send_storm(world, &token, &subject, 500).await?;
+    ensure_eq!(
+        count(&statuses, 422),
+        500,
+        "every send refused: {statuses:?}"
+    );
+    ensure_eq!(
+        balance(world, &user).await?,
+        "1000|1000",
+        "every credit back, = ledger"
+    );
+    let refunds = world
+        .stack
+        .psql(&format!(
+            "select count(*) || '|' || count(distinct reference) from public.credit_transactions \
+             where user_id = '{user}' and reason = 'email_refund'"
+        ))
+        .await?;
+    ensure_eq!(refunds.trim(), "500|500", "one refund per mail");
+    ensure_eq!(provider_calls(world, &subject), (0, 500), "each tried once");
+    Ok(())
 }
 
 /// One provider's storm: `events` distinct deliveries, each sent ten
