@@ -29,7 +29,13 @@
  *   - a custom mail needs html or text: http_422.
  *
  * Unchanged, in order: no signed-in user is http_401, an anonymous sign-in
- * http_403; the sender's profile row is locked (for update), so one
+ * http_403. New: a mail the sender cannot pay for is http_402 before it
+ * queues on the profile lock (read without it: see the comment there; seen
+ * under load, e2e load::two_thousand_sends_for_three_hundred_credits_send_
+ * three_hundred on a busy machine, where the queue held every PostgREST
+ * pool connection and later sends got 503s, other users' too), so paying
+ * is checked before the policy's 403/429. Then, as before: the sender's
+ * profile row is locked (for update), so one
  * sender's reservations run one at a time: concurrent sends can neither
  * spend the same credits twice nor together pass the daily limit; a mail
  * with this idempotency key already exists: with the same p_request_hash it
@@ -91,6 +97,25 @@ begin
 
   if nullif(btrim(p_idempotency_key), '') is null or nullif(btrim(p_request_hash), '') is null then
     raise exception 'http_422: An idempotency key and a request hash are required';
+  end if;
+
+  -- A burst of one sender's sends queues on the profile lock below, each
+  -- holding one of PostgREST's few database connections while it waits;
+  -- past PostgREST's pool timeout that is a 503 (PGRST003) for everyone,
+  -- other users included. So a mail that cannot be paid for is refused
+  -- first, without the lock: the committed balance a moment ago, which is
+  -- what the locked check would have seen then. A retry of an existing
+  -- mail skips this (it replays below), and the locked check still decides
+  -- every mail that passes.
+  if not exists (
+    select 1 from public.user_mails mail
+    where mail.user_id = sender_id and mail.idempotency_key = p_idempotency_key
+  ) then
+    select profile.credits into balance from public.profiles profile where profile.id = sender_id;
+    price := public.email_price(p_recipients, p_content, p_mail_type, p_html);
+    if balance < price then
+      raise exception 'http_402: Not enough credits: this email costs %, you have %', price, balance;
+    end if;
   end if;
 
   select profile.credits

@@ -6,7 +6,7 @@
 //! Breaking them on purpose: removing `for update` from reserve_email's
 //! profile read lets the credit race overdraw (more than 300 sends); on a
 //! machine loaded by other work, the race without reserve_email's unlocked
-//! 402 (20261201005000) saw PostgREST's pool time-out (503s) instead of
+//! 402 (in 20261201003500) saw PostgREST's pool time-out (503s) instead of
 //! 402s, which a lightly loaded one does not show; dropping the unique (reason, reference)
 //! of the ledger lets the refund storm refund twice; dropping the
 //! billing_events unique key, or the stale check of upsert_subscription,
