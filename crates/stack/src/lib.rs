@@ -24,6 +24,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod counter;
 mod net;
 mod postgres;
 mod postgrest;
@@ -45,7 +46,11 @@ use anyhow::{bail, Context as _};
 
 pub use tokens::{DemoUser, DEMO_JWT_SECRET};
 
-use crate::{postgres::Postgres, process::Supervised, workerd::Function};
+use crate::{
+    postgres::Postgres,
+    process::Supervised,
+    workerd::{Build, Function},
+};
 
 /// Dev port of PostgREST (Supabase CLI's API port).
 pub const DEV_POSTGREST_PORT: u16 = 54321;
@@ -105,6 +110,10 @@ pub struct StackOptions {
     /// bindings of their own: e.g. `ticket-intake` pointed at a PostgREST
     /// that is down, served beside the real one.
     pub variants: Vec<Variant>,
+    /// Plain JavaScript workers (name, one ES module) served beside the
+    /// functions: e.g. the benchmark's floor for `GET /health`, what
+    /// workerd itself costs per request.
+    pub js_workers: Vec<(String, PathBuf)>,
     /// Start an S3-compatible server for the functions ([`s3`]).
     pub s3: bool,
     /// HS256 secret shared by PostgREST, the functions and the minted tokens.
@@ -125,6 +134,7 @@ impl StackOptions {
             functions: None,
             bindings: Vec::new(),
             variants: Vec::new(),
+            js_workers: Vec::new(),
             s3: false,
             jwt_secret: DEMO_JWT_SECRET.to_owned(),
             keep_dir: std::env::var_os("STACK_KEEP_DIR").is_some_and(|v| !v.is_empty() && v != "0"),
@@ -175,6 +185,9 @@ pub struct Variant {
     pub function: String,
     /// Bindings added after (and so overriding) everyone's.
     pub bindings: Vec<(String, String)>,
+    /// Whether its PostgREST requests go through a counting proxy of its
+    /// own ([`StackOptions::counted`]).
+    pub count_postgrest: bool,
 }
 
 impl StackOptions {
@@ -188,7 +201,15 @@ impl StackOptions {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
+            count_postgrest: false,
         });
+        self
+    }
+
+    /// Also serves `source`, one plain JavaScript ES module, as `name`.
+    #[must_use]
+    pub fn js_worker(mut self, name: &str, source: impl Into<PathBuf>) -> Self {
+        self.js_workers.push((name.to_owned(), source.into()));
         self
     }
 }
@@ -254,6 +275,10 @@ pub struct Stack {
     db_url: String,
     postgrest_url: Option<String>,
     functions: BTreeMap<String, String>,
+    /// What workerd serves, as configured: for [`Stack::startup_time`].
+    served: Vec<Function>,
+    /// The counting proxies of counted variants, by variant name.
+    counters: BTreeMap<String, counter::Counter>,
     jwt_secret: String,
     timings: Vec<Timing>,
     dir: PathBuf,
@@ -294,11 +319,12 @@ impl Stack {
         } else {
             Vec::new()
         };
-        let variants: &[Variant] = if opts.services >= Services::All {
-            &opts.variants
-        } else {
-            &[]
-        };
+        let (variants, js_workers): (&[Variant], &[(String, PathBuf)]) =
+            if opts.services >= Services::All {
+                (&opts.variants, &opts.js_workers)
+            } else {
+                (&[], &[])
+            };
         for variant in variants {
             if !names.contains(&variant.function) {
                 bail!(
@@ -315,7 +341,7 @@ impl Stack {
             None
         };
         let (db_port, postgrest_port, function_ports) =
-            choose_ports(opts.ports, names.len() + variants.len())?;
+            choose_ports(opts.ports, names.len() + variants.len() + js_workers.len())?;
         // Third parties the functions call, stood in for locally; their
         // settings go first so a caller's bindings can override them.
         let (captcha, email, auth) = if names.is_empty() {
@@ -366,18 +392,33 @@ impl Stack {
         let db_url = format!("postgresql://postgres:postgres@127.0.0.1:{db_port}/postgres");
         let postgrest_url = format!("http://127.0.0.1:{postgrest_port}");
 
-        let functions: Vec<Function> = names
+        // A counted variant's POSTGREST_URL is its own counting proxy.
+        let mut counters = BTreeMap::new();
+        let mut variant_bindings = Vec::with_capacity(variants.len());
+        for variant in variants {
+            let mut bindings = variant.bindings.clone();
+            if variant.count_postgrest {
+                let counter = counter::Counter::start(&postgrest_url).await?;
+                bindings.push(("POSTGREST_URL".to_owned(), counter.url().to_owned()));
+                counters.insert(variant.name.clone(), counter);
+            }
+            variant_bindings.push(bindings);
+        }
+
+        let mut function_ports = function_ports.into_iter();
+        let mut functions: Vec<Function> = names
             .iter()
             .map(|name| (name, name, &[][..]))
             .chain(
                 variants
                     .iter()
-                    .map(|v| (&v.name, &v.function, v.bindings.as_slice())),
+                    .zip(&variant_bindings)
+                    .map(|(v, bindings)| (&v.name, &v.function, bindings.as_slice())),
             )
-            .zip(function_ports)
+            .zip(function_ports.by_ref())
             .map(|((name, build, extra), port)| Function {
                 name: name.clone(),
-                build: build.clone(),
+                build: Build::Function(build.clone()),
                 port,
                 bindings: function_bindings(
                     &postgrest_url,
@@ -386,6 +427,14 @@ impl Stack {
                 ),
             })
             .collect();
+        for ((name, source), port) in js_workers.iter().zip(function_ports) {
+            functions.push(Function {
+                name: name.clone(),
+                build: Build::Js(source.clone()),
+                port,
+                bindings: Vec::new(),
+            });
+        }
         // workerd needs nothing from the database to load, so it starts now
         // and boots while Postgres does.
         let mut workerd = if functions.is_empty() {
@@ -438,6 +487,8 @@ impl Stack {
                 .iter()
                 .map(|f| (f.name.clone(), format!("http://127.0.0.1:{}", f.port)))
                 .collect(),
+            served: functions,
+            counters,
             jwt_secret: opts.jwt_secret,
             timings: watch.timings,
             dir,
@@ -599,6 +650,18 @@ impl Stack {
             s3.process().ensure_running()?;
         }
         Ok(())
+    }
+
+    /// How long a workerd serving only `name` (a function, variant or JS
+    /// worker of this stack, with the same bindings) takes from spawn to its
+    /// first answer: the script's start-up, plus workerd's own (measure a
+    /// [`StackOptions::js_worker`] for that part alone). It runs beside the
+    /// stack's own workerd and is stopped before this returns.
+    pub async fn startup_time(&self, name: &str) -> anyhow::Result<Duration> {
+        let Some(function) = self.served.iter().find(|f| f.name == name) else {
+            bail!("{name:?} is not served by this stack");
+        };
+        workerd::time_to_first_answer(&self.root, &self.dir, function).await
     }
 
     /// Process ids of the running servers, by name, for diagnostics.
