@@ -24,6 +24,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod bench;
 pub mod counter;
 mod net;
 mod postgres;
