@@ -41,10 +41,12 @@ usage: stack <command>
                   http://localhost:8788/webhooks/stripe
   bench [--smoke] [--duration SECS] [--warmup SECS] [--connections 1,8,32]
         [--startup-samples N] [--out DIR] [--name NAME] [--note TEXT]
+        [--only TEXT]
               every route with wrk against its floor, on a stack of its own
               (ephemeral ports); writes DIR/NAME.json and .md (default
               bench/results/<date>-<cores>core; --smoke: one second per run
-              at one connection, into target/bench-smoke/smoke)
+              at one connection, into target/bench-smoke/smoke; --only:
+              the routes whose METHOD /path contains TEXT)
 
 The repository is found from STACK_ROOT or the crate's location.
 STACK_KEEP_DIR=1 keeps the temp dir (logs, cluster) after the stack stops.";
@@ -141,6 +143,7 @@ fn bench_options(args: &[&str]) -> anyhow::Result<bench::Options> {
             "--out" => opts.out = PathBuf::from(value),
             "--name" => opts.name = value.to_owned(),
             "--note" => opts.note = Some(value.to_owned()),
+            "--only" => opts.only = Some(value.to_owned()),
             other => bail!("unknown bench option {other:?} (stack help)"),
         }
     }

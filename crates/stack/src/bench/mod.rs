@@ -81,6 +81,9 @@ pub struct Options {
     pub name: String,
     /// A sentence for the report (e.g. the machine's other load).
     pub note: Option<String>,
+    /// Only the routes whose `METHOD /path` contains this (while working
+    /// on one route); every route when `None`.
+    pub only: Option<String>,
 }
 
 impl Options {
@@ -97,6 +100,7 @@ impl Options {
             out: root.join("bench/results"),
             name: format!("{}-{}core", chrono::Utc::now().format("%Y-%m-%d"), cores()),
             note: None,
+            only: None,
         }
     }
 
@@ -150,7 +154,7 @@ pub async fn run(opts: Options) -> anyhow::Result<Report> {
     report.wasm = report::wasm_sizes(&opts.root, &FUNCTIONS)?;
     report.startup = bench.startup(&opts).await?;
 
-    let routes = bench.routes().await?;
+    let routes = bench.routes(opts.only.as_deref()).await?;
     for route in &routes {
         report.routes.push(bench.measure(route).await?);
     }
@@ -389,17 +393,32 @@ impl<'a> Bench<'a> {
         })
     }
 
-    /// Every route, probed.
-    async fn routes(&mut self) -> anyhow::Result<Vec<Route>> {
-        let mut routes = vec![self.health().await?];
-        for alg in ["HS256", "ES256"] {
-            routes.push(self.sign(alg).await?);
+    /// Every route (or those matching `only`), probed.
+    async fn routes(&mut self, only: Option<&str>) -> anyhow::Result<Vec<Route>> {
+        let wanted = |route: &str| only.is_none_or(|only| route.contains(only));
+        let mut routes = Vec::new();
+        if wanted("GET /health") {
+            routes.push(self.health().await?);
         }
         for alg in ["HS256", "ES256"] {
-            routes.push(self.emails(alg).await?);
+            if wanted("POST /attachments/sign") {
+                routes.push(self.sign(alg).await?);
+            }
         }
-        routes.push(self.tickets().await?);
-        routes.push(self.stripe().await?);
+        for alg in ["HS256", "ES256"] {
+            if wanted("POST /emails") {
+                routes.push(self.emails(alg).await?);
+            }
+        }
+        if wanted("POST /tickets") {
+            routes.push(self.tickets().await?);
+        }
+        if wanted("POST /webhooks/stripe") {
+            routes.push(self.stripe().await?);
+        }
+        if routes.is_empty() {
+            bail!("no route matches {:?}", only.unwrap_or_default());
+        }
         Ok(routes)
     }
 

@@ -131,7 +131,8 @@ pub struct Measured {
     /// Connect, read and write errors and timeouts.
     pub socket_errors: u64,
     /// Requests that had to reuse a plan line or `{{id}}` value: the plan
-    /// ran out, so they took a cheaper path (0 when sized right).
+    /// ran out, so they took a cheaper path (0 when sized right; a few
+    /// where a run stops as its values run out).
     pub repeats: u64,
     /// Values collected by `BENCH_COLLECT`.
     #[serde(skip_serializing_if = "Option::is_none")]
