@@ -316,6 +316,9 @@ struct Bench<'a> {
     runs: usize,
     /// When the benchmark started (Unix seconds), for [`Bench::tag`].
     started: i64,
+    /// The Stripe route's last requests/s, to size the next run's
+    /// deliveries; a guess above this machine's rate before the first.
+    stripe_rate: f64,
     /// Floor steps measured so far: key -> (step, connections -> figures).
     steps: BTreeMap<String, (Step, BTreeMap<u32, Measured>)>,
     /// Collected values: (pool, connections) -> file.
@@ -349,6 +352,7 @@ impl<'a> Bench<'a> {
             connections: opts.connections.clone(),
             runs: 0,
             started: chrono::Utc::now().timestamp(),
+            stripe_rate: 1000.0,
             steps: BTreeMap::new(),
             pools: HashMap::new(),
         })
@@ -772,11 +776,12 @@ impl<'a> Bench<'a> {
         let lines = match &route.requests {
             Requests::Plan(lines) => lines.clone(),
             Requests::Stripe(template) => {
-                // Enough distinct deliveries for a fast machine: the count is
-                // in the report as `repeats` (duplicates, a cheaper path) if
-                // it ever runs out.
-                let count = (duration.as_secs_f64() * 3000.0).ceil() as usize + 100;
-                stripe_deliveries(template, &self.tag(), count)
+                // Twice what the last run's rate needs (each delivery is
+                // some 7 KB): running out would send duplicates, a cheaper
+                // path, counted in the report as `repeats`.
+                let count =
+                    (self.stripe_rate.max(100.0) * 2.0 * duration.as_secs_f64()).ceil() as usize;
+                stripe_deliveries(template, &self.tag(), count + 200)
             }
         };
         wrk::write_plan(&plan, &lines)?;
@@ -789,7 +794,13 @@ impl<'a> Bench<'a> {
             ids: None,
             collect,
         };
-        wrk::run(&self.root, &job, self.servers).await
+        let measured = wrk::run(&self.root, &job, self.servers).await?;
+        if matches!(route.requests, Requests::Stripe(_)) {
+            self.stripe_rate = measured.requests_per_sec;
+            // Tens of megabytes, made anew for every run.
+            let _ = fs::remove_file(&job.plan);
+        }
+        Ok(measured)
     }
 
     /// The step's figures at `connections`, measured now unless they were
