@@ -2,7 +2,8 @@
 # Installs what building and running the stack needs on a fresh Debian 12
 # machine with rustup and node/npm: the wasm target, worker-build,
 # wasm-bindgen-cli (matching Cargo.lock), PostgreSQL 15 + pgTAP + pg_prove,
-# Chromium + ChromeDriver (the example form's browser test), s3s-fs (the
+# Chromium + ChromeDriver (the example form's browser test), wrk (the load
+# generator of scripts/bench), s3s-fs (the
 # S3-compatible server the e2e tests check presigned URLs against),
 # the npm tools (wrangler/workerd, PostgREST, wasm-opt, esbuild), and a
 # Node.js 22 for wrangler itself (in .tools/node22; the machine's Node may be
@@ -17,7 +18,7 @@ cd "$root"
 
 WORKER_BUILD_VERSION=0.8.7
 S3S_FS_VERSION=0.14.1
-APT_PACKAGES=(postgresql-15 postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl chromium chromium-driver)
+APT_PACKAGES=(postgresql-15 postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl chromium chromium-driver wrk)
 
 # cargo installs land here; make them visible to the checks below.
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
@@ -105,7 +106,11 @@ fi
 # package.json) changed after the last install.
 lock=package-lock.json
 [[ -f "$lock" ]] || lock=package.json
-if [[ -d node_modules && ! "$lock" -nt node_modules ]]; then
+if [[ -L node_modules ]]; then
+  # A worktree borrowing another checkout's packages: `npm ci` would empty
+  # the directory the link points to, under whoever else is using it.
+  say "npm tools" "node_modules links to $(readlink node_modules); left alone"
+elif [[ -d node_modules && ! "$lock" -nt node_modules ]]; then
   say "npm tools" "present"
 else
   # Exactly the locked versions, or nothing: a lockfile `npm ci` refuses is

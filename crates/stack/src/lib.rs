@@ -24,6 +24,8 @@
 //! # Ok(()) }
 //! ```
 
+pub mod bench;
+pub mod counter;
 mod net;
 mod postgres;
 mod postgrest;
@@ -45,7 +47,11 @@ use anyhow::{bail, Context as _};
 
 pub use tokens::{DemoUser, DEMO_JWT_SECRET};
 
-use crate::{postgres::Postgres, process::Supervised, workerd::Function};
+use crate::{
+    postgres::Postgres,
+    process::Supervised,
+    workerd::{Build, Function},
+};
 
 /// Dev port of PostgREST (Supabase CLI's API port).
 pub const DEV_POSTGREST_PORT: u16 = 54321;
@@ -119,6 +125,10 @@ pub struct StackOptions {
     /// bindings of their own: e.g. `ticket-intake` pointed at a PostgREST
     /// that is down, served beside the real one.
     pub variants: Vec<Variant>,
+    /// Plain JavaScript workers (name, one ES module) served beside the
+    /// functions: e.g. the benchmark's floor for `GET /health`, what
+    /// workerd itself costs per request.
+    pub js_workers: Vec<(String, PathBuf)>,
     /// Start an S3-compatible server for the functions ([`s3`]).
     pub s3: bool,
     /// HS256 secret shared by PostgREST, the functions and the minted tokens.
@@ -139,6 +149,7 @@ impl StackOptions {
             functions: None,
             bindings: Vec::new(),
             variants: Vec::new(),
+            js_workers: Vec::new(),
             s3: false,
             jwt_secret: DEMO_JWT_SECRET.to_owned(),
             keep_dir: std::env::var_os("STACK_KEEP_DIR").is_some_and(|v| !v.is_empty() && v != "0"),
@@ -191,6 +202,9 @@ pub struct Variant {
     /// `{captcha}` stands for the captcha stand-in's base URL, which is
     /// only known once it runs (e.g. `{captcha}/hcaptcha/siteverify`).
     pub bindings: Vec<(String, String)>,
+    /// Whether its PostgREST requests go through a counting proxy of its
+    /// own ([`StackOptions::counted`]).
+    pub count_postgrest: bool,
 }
 
 impl StackOptions {
@@ -204,7 +218,15 @@ impl StackOptions {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
+            count_postgrest: false,
         });
+        self
+    }
+
+    /// Also serves `source`, one plain JavaScript ES module, as `name`.
+    #[must_use]
+    pub fn js_worker(mut self, name: &str, source: impl Into<PathBuf>) -> Self {
+        self.js_workers.push((name.to_owned(), source.into()));
         self
     }
 }
@@ -271,6 +293,10 @@ pub struct Stack {
     postgrest_url: Option<String>,
     functions: BTreeMap<String, String>,
     secrets: Vec<(String, String)>,
+    /// What workerd serves, as configured: for [`Stack::startup_time`].
+    served: Vec<Function>,
+    /// The counting proxies of counted variants, by variant name.
+    counters: BTreeMap<String, counter::Counter>,
     jwt_secret: String,
     timings: Vec<Timing>,
     dir: PathBuf,
@@ -311,11 +337,12 @@ impl Stack {
         } else {
             Vec::new()
         };
-        let variants: &[Variant] = if opts.services >= Services::All {
-            &opts.variants
-        } else {
-            &[]
-        };
+        let (variants, js_workers): (&[Variant], &[(String, PathBuf)]) =
+            if opts.services >= Services::All {
+                (&opts.variants, &opts.js_workers)
+            } else {
+                (&[], &[])
+            };
         for variant in variants {
             if !names.contains(&variant.function) {
                 bail!(
@@ -332,7 +359,7 @@ impl Stack {
             None
         };
         let (db_port, postgrest_port, function_ports) =
-            choose_ports(opts.ports, names.len() + variants.len())?;
+            choose_ports(opts.ports, names.len() + variants.len() + js_workers.len())?;
         // Third parties the functions call, stood in for locally; their
         // settings go first so a caller's bindings can override them.
         let (captcha, email, auth) = if names.is_empty() {
@@ -391,17 +418,34 @@ impl Stack {
             };
             (name.clone(), value)
         };
-        let functions: Vec<Function> = names
+        // A counted variant's POSTGREST_URL is its own counting proxy.
+        let mut counters = BTreeMap::new();
+        let mut variant_bindings = Vec::with_capacity(variants.len());
+        for variant in variants {
+            let mut bindings: Vec<(String, String)> =
+                variant.bindings.iter().map(resolve).collect();
+            if variant.count_postgrest {
+                let counter = counter::Counter::start(&postgrest_url).await?;
+                bindings.push(("POSTGREST_URL".to_owned(), counter.url().to_owned()));
+                counters.insert(variant.name.clone(), counter);
+            }
+            variant_bindings.push(bindings);
+        }
+
+        let mut function_ports = function_ports.into_iter();
+        let mut functions: Vec<Function> = names
             .iter()
             .map(|name| (name, name, Vec::new()))
-            .chain(variants.iter().map(|v| {
-                let extra = v.bindings.iter().map(resolve).collect();
-                (&v.name, &v.function, extra)
-            }))
-            .zip(function_ports)
+            .chain(
+                variants
+                    .iter()
+                    .zip(variant_bindings)
+                    .map(|(v, bindings)| (&v.name, &v.function, bindings)),
+            )
+            .zip(function_ports.by_ref())
             .map(|((name, build, extra), port)| Function {
                 name: name.clone(),
-                build: build.clone(),
+                build: Build::Function(build.clone()),
                 port,
                 bindings: function_bindings(
                     &postgrest_url,
@@ -416,6 +460,14 @@ impl Stack {
                 ),
             })
             .collect();
+        for ((name, source), port) in js_workers.iter().zip(function_ports) {
+            functions.push(Function {
+                name: name.clone(),
+                build: Build::Js(source.clone()),
+                port,
+                bindings: Vec::new(),
+            });
+        }
         // workerd needs nothing from the database to load, so it starts now
         // and boots while Postgres does.
         let mut workerd = if functions.is_empty() {
@@ -469,6 +521,8 @@ impl Stack {
                 .map(|f| (f.name.clone(), format!("http://127.0.0.1:{}", f.port)))
                 .collect(),
             secrets: configured_secrets(&functions),
+            served: functions,
+            counters,
             jwt_secret: opts.jwt_secret,
             timings: watch.timings,
             dir,
@@ -644,6 +698,18 @@ impl Stack {
             s3.process().ensure_running()?;
         }
         Ok(())
+    }
+
+    /// How long a workerd serving only `name` (a function, variant or JS
+    /// worker of this stack, with the same bindings) takes from spawn to its
+    /// first answer: the script's start-up, plus workerd's own (measure a
+    /// [`StackOptions::js_worker`] for that part alone). It runs beside the
+    /// stack's own workerd and is stopped before this returns.
+    pub async fn startup_time(&self, name: &str) -> anyhow::Result<Duration> {
+        let Some(function) = self.served.iter().find(|f| f.name == name) else {
+            bail!("{name:?} is not served by this stack");
+        };
+        workerd::time_to_first_answer(&self.root, &self.dir, function).await
     }
 
     /// Process ids of the running servers, by name, for diagnostics.
@@ -854,7 +920,7 @@ mod tests {
     fn configured_secrets_are_the_secret_bindings_each_once() {
         let function = |name: &str, extra: &[(&str, &str)]| Function {
             name: name.to_owned(),
-            build: name.to_owned(),
+            build: workerd::Build::Function(name.to_owned()),
             port: 1,
             bindings: function_bindings(
                 "http://127.0.0.1:1",

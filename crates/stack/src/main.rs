@@ -6,6 +6,7 @@
 //! stack pgtap     run tests/db/[0-9]*.sql with pg_prove on a throwaway database (or only those named)
 //! stack token W   print a JWT, W = owner | member | outsider | anon | service
 //! stack sign P F  print the signature header provider P would send with file F
+//! stack bench     measure every route against its floor (scripts/bench runs it)
 //! ```
 //!
 //! Thin glue over the `edge_stack` library, which the end-to-end tests use
@@ -19,7 +20,7 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 use anyhow::{bail, Context as _};
 use edge_billing::{event::Provider, signature};
 use edge_stack::{
-    pgtap_files, repo_root, tokens, DemoUser, Services, Stack, StackOptions, DEMO_JWT_SECRET,
+    bench, pgtap_files, repo_root, tokens, DemoUser, Services, Stack, StackOptions, DEMO_JWT_SECRET,
 };
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -38,6 +39,14 @@ usage: stack <command>
               with $STRIPE_WEBHOOK_SECRET (etc.) or the local demo secret:
                 curl -H \"$(stack sign stripe ev.json)\" --data-binary @ev.json \\
                   http://localhost:8788/webhooks/stripe
+  bench [--smoke] [--duration SECS] [--warmup SECS] [--connections 1,8,32]
+        [--startup-samples N] [--out DIR] [--name NAME] [--note TEXT]
+        [--only TEXT]
+              every route with wrk against its floor, on a stack of its own
+              (ephemeral ports); writes DIR/NAME.json and .md (default
+              bench/results/<date>-<cores>core; --smoke: one second per run
+              at one connection, into target/bench-smoke/smoke; --only:
+              the routes whose METHOD /path contains TEXT)
 
 The repository is found from STACK_ROOT or the crate's location.
 STACK_KEEP_DIR=1 keeps the temp dir (logs, cluster) after the stack stops.";
@@ -75,6 +84,11 @@ async fn run(args: &[String]) -> anyhow::Result<ExitCode> {
             println!("{}", sign(provider, file)?);
             Ok(ExitCode::SUCCESS)
         }
+        ["bench", options @ ..] => {
+            let report = bench::run(bench_options(options)?).await?;
+            println!("{}", report.markdown());
+            Ok(ExitCode::SUCCESS)
+        }
         ["help" | "-h" | "--help"] => {
             println!("{USAGE}");
             Ok(ExitCode::SUCCESS)
@@ -84,6 +98,56 @@ async fn run(args: &[String]) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(2))
         }
     }
+}
+
+/// `stack bench`'s flags over the full or smoke defaults.
+fn bench_options(args: &[&str]) -> anyhow::Result<bench::Options> {
+    let root = repo_root();
+    let mut opts = if args.contains(&"--smoke") {
+        bench::Options::smoke(&root)
+    } else {
+        bench::Options::full(&root)
+    };
+    // Whole seconds: what wrk's -d takes.
+    let seconds = |v: &str| -> anyhow::Result<Duration> {
+        match v.parse::<u64>() {
+            Ok(s) if s <= 600 => Ok(Duration::from_secs(s)),
+            _ => bail!("not a whole number of seconds up to 600: {v:?}"),
+        }
+    };
+    let mut rest = args.iter();
+    while let Some(&flag) = rest.next() {
+        if flag == "--smoke" {
+            continue;
+        }
+        let value = *rest
+            .next()
+            .with_context(|| format!("{flag} needs a value (stack help)"))?;
+        match flag {
+            "--duration" => opts.duration = seconds(value)?,
+            "--warmup" => opts.warmup = seconds(value)?,
+            "--connections" => {
+                opts.connections = value
+                    .split(',')
+                    .map(|c| c.trim().parse().ok().filter(|&c: &u32| c > 0))
+                    .collect::<Option<Vec<u32>>>()
+                    .with_context(|| {
+                        format!("--connections takes counts like 1,8,32: {value:?}")
+                    })?;
+            }
+            "--startup-samples" => {
+                opts.startup_samples = value
+                    .parse()
+                    .with_context(|| format!("--startup-samples takes a count: {value:?}"))?;
+            }
+            "--out" => opts.out = PathBuf::from(value),
+            "--name" => opts.name = value.to_owned(),
+            "--note" => opts.note = Some(value.to_owned()),
+            "--only" => opts.only = Some(value.to_owned()),
+            other => bail!("unknown bench option {other:?} (stack help)"),
+        }
+    }
+    Ok(opts)
 }
 
 /// Each provider, the variable holding its webhook secret, and the stack's

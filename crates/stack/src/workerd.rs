@@ -32,11 +32,22 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 pub(crate) struct Function {
     /// The service's name, and so its key in [`crate::Stack::functions`].
     pub(crate) name: String,
-    /// Whose build it serves: `functions/<build>/build`. Equal to `name`
-    /// except for variants (the same build with other bindings).
-    pub(crate) build: String,
+    /// What it serves.
+    pub(crate) build: Build,
     pub(crate) port: u16,
     pub(crate) bindings: Vec<(String, String)>,
+}
+
+/// The code a served name runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Build {
+    /// `functions/<name>/build` (`index.js` + `index_bg.wasm`): the named
+    /// function's own name, or another's for variants (the same build with
+    /// other bindings).
+    Function(String),
+    /// One plain JavaScript ES module, no wasm
+    /// ([`crate::StackOptions::js_worker`]).
+    Js(PathBuf),
 }
 
 /// Names of the functions with a build to serve: every `functions/<name>`
@@ -74,13 +85,29 @@ pub(crate) fn write_config(
     let mut services = String::new();
     let mut sockets = String::new();
     for f in functions {
-        let from = root.join("functions").join(&f.build).join("build");
         let to = dir.join("workers").join(&f.name);
         fs::create_dir_all(&to)?;
-        for file in ["index.js", "index_bg.wasm"] {
-            fs::copy(from.join(file), to.join(file))
-                .with_context(|| format!("copy {}", from.join(file).display()))?;
-        }
+        let modules = format!("workers/{}", f.name);
+        let js = quote(&format!("{modules}/index.js"));
+        let module_list = match &f.build {
+            Build::Function(build) => {
+                let from = root.join("functions").join(build).join("build");
+                for file in ["index.js", "index_bg.wasm"] {
+                    fs::copy(from.join(file), to.join(file))
+                        .with_context(|| format!("copy {}", from.join(file).display()))?;
+                }
+                let wasm = quote(&format!("{modules}/index_bg.wasm"));
+                format!(
+                    "(name = \"index.js\", esModule = embed {js}),\n        \
+                     (name = \"index_bg.wasm\", wasm = embed {wasm}),"
+                )
+            }
+            Build::Js(source) => {
+                fs::copy(source, to.join("index.js"))
+                    .with_context(|| format!("copy {}", source.display()))?;
+                format!("(name = \"index.js\", esModule = embed {js}),")
+            }
+        };
 
         let bindings = f
             .bindings
@@ -88,14 +115,12 @@ pub(crate) fn write_config(
             .map(|(name, value)| format!("(name = {}, text = {})", quote(name), quote(value)))
             .collect::<Vec<_>>()
             .join(",\n        ");
-        let modules = format!("workers/{}", f.name);
         write!(
             services,
             r#"
   (name = {service}, worker = (
       modules = [
-        (name = "index.js", esModule = embed {js}),
-        (name = "index_bg.wasm", wasm = embed {wasm}),
+        {module_list}
       ],
       compatibilityDate = "{COMPATIBILITY_DATE}",
       bindings = [
@@ -104,8 +129,6 @@ pub(crate) fn write_config(
       globalOutbound = "internet",
   )),"#,
             service = quote(&f.name),
-            js = quote(&format!("{modules}/index.js")),
-            wasm = quote(&format!("{modules}/index_bg.wasm")),
         )?;
         write!(
             sockets,
@@ -178,6 +201,48 @@ pub(crate) async fn wait_ready(
     Ok(())
 }
 
+/// How long a workerd serving only `function` (on a free port, from its own
+/// directory under `dir`) takes from spawn to its first answer to
+/// `GET /health`: reading the config, compiling the script and its wasm, and
+/// binding the socket. The process is stopped again before returning.
+pub(crate) async fn time_to_first_answer(
+    root: &Path,
+    dir: &Path,
+    function: &Function,
+) -> anyhow::Result<Duration> {
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("startup-{}-", function.name))
+        .tempdir_in(dir)
+        .context("create a start-up measurement dir")?;
+    let port = net::free_ports(1)?[0];
+    let alone = Function {
+        port,
+        ..function.clone()
+    };
+    let config = write_config(root, dir.path(), std::slice::from_ref(&alone))?;
+    let started = std::time::Instant::now();
+    let mut process = spawn(root, dir.path(), &config)?;
+    let deadline = started + READY_TIMEOUT;
+    loop {
+        if net::http_status(port, "/health").await.is_some() {
+            let took = started.elapsed();
+            process.stop();
+            return Ok(took);
+        }
+        process
+            .ensure_running()
+            .with_context(|| format!("workerd serving only {}", function.name))?;
+        if std::time::Instant::now() >= deadline {
+            bail!(
+                "workerd serving only {} did not answer within {READY_TIMEOUT:?}",
+                function.name
+            );
+        }
+        // Short, since the figure is tens to hundreds of milliseconds.
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
 /// A Cap'n Proto string literal: quotes, backslashes and control characters
 /// escaped, so binding values can hold anything (URLs, JSON, secrets).
 fn quote(s: &str) -> String {
@@ -233,7 +298,7 @@ mod tests {
             .zip([8787, 8788])
             .map(|(name, port)| Function {
                 name: name.clone(),
-                build: name.clone(),
+                build: Build::Function(name.clone()),
                 port,
                 bindings: vec![("LOG_LEVEL".into(), "info".into())],
             })
@@ -244,5 +309,26 @@ mod tests {
         assert!(config.contains(r#"address = "127.0.0.1:8788", http = (), service = "beta""#));
         assert!(config.contains(r#"(name = "LOG_LEVEL", text = "info")"#));
         assert!(dir.path().join("workers/beta/index_bg.wasm").is_file());
+    }
+
+    #[test]
+    fn a_js_worker_is_one_module_without_wasm() {
+        let root = tempfile::tempdir().expect("root");
+        let dir = tempfile::tempdir().expect("dir");
+        let source = root.path().join("floor.js");
+        fs::write(&source, "export default {}").expect("js");
+        let functions = [Function {
+            name: "floor".into(),
+            build: Build::Js(source),
+            port: 8799,
+            bindings: Vec::new(),
+        }];
+        let path = write_config(root.path(), dir.path(), &functions).expect("config");
+        let config = fs::read_to_string(path).expect("read");
+        assert!(
+            config.contains(r#"(name = "index.js", esModule = embed "workers/floor/index.js"),"#)
+        );
+        assert!(!config.contains("index_bg.wasm"));
+        assert!(dir.path().join("workers/floor/index.js").is_file());
     }
 }

@@ -242,3 +242,80 @@ fn stack_outlives_the_thread_that_started_it() {
     ));
     assert_eq!(status, 200);
 }
+
+/// A counted variant reaches PostgREST through a proxy of its own that
+/// records each request; the function it copies, and everyone else, do not.
+#[tokio::test]
+async fn a_counted_variant_reaches_postgrest_through_its_own_counter() {
+    let root = fixture(MIGRATION);
+    let stack = Stack::start(options(root.path()).counted("echo-counted", "echo"))
+        .await
+        .expect("stack starts");
+    let counter = stack
+        .postgrest_counter("echo-counted")
+        .expect("a counter for the counted variant");
+    assert!(stack.postgrest_counter("echo").is_none());
+
+    let (_, env) = get_json(&format!("{}/env", stack.function_url("echo-counted")), None).await;
+    assert_eq!(env["POSTGREST_URL"], counter.url());
+    assert_ne!(counter.url(), stack.postgrest_url());
+
+    // Through the counted variant: counted, answered as PostgREST answers.
+    let (status, rows) = get_json(
+        &format!("{}/rest/notes", stack.function_url("echo-counted")),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(rows.as_array().map(Vec::len), Some(2));
+    assert_eq!(counter.count(), 1);
+    let recorded = &counter.requests()[0];
+    assert_eq!(recorded["method"], "GET");
+    assert_eq!(recorded["path"], "/notes");
+    assert_eq!(
+        recorded["headers"]["authorization"],
+        format!("Bearer {}", stack.service_key())
+    );
+    assert_eq!(recorded["status"], 200);
+
+    // Through the plain function: PostgREST directly, nothing counted.
+    let (status, _) = get_json(&format!("{}/rest/notes", stack.function_url("echo")), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(counter.count(), 1);
+}
+
+#[tokio::test]
+async fn js_workers_are_served_and_each_script_start_up_is_measured() {
+    let root = fixture(MIGRATION);
+    let source = root.path().join("plain.js");
+    fs::write(
+        &source,
+        r#"export default { fetch() { return new Response("plain"); } };"#,
+    )
+    .expect("write");
+    let stack = Stack::start(options(root.path()).js_worker("plain", &source))
+        .await
+        .expect("stack starts");
+    let body = reqwest::get(format!("{}/anything", stack.function_url("plain")))
+        .await
+        .expect("request")
+        .text()
+        .await
+        .expect("body");
+    assert_eq!(body, "plain");
+
+    for name in ["plain", "echo"] {
+        let took = stack.startup_time(name).await.expect("start-up measured");
+        assert!(
+            took > std::time::Duration::ZERO && took < std::time::Duration::from_secs(30),
+            "{name}: {took:?}"
+        );
+    }
+    assert!(stack.startup_time("nobody").await.is_err());
+    // The measuring workerds are gone again; the stack's own still serves.
+    let status = reqwest::get(format!("{}/health", stack.function_url("echo")))
+        .await
+        .expect("request")
+        .status();
+    assert_eq!(status, 200);
+}

@@ -86,6 +86,8 @@ fn main() {
                     ("EMAIL_API_KEY", edge_stack::stubs::POSTMARK_SERVER_TOKEN),
                 ],
             )
+            // attachment-urls again, its PostgREST requests counted.
+            .counted(attachments::COUNTED, "attachment-urls")
             // attachment-urls again, presigning for a local S3 server (s3s-fs).
             .with_s3()
             .variant(
@@ -151,6 +153,7 @@ fn main() {
             mail::nobody_can_charge_another_user,
             mail::concurrent_sends_never_overdraw,
             mail::a_retry_while_the_first_is_in_flight_is_409,
+            attachments::signing_any_number_of_ids_is_one_postgrest_request,
             attachments::members_get_signed_urls_others_get_404s,
             attachments::upload_urls_insert_the_row_only_where_rls_allows,
             attachments::traversal_and_oversized_uploads_are_refused,

@@ -14,6 +14,8 @@ use serde_json::{json, Value};
 pub mod s3;
 
 const FUNCTION: &str = "attachment-urls";
+/// attachment-urls served again with its PostgREST requests counted.
+pub const COUNTED: &str = "attachment-urls-counted";
 /// The seeded attachment on Acme's ticket (`hello.txt`).
 const SEEDED: &str = "dddddddd-dddd-4ddd-8ddd-dddddddddddd";
 /// The seeded support reply it hangs off, written by the member.
@@ -137,6 +139,54 @@ fn storage_claims(url: &str) -> anyhow::Result<Value> {
 
 fn entries(reply: &Reply) -> anyhow::Result<Vec<Value>> {
     reply.json()?["urls"].as_array().cloned().context("urls")
+}
+
+/// `/attachments/sign` asks PostgREST once, whatever the number of ids (up
+/// to the limit of 100): one `id=in.(...)` read as the caller, never a
+/// request per id. Counted at the counting proxy in front of PostgREST that
+/// only the counted variant of attachment-urls goes through.
+pub async fn signing_any_number_of_ids_is_one_postgrest_request(
+    world: &World,
+) -> anyhow::Result<()> {
+    let counter = world
+        .stack
+        .postgrest_counter(COUNTED)
+        .context("attachment-urls is served counted")?;
+    let token = world.stack.user_token(DemoUser::Member);
+    for n in [1, 50, 100] {
+        // The seeded file first, then ids that exist nowhere (each a 404).
+        let ids: Vec<String> = std::iter::once(SEEDED.to_owned())
+            .chain((1..n).map(|_| uuid::Uuid::new_v4().to_string()))
+            .collect();
+        let before = counter.count();
+        let reply = Reply::read(
+            world
+                .http
+                .post(format!("{}/attachments/sign", world.function(COUNTED)))
+                .bearer_auth(&token)
+                .json(&json!({ "ids": ids }))
+                .send()
+                .await?,
+        )
+        .await?;
+        ensure_eq!(reply.status, 200, "{n} ids");
+        let urls = entries(&reply)?;
+        ensure_eq!(urls.len(), n, "an entry per id");
+        ensure!(urls[0]["url"].is_string(), "the seeded file is signed");
+        let requests = &counter.requests()[before..];
+        ensure_eq!(requests.len(), 1, "PostgREST requests for {n} ids");
+        let path = requests[0]["path"].as_str().unwrap_or_default();
+        ensure!(
+            path.starts_with("/message_attachments?") && ids.iter().all(|id| path.contains(id)),
+            "one read of every id: {path}"
+        );
+        ensure_eq!(
+            requests[0]["headers"]["authorization"],
+            format!("Bearer {token}"),
+            "as the caller"
+        );
+    }
+    Ok(())
 }
 
 pub async fn members_get_signed_urls_others_get_404s(world: &World) -> anyhow::Result<()> {
