@@ -360,14 +360,20 @@ impl<'a> Bench<'a> {
 
     /// Limits out of the way: the intake's rate limits raised (each request
     /// comes from its own address anyway), and the member given credits for
-    /// every email the run sends.
+    /// every email the run sends, allowed plain mails (send-email's default
+    /// is templates only) and no daily limit in the way.
     async fn prepare_database(&self) -> anyhow::Result<()> {
         self.stack
             .psql(&format!(
                 "update public.ticket_intakes set rate_limit_per_ip = 1000000000, \
                  rate_limit_per_account = 1000000000 where intake_key = 'acme'; \
-                 select public.grant_credits('{}', 1000000000, 'manual_adjustment', 'bench');",
-                DemoUser::Member.id()
+                 insert into public.email_sender_settings \
+                   (user_id, custom_content_allowed, daily_mail_limit, daily_recipient_limit) \
+                 values ('{member}', true, 1000000000, 1000000000) \
+                 on conflict (user_id) do update set custom_content_allowed = true, \
+                   daily_mail_limit = 1000000000, daily_recipient_limit = 1000000000; \
+                 select public.grant_credits('{member}', 1000000000, 'manual_adjustment', 'bench');",
+                member = DemoUser::Member.id()
             ))
             .await?;
         Ok(())
