@@ -15,7 +15,7 @@ pub use money::*;
 
 const FUNCTION: &str = "billing-webhook";
 
-fn secret(provider: Provider) -> &'static str {
+pub(crate) fn secret(provider: Provider) -> &'static str {
     match provider {
         Provider::Stripe => edge_stack::STRIPE_WEBHOOK_SECRET,
         Provider::LemonSqueezy => edge_stack::LEMON_SQUEEZY_WEBHOOK_SECRET,
@@ -28,7 +28,7 @@ fn now() -> u64 {
 }
 
 /// A documented payload from `crates/billing/fixtures/<provider>/<name>.json`.
-fn fixture(provider: Provider, name: &str) -> anyhow::Result<String> {
+pub(crate) fn fixture(provider: Provider, name: &str) -> anyhow::Result<String> {
     let path = edge_stack::repo_root()
         .join("crates/billing/fixtures")
         .join(provider.as_str())

@@ -171,11 +171,7 @@ async fn storm(world: &World, provider: Provider, bodies: &[String]) -> anyhow::
         world.function("billing-webhook"),
         provider.as_str()
     );
-    let secret = match provider {
-        Provider::Stripe => edge_stack::STRIPE_WEBHOOK_SECRET,
-        Provider::LemonSqueezy => edge_stack::LEMON_SQUEEZY_WEBHOOK_SECRET,
-        Provider::Paddle => edge_stack::PADDLE_WEBHOOK_SECRET,
-    };
+    let secret = crate::billing::secret(provider);
     let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap_or_default();
     // Providers redeliver whatever was not answered 2xx (a payment before
     // its subscription is a 422 until it is stored; a connection refused
@@ -226,13 +222,11 @@ async fn storm(world: &World, provider: Provider, bodies: &[String]) -> anyhow::
     Ok(answered)
 }
 
+/// A billing fixture as JSON, to edit.
 fn fixture(provider: Provider, name: &str) -> anyhow::Result<Value> {
-    let path = edge_stack::repo_root()
-        .join("crates/billing/fixtures")
-        .join(provider.as_str())
-        .join(format!("{name}.json"));
-    let text = std::fs::read_to_string(&path).with_context(|| path.display().to_string())?;
-    Ok(serde_json::from_str(&text)?)
+    Ok(serde_json::from_str(&crate::billing::fixture(
+        provider, name,
+    )?)?)
 }
 
 /// The webhook storm, per provider: 50 updates of one subscription (the
