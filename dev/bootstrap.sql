@@ -6,82 +6,120 @@
  * already owns every object below, and the migrations in migrations/ assume
  * them rather than create them.
  *
- * Run it once, as the `postgres` superuser, on a fresh cluster created with
- * `initdb -U postgres`, before the migrations and dev/seed.sql. It is written
- * to be re-runnable, but nothing depends on that.
+ * Run it once, as the cluster's superuser `supabase_admin` (the stack runs
+ * `initdb -U supabase_admin`), on a fresh cluster, before the migrations
+ * and dev/seed.sql, which then run as `postgres`. It is written to be
+ * re-runnable, but nothing depends on that.
  *
- * What it mirrors, and from where:
- *   - the API roles and the `authenticator` login PostgREST uses
- *     (supabase/postgres, migrations/db/init-scripts/00000000000000-initial-schema.sql);
+ * What it mirrors, written from Supabase's published schema descriptions
+ * (supabase/postgres's init scripts and migrations, supabase/auth's and
+ * supabase/storage's migrations):
+ *   - the roles: `supabase_admin` the only superuser; `postgres`, the
+ *     project owner's login, demoted to NOSUPERUSER CREATEDB CREATEROLE
+ *     REPLICATION BYPASSRLS and made a member of the API roles and of
+ *     `supabase_auth_admin` / `supabase_storage_admin`, which own the `auth`
+ *     and `storage` schemas; the API roles and the `authenticator` login
+ *     PostgREST uses. So a migration or test that needs more than a
+ *     project owner may do fails here first, not on the user's project;
+ *   - `postgres`'s search_path `"$user", public, extensions`, and
+ *     extensions in the `extensions` schema;
  *   - the default privileges that grant every new table, function and
  *     sequence in `public` to anon, authenticated and service_role, which is
  *     why every migration here revokes before it grants;
  *   - `auth.users` with the columns GoTrue has today, and `auth.uid()`,
- *     `auth.role()`, `auth.email()`, `auth.jwt()` as GoTrue defines them
- *     (supabase/auth, migrations/20220224000811 and 20220531120530);
- *   - `storage.buckets`, `storage.objects`, the path helpers and
- *     `storage.operation()` (supabase/storage, migrations/tenant/0002 and
- *     later, 0024 for the operation).
+ *     `auth.role()`, `auth.email()`, `auth.jwt()` as GoTrue defines them;
+ *   - `storage.buckets`, `storage.objects`, the path helpers,
+ *     `storage.operation()` and Storage's protection against direct
+ *     deletes (`storage.allow_delete_query`).
  *
- * What it leaves out on purpose: supabase_admin and the other platform
- * roles, GoTrue's other tables (identities, sessions, ...), Realtime,
- * pg_graphql, and table ownership by supabase_auth_admin /
- * supabase_storage_admin (here `postgres` owns everything and is a
- * superuser, so ownership would change nothing we can observe).
+ * What it leaves out on purpose: the other platform roles, GoTrue's other
+ * tables (identities, sessions, ...), Storage's other tables (prefixes,
+ * multipart uploads, analytics and vector buckets), Realtime, pg_graphql,
+ * supautils (on Supabase it lets `postgres` enable a fixed list of
+ * extensions; here the ones the tests use are enabled below instead, as a
+ * project enables them from the dashboard).
  */
 
 /*
  * Roles
  */
 
--- initdb -U postgres creates it; this only guards against a cluster made
--- with another superuser name.
+-- The project owner's login. Supabase creates it as a superuser and then
+-- demotes it; these are the attributes it keeps. The password is the
+-- Supabase CLI's local default (PostgREST, psql and the pgTAP race files
+-- log in over TCP, which asks for it), not a secret.
 do $$
 begin
   if not exists (select 1 from pg_roles where rolname = 'postgres') then
-    create role postgres superuser login;
+    create role postgres;
   end if;
 end
 $$;
+alter role postgres nosuperuser createdb createrole login replication bypassrls password 'postgres';
+alter role postgres set search_path to "$user", public, extensions;
 
--- The three roles a request can run as. NOINHERIT and NOLOGIN as in
--- Supabase; service_role skips RLS entirely.
+-- The three roles a request can run as, and the role PostgREST logs in
+-- as, then `set role`s to the JWT's role (its password a local convention:
+-- PostgREST's db-uri uses it). service_role skips RLS entirely. Supabase
+-- made the API roles INHERIT in 2023.
 do $$
 begin
   if not exists (select 1 from pg_roles where rolname = 'anon') then
-    create role anon nologin noinherit;
+    create role anon nologin inherit;
   end if;
   if not exists (select 1 from pg_roles where rolname = 'authenticated') then
-    create role authenticated nologin noinherit;
+    create role authenticated nologin inherit;
   end if;
   if not exists (select 1 from pg_roles where rolname = 'service_role') then
-    create role service_role nologin noinherit bypassrls;
+    create role service_role nologin inherit bypassrls;
   end if;
-  -- The role PostgREST logs in as, then `set role`s to the JWT's role. The
-  -- password is a local convention (PostgREST's db-uri uses it), not a secret.
   if not exists (select 1 from pg_roles where rolname = 'authenticator') then
     create role authenticator login noinherit password 'authenticator';
+  end if;
+  -- The owners of GoTrue's and Storage's schemas: the services log in as
+  -- them to run their own migrations and queries.
+  if not exists (select 1 from pg_roles where rolname = 'supabase_auth_admin') then
+    create role supabase_auth_admin noinherit createrole login noreplication;
+  end if;
+  if not exists (select 1 from pg_roles where rolname = 'supabase_storage_admin') then
+    create role supabase_storage_admin noinherit createrole login noreplication;
   end if;
 end
 $$;
 
 grant anon, authenticated, service_role to authenticator;
+-- What lets the demoted `postgres` manage triggers on auth.users and
+-- policies on storage.objects, and `set role` to test as each API role.
+grant anon, authenticated, service_role to postgres;
+grant supabase_auth_admin, supabase_storage_admin to postgres;
+grant authenticator to supabase_storage_admin;
+grant anon, authenticated, service_role to supabase_storage_admin;
 
 -- Supabase caps API statements so a slow query cannot hold a connection.
 alter role anon set statement_timeout = '3s';
 alter role authenticated set statement_timeout = '8s';
+
+grant all on database postgres to postgres;
 
 /*
  * Extensions
  *
  * Supabase installs extensions into their own schema; seed data and code
  * written for Supabase call e.g. `extensions.crypt(...)`. gen_random_uuid()
- * is in core since PostgreSQL 13.
+ * is in core since PostgreSQL 13. dblink is what the pgTAP race files open
+ * their second sessions with: a project enables it from the dashboard (it
+ * lands in `extensions`), and `postgres` cannot create it itself.
  */
 
 create schema if not exists extensions;
+create extension if not exists "uuid-ossp" with schema extensions;
 create extension if not exists pgcrypto with schema extensions;
+create extension if not exists dblink with schema extensions;
 grant usage on schema extensions to postgres, anon, authenticated, service_role;
+grant all on schema extensions to postgres;
+grant all on all tables in schema extensions to postgres with grant option;
+grant all on all routines in schema extensions to postgres with grant option;
+grant all on all sequences in schema extensions to postgres with grant option;
 
 /*
  * Schema public
@@ -93,6 +131,9 @@ grant usage on schema extensions to postgres, anon, authenticated, service_role;
  */
 
 grant usage on schema public to postgres, anon, authenticated, service_role;
+-- The cluster's superuser owns the database, so (PostgreSQL 15) only it may
+-- create in public by default; the project owner must too.
+grant all on schema public to postgres;
 
 alter default privileges for role postgres in schema public
   grant all on tables to postgres, anon, authenticated, service_role;
@@ -105,8 +146,10 @@ alter default privileges for role postgres in schema public
  * Schema auth (GoTrue)
  */
 
-create schema if not exists auth;
+create schema if not exists auth authorization supabase_auth_admin;
 grant usage on schema auth to anon, authenticated, service_role;
+-- GoTrue creates and owns what follows (its migrations run as this role).
+set role supabase_auth_admin;
 
 -- auth.users as GoTrue leaves it today. Types, defaults, the generated
 -- confirmed_at and the partial unique index on email match Supabase, so
@@ -213,12 +256,31 @@ comment on function auth.uid() is 'Deprecated. Use auth.jwt() -> ''sub'' instead
 comment on function auth.role() is 'Deprecated. Use auth.jwt() -> ''role'' instead.';
 comment on function auth.email() is 'Deprecated. Use auth.jwt() -> ''email'' instead.';
 
+reset role;
+-- What supabase/postgres grants the demoted `postgres` on GoTrue's schema.
+grant all on schema auth to postgres;
+grant all on all tables in schema auth to postgres;
+grant all on all sequences in schema auth to postgres;
+grant all on all routines in schema auth to postgres;
+alter role supabase_auth_admin set search_path = auth;
+
 /*
  * Schema storage (Supabase Storage)
  */
 
-create schema if not exists storage;
+create schema if not exists storage authorization supabase_storage_admin;
 grant usage on schema storage to postgres, anon, authenticated, service_role;
+-- Storage creates and owns what follows (its migrations run as this role).
+set role supabase_storage_admin;
+
+-- Storage's bucket kinds; projects only ever make STANDARD ones here.
+do $$
+begin
+  if not exists (select 1 from pg_type where typname = 'buckettype' and typnamespace = 'storage'::regnamespace) then
+    create type storage.buckettype as enum ('STANDARD', 'ANALYTICS', 'VECTOR');
+  end if;
+end
+$$;
 
 create table if not exists storage.buckets (
   id text not null,
@@ -231,6 +293,7 @@ create table if not exists storage.buckets (
   file_size_limit bigint,
   allowed_mime_types text[],
   owner_id text,
+  type storage.buckettype not null default 'STANDARD',
   constraint buckets_pkey primary key (id)
 );
 
@@ -336,3 +399,36 @@ $$;
 create or replace trigger update_objects_updated_at
   before update on storage.objects
   for each row execute function storage.update_updated_at_column();
+
+-- Storage refuses DELETE statements on its two tables unless the session
+-- says it is Storage (which sets storage.allow_delete_query = 'true' when
+-- its API deletes): rows deleted by hand would orphan the stored bytes.
+-- A statement trigger, so it fires even when no row matches; SQLSTATE 42501.
+create or replace function storage.protect_delete()
+returns trigger
+language plpgsql
+as $$
+begin
+  if coalesce(current_setting('storage.allow_delete_query', true), 'false') <> 'true' then
+    raise exception 'Direct deletion from storage tables is not allowed. Use the Storage API instead.'
+      using errcode = '42501',
+            hint = 'This prevents accidental data loss from orphaned objects.';
+  end if;
+  return null;
+end;
+$$;
+
+create or replace trigger protect_buckets_delete
+  before delete on storage.buckets
+  for each statement execute function storage.protect_delete();
+create or replace trigger protect_objects_delete
+  before delete on storage.objects
+  for each statement execute function storage.protect_delete();
+
+reset role;
+-- What supabase/postgres and Storage grant the demoted `postgres`.
+grant all on schema storage to postgres;
+grant all on storage.buckets, storage.objects to postgres with grant option;
+grant all on all sequences in schema storage to postgres;
+grant all on all routines in schema storage to postgres;
+alter role supabase_storage_admin set search_path = storage;

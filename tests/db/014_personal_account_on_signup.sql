@@ -87,10 +87,9 @@ select results_eq(
  * GoTrue inserts as its own role, which owns auth.users (so RLS does not
  * apply to it) but has no rights on public.accounts
  */
-create role tests_auth_admin nologin bypassrls;
-grant usage on schema auth to tests_auth_admin;
-grant insert on auth.users to tests_auth_admin;
-set local role tests_auth_admin;
+-- supabase_auth_admin is that role on Supabase (the shim has it too);
+-- `postgres` is a member, as there.
+set local role supabase_auth_admin;
 
 select lives_ok(
   $$ insert into auth.users (id, instance_id, aud, role, email, created_at, updated_at)

@@ -9,35 +9,32 @@
 -- test user cascades to everything else but the account's rate-limit
 -- counter, which is deleted by its bucket). They use fixed ids and are
 -- removed first as well, in case an earlier run stopped half-way.
+\ir _dblink.psql
+\if :can_race
 begin;
 create extension if not exists pgtap;
 \ir _helpers.psql
-create extension if not exists dblink with schema tests;
 
--- Sessions 'first' and 'second', connected to this database as postgres
--- (the throwaway cluster trusts local connections) and then switched to
+-- Sessions 'first' and 'second', connected to this database as the
+-- current user (with the conninfo _dblink.psql checked) and then switched to
 -- service_role, as the Worker's requests are.
 create function tests.open_racers()
 returns void
 language plpgsql
 as $$
 declare
-  conninfo text := format(
-    'host=%s port=%s dbname=%s user=postgres',
-    coalesce(host(inet_server_addr()), split_part(current_setting('unix_socket_directories'), ',', 1)),
-    coalesce(inet_server_port()::text, current_setting('port')),
-    current_database()
-  );
+  -- Built by _dblink.psql: this server, this database, this user.
+  conninfo text := current_setting('tests.session_conninfo');
 begin
-  perform tests.dblink_connect('first', conninfo);
-  perform tests.dblink_connect('second', conninfo);
+  perform dblink_connect('first', conninfo);
+  perform dblink_connect('second', conninfo);
   -- A racing bug must fail the test, not hang the suite.
-  perform tests.dblink_exec('first', 'set statement_timeout = ''20s''');
-  perform tests.dblink_exec('second', 'set statement_timeout = ''20s''');
+  perform dblink_exec('first', 'set statement_timeout = ''20s''');
+  perform dblink_exec('second', 'set statement_timeout = ''20s''');
   -- Read each session's pid now: once a session runs an async query, it
   -- cannot answer another until that one finishes.
   insert into tests.racer_pids
-  select name, (select pid from tests.dblink(name, 'select pg_backend_pid()') as t (pid int))
+  select name, (select pid from dblink(name, 'select pg_backend_pid()') as t (pid int))
   from unnest(array['first', 'second']) as name;
 end;
 $$;
@@ -71,14 +68,14 @@ create function tests.racer_exec(connection text, statement text)
 returns void
 language sql
 as $$
-  select from tests.dblink_exec(connection, statement);
+  select from dblink_exec(connection, statement);
 $$;
 
 create function tests.racer_send(connection text, statement text)
 returns void
 language sql
 as $$
-  select from tests.dblink_send_query(connection, statement);
+  select from dblink_send_query(connection, statement);
 $$;
 
 -- The answer to the query sent to the session, or its error message; also
@@ -91,11 +88,11 @@ as $$
 declare
   answer text;
 begin
-  select t.answer into answer from tests.dblink_get_result(connection, false) as t (answer text);
+  select t.answer into answer from dblink_get_result(connection, false) as t (answer text);
   if answer is null then
-    answer := tests.dblink_error_message(connection);
+    answer := dblink_error_message(connection);
   end if;
-  perform * from tests.dblink_get_result(connection, false) as t (answer text);
+  perform * from dblink_get_result(connection, false) as t (answer text);
   return answer;
 end;
 $$;
@@ -157,7 +154,7 @@ select plan(12);
  */
 select tests.racer_exec('first', 'begin');
 insert into tests.race_answers
-select 'key: first', answer from tests.dblink('first', tests.submit_sql('Same key', 'token-a', 'race-key')) as t (answer text);
+select 'key: first', answer from dblink('first', tests.submit_sql('Same key', 'token-a', 'race-key')) as t (answer text);
 select tests.racer_send('second', tests.submit_sql('Same key', 'token-b', 'race-key'));
 
 select ok(tests.wait_until_blocked('second'),
@@ -184,7 +181,7 @@ select is(tests.race_rows(), array[1, 1, 1],
  */
 select tests.racer_exec('first', 'begin');
 insert into tests.race_answers
-select 'rollback: first', answer from tests.dblink('first', tests.submit_sql('Rolled back', 'token-c', 'rollback-key')) as t (answer text);
+select 'rollback: first', answer from dblink('first', tests.submit_sql('Rolled back', 'token-c', 'rollback-key')) as t (answer text);
 select tests.racer_send('second', tests.submit_sql('Rolled back', 'token-d', 'rollback-key'));
 
 select ok(tests.wait_until_blocked('second'),
@@ -209,7 +206,7 @@ select is(tests.race_rows(), array[2, 2, 2],
  */
 select tests.racer_exec('first', 'begin');
 insert into tests.race_answers
-select 'captcha: first', answer from tests.dblink('first', tests.submit_sql('Same token', 'token-e', null)) as t (answer text);
+select 'captcha: first', answer from dblink('first', tests.submit_sql('Same token', 'token-e', null)) as t (answer text);
 select tests.racer_send('second', tests.submit_sql('Same token, other post', 'token-e', null));
 
 select ok(tests.wait_until_blocked('second'),
@@ -237,8 +234,11 @@ select tests.racer_exec('first', $sql$
   delete from kit.intake_rate_counters where bucket = 'account:00000000-0000-4000-8000-0000000ace02';
   delete from auth.users where id = '00000000-0000-4000-8000-0000000ace01';
 $sql$);
-select from tests.dblink_disconnect('first');
-select from tests.dblink_disconnect('second');
+select from dblink_disconnect('first');
+select from dblink_disconnect('second');
 
 select * from finish();
 rollback;
+\else
+select :'skip_tap';
+\endif

@@ -98,10 +98,9 @@ select results_eq(
   'an email the profile cannot hold is left out rather than failing the sign-up');
 
 -- GoTrue inserts as its own role, with no rights on profiles or the ledger.
-create role tests_profile_auth_admin nologin bypassrls;
-grant usage on schema auth to tests_profile_auth_admin;
-grant insert on auth.users to tests_profile_auth_admin;
-set local role tests_profile_auth_admin;
+-- supabase_auth_admin is that role on Supabase (the shim has it too);
+-- `postgres` is a member, as there.
+set local role supabase_auth_admin;
 select lives_ok(
   $$ insert into auth.users (id, instance_id, aud, role, email, created_at, updated_at)
      values ('00000000-0000-4000-8000-0000000b0003', '00000000-0000-0000-0000-000000000000',

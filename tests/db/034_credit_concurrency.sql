@@ -16,6 +16,8 @@
 -- too and deleted at the end (deleting the user cascades to the profile,
 -- the ledger and the mails). It has a fixed id and is deleted first as
 -- well, in case an earlier run stopped half-way.
+\ir _dblink.psql
+\if :can_race
 begin;
 create extension if not exists pgtap;
 \ir _helpers.psql
@@ -68,7 +70,7 @@ $$;
 
 -- The holder sets up the committed fixture: a user with 3 credits.
 select tests.open_session('holder');
-select tests.dblink_exec('holder', $sql$
+select dblink_exec('holder', $sql$
   delete from auth.users where id = '00000000-0000-4000-8000-0000000cc001';
   insert into auth.users (instance_id, id, aud, role, email, raw_user_meta_data, created_at, updated_at)
   values ('00000000-0000-0000-0000-000000000000', '00000000-0000-4000-8000-0000000cc001', 'authenticated',
@@ -98,16 +100,16 @@ select is(tests.racer_state(), array[3, 3, 0], 'the racing user starts with 3 cr
 /*
  * Six sends racing for credits that cover three
  */
-select tests.dblink_exec('holder', 'begin');
+select dblink_exec('holder', 'begin');
 select tests.holder_sql(
   $sql$select 1 from public.profiles where id = '00000000-0000-4000-8000-0000000cc001' for update$sql$);
-select tests.dblink_send_query(name, tests.reserve_sql('race-' || name))
+select dblink_send_query(name, tests.reserve_sql('race-' || name))
 from unnest(array['user1', 'user2', 'user3', 'user4', 'user5', 'user6']) as name;
 
 select ok(tests.wait_until_waiting(array['user1', 'user2', 'user3', 'user4', 'user5', 'user6']),
   'six sends are under way at once, all waiting on the sender''s profile');
 
-select tests.dblink_exec('holder', 'commit');
+select dblink_exec('holder', 'commit');
 insert into tests.race_answers
 select 'six: ' || name, tests.session_answer(name)
 from unnest(array['user1', 'user2', 'user3', 'user4', 'user5', 'user6']) as name;
@@ -135,16 +137,16 @@ select is(tests.racer_state(), array[0, 0, 3],
  */
 select tests.holder_sql(
   $sql$select public.grant_credits('00000000-0000-4000-8000-0000000cc001', 2, 'purchase', 'tests:race-top-up')$sql$);
-select tests.dblink_exec('holder', 'begin');
+select dblink_exec('holder', 'begin');
 select tests.holder_sql(
   $sql$select 1 from public.profiles where id = '00000000-0000-4000-8000-0000000cc001' for update$sql$);
-select tests.dblink_send_query('user1', tests.reserve_sql('same-key'));
-select tests.dblink_send_query('user2', tests.reserve_sql('same-key'));
+select dblink_send_query('user1', tests.reserve_sql('same-key'));
+select dblink_send_query('user2', tests.reserve_sql('same-key'));
 
 select ok(tests.wait_until_waiting(array['user1', 'user2']),
   'two requests with the same key are under way at once');
 
-select tests.dblink_exec('holder', 'commit');
+select dblink_exec('holder', 'commit');
 insert into tests.race_answers values ('key: user1', tests.session_answer('user1'));
 insert into tests.race_answers values ('key: user2', tests.session_answer('user2'));
 
@@ -165,16 +167,16 @@ select is(tests.racer_state(), array[1, 1, 4], 'which was charged once and logge
 create temporary table same_key_mail on commit drop as
 select (tests.as_json(answer) ->> 'mail_id')::uuid as id from tests.race_answers where name = 'key: user1';
 
-select tests.dblink_exec('holder', 'begin');
+select dblink_exec('holder', 'begin');
 select tests.holder_sql(
   format($sql$select 1 from public.user_mails where id = %L for update$sql$, (select id from same_key_mail)));
-select tests.dblink_send_query('service1', tests.finalize_sql((select id from same_key_mail), 'provider 500'));
-select tests.dblink_send_query('service2', tests.finalize_sql((select id from same_key_mail), 'provider 500'));
+select dblink_send_query('service1', tests.finalize_sql((select id from same_key_mail), 'provider 500'));
+select dblink_send_query('service2', tests.finalize_sql((select id from same_key_mail), 'provider 500'));
 
 select ok(tests.wait_until_waiting(array['service1', 'service2']),
   'two failure reports for one mail are under way at once');
 
-select tests.dblink_exec('holder', 'commit');
+select dblink_exec('holder', 'commit');
 insert into tests.race_answers values ('refund: service1', tests.session_answer('service1'));
 insert into tests.race_answers values ('refund: service2', tests.session_answer('service2'));
 
@@ -194,20 +196,20 @@ select is(tests.racer_state(), array[2, 2, 4], 'and the balance, back to 2, equa
  * A success and a failure racing on one mail
  */
 insert into tests.race_answers
-select 'mixed: reserve', answer from tests.dblink('user3', tests.reserve_sql('mixed')) as t (answer text);
+select 'mixed: reserve', answer from dblink('user3', tests.reserve_sql('mixed')) as t (answer text);
 create temporary table mixed_mail on commit drop as
 select (tests.as_json(answer) ->> 'mail_id')::uuid as id from tests.race_answers where name = 'mixed: reserve';
 
-select tests.dblink_exec('holder', 'begin');
+select dblink_exec('holder', 'begin');
 select tests.holder_sql(
   format($sql$select 1 from public.user_mails where id = %L for update$sql$, (select id from mixed_mail)));
-select tests.dblink_send_query('service1', tests.finalize_sql((select id from mixed_mail), null));
-select tests.dblink_send_query('service2', tests.finalize_sql((select id from mixed_mail), 'provider 500'));
+select dblink_send_query('service1', tests.finalize_sql((select id from mixed_mail), null));
+select dblink_send_query('service2', tests.finalize_sql((select id from mixed_mail), 'provider 500'));
 
 select ok(tests.wait_until_waiting(array['service1', 'service2']),
   'a success and a failure report for one mail are under way at once');
 
-select tests.dblink_exec('holder', 'commit');
+select dblink_exec('holder', 'commit');
 insert into tests.race_answers values ('mixed: service1', tests.session_answer('service1'));
 insert into tests.race_answers values ('mixed: service2', tests.session_answer('service2'));
 
@@ -225,8 +227,11 @@ select is((tests.racer_state())[1], (tests.racer_state())[2], 'and the balance e
 /*
  * Clean-up of what the sessions committed
  */
-select tests.dblink_exec('holder', $sql$delete from auth.users where id = '00000000-0000-4000-8000-0000000cc001'$sql$);
-select tests.dblink_disconnect(name) from tests.sessions;
+select dblink_exec('holder', $sql$delete from auth.users where id = '00000000-0000-4000-8000-0000000cc001'$sql$);
+select dblink_disconnect(name) from tests.sessions;
 
 select * from finish();
 rollback;
+\else
+select :'skip_tap';
+\endif

@@ -66,7 +66,12 @@ as $$
   select split_part(in_test_accounts.name, '/', 1) in (tests.account_id('team')::text, tests.account_id('elsewhere')::text);
 $$;
 
-select plan(49);
+select plan(50);
+
+-- Every statement below is one Storage runs for a request, and Storage sets
+-- this on each of them (its own deletes get past its protection against
+-- direct ones, which is checked at the end).
+set local storage.allow_delete_query = 'true';
 
 /*
  * The bucket and the policies
@@ -304,6 +309,14 @@ select results_eq(
  * What the denied and filtered writes left behind
  */
 select tests.clear_authentication();
+
+-- Not through Storage: refused whoever asks, as on Supabase, since the
+-- stored bytes would be left behind.
+set local storage.allow_delete_query = 'false';
+select throws_ok(
+  $$ delete from storage.objects where bucket_id = 'attachments' $$,
+  '42501', 'Direct deletion from storage tables is not allowed. Use the Storage API instead.',
+  'a delete that does not come through Storage is refused, even for the project owner');
 
 select set_eq(
   $$ select name from storage.objects where bucket_id = 'attachments' and pg_temp.in_test_accounts(name) $$,

@@ -21,6 +21,8 @@
 -- subscriptions and orders, and whose profile the credits), a credit price
 -- and the events, all with fixed ids, deleted first as well in case an
 -- earlier run stopped half-way.
+\ir _dblink.psql
+\if :can_race
 begin;
 create extension if not exists pgtap;
 \ir _helpers.psql
@@ -55,7 +57,7 @@ select array_agg('racer' || n order by n) as names from generate_series(1, 10) a
 -- The holder sets up the committed fixtures: the user (with the sign-up
 -- grant of 300 credits) and a renewal price of 7 credits a seat.
 select tests.open_session('holder');
-select tests.dblink_exec('holder', $sql$
+select dblink_exec('holder', $sql$
   delete from public.billing_events where provider = 'stripe' and event_id like 'evt\_race\_%';
   delete from public.billing_credit_prices where provider = 'stripe' and price_id = 'price_race_seat';
   delete from auth.users where id = '00000000-0000-4000-8000-0000000bb001';
@@ -85,12 +87,12 @@ select results_eq(
 /*
  * Ten deliveries of one event creating a subscription
  */
-select tests.dblink_exec('holder', 'begin');
-select tests.dblink_exec('holder', $sql$
+select dblink_exec('holder', 'begin');
+select dblink_exec('holder', $sql$
   insert into public.billing_events (provider, event_id, type, occurred_at)
   values ('stripe', 'evt_race_sub_created', 'customer.subscription.created', '2025-09-10T12:00:00Z')
 $sql$);
-select tests.dblink_send_query(name, tests.apply_sql(tests.race_event(
+select dblink_send_query(name, tests.apply_sql(tests.race_event(
   'evt_race_sub_created', 'customer.subscription.created', '2025-09-10T12:00:00Z',
   tests.race_subscription('sub_race_1', 'active', 3))))
 from unnest((select names from racers)) as name;
@@ -99,7 +101,7 @@ select ok(tests.wait_until_waiting((select names from racers)),
   'ten deliveries of one event are under way at once, all waiting on its ledger row');
 
 -- The holder's row goes: the racers race to record the event themselves.
-select tests.dblink_exec('holder', 'rollback');
+select dblink_exec('holder', 'rollback');
 select tests.collect('same event', (select names from racers));
 
 select is(tests.outcomes('same event', 'applied'), 1, 'exactly one delivery applies the event');
@@ -124,12 +126,12 @@ select results_eq(
 /*
  * Ten deliveries of one payment
  */
-select tests.dblink_exec('holder', 'begin');
-select tests.dblink_exec('holder', $sql$
+select dblink_exec('holder', 'begin');
+select dblink_exec('holder', $sql$
   insert into public.billing_events (provider, event_id, type, occurred_at)
   values ('stripe', 'evt_race_invoice_paid', 'invoice.paid', '2025-09-10T12:00:05Z')
 $sql$);
-select tests.dblink_send_query(name, tests.apply_sql(tests.race_event(
+select dblink_send_query(name, tests.apply_sql(tests.race_event(
   'evt_race_invoice_paid', 'invoice.paid', '2025-09-10T12:00:05Z',
   tests.race_payment('sub_race_1', 'in_race_1',
     jsonb_build_array(jsonb_build_object('variant_id', 'price_race_seat', 'quantity', 3, 'amount', 2100,
@@ -139,7 +141,7 @@ from unnest((select names from racers)) as name;
 select ok(tests.wait_until_waiting((select names from racers)),
   'ten deliveries of one payment are under way at once');
 
-select tests.dblink_exec('holder', 'rollback');
+select dblink_exec('holder', 'rollback');
 select tests.collect('same payment', (select names from racers));
 
 select is(
@@ -163,10 +165,10 @@ select is(tests.racer_credits(), array[321, 321], 'the balance rose by 21 and eq
 /*
  * Ten different events for one payment (items from the stored subscription)
  */
-select tests.dblink_exec('holder', 'begin');
+select dblink_exec('holder', 'begin');
 select tests.holder_sql(
   $sql$select 1 from public.profiles where id = '00000000-0000-4000-8000-0000000bb001' for update$sql$);
-select tests.dblink_send_query(name, tests.apply_sql(tests.race_event(
+select dblink_send_query(name, tests.apply_sql(tests.race_event(
   'evt_race_paid_' || name, 'invoice.payment_succeeded', '2025-09-10T12:00:06Z',
   tests.race_payment('sub_race_1', 'in_race_2', null))))
 from unnest((select names from racers)) as name;
@@ -174,7 +176,7 @@ from unnest((select names from racers)) as name;
 select ok(tests.wait_until_waiting((select names from racers)),
   'ten events paying one invoice are under way at once, all waiting on the profile');
 
-select tests.dblink_exec('holder', 'commit');
+select dblink_exec('holder', 'commit');
 select tests.collect('one payment, ten events', (select names from racers));
 
 select is(tests.outcomes('one payment, ten events', 'applied'), 10,
@@ -203,12 +205,12 @@ select is(
 -- subscription's); then the subscription arrives. Both committed.
 insert into tests.race_answers
 select 'redelivery', 'first delivery', t.answer
-from tests.dblink('racer1', tests.apply_sql(tests.race_event(
+from dblink('racer1', tests.apply_sql(tests.race_event(
   'evt_race_early_payment', 'subscription_payment_success', '2025-09-10T12:00:10Z',
   tests.race_payment('sub_race_4', 'in_race_4', null)))) as t (answer text);
 insert into tests.race_answers
 select 'redelivery', 'subscription', t.answer
-from tests.dblink('racer1', tests.apply_sql(tests.race_event(
+from dblink('racer1', tests.apply_sql(tests.race_event(
   'evt_race_sub4_created', 'subscription_created', '2025-09-10T12:00:00Z',
   tests.race_subscription('sub_race_4', 'active', 4)))) as t (answer text);
 
@@ -218,11 +220,11 @@ select results_eq(
   $$ values ('failed', 'subscription sub_race_4 is not stored yet'), ('applied', null) $$,
   'the payment failed, kept for a redelivery; its subscription then arrived');
 
-select tests.dblink_exec('holder', 'begin');
+select dblink_exec('holder', 'begin');
 select tests.holder_sql($sql$
   select 1 from public.billing_events where provider = 'stripe' and event_id = 'evt_race_early_payment' for update
 $sql$);
-select tests.dblink_send_query(name, tests.apply_sql(tests.race_event(
+select dblink_send_query(name, tests.apply_sql(tests.race_event(
   'evt_race_early_payment', 'subscription_payment_success', '2025-09-10T12:00:10Z',
   tests.race_payment('sub_race_4', 'in_race_4', null))))
 from unnest((select names from racers)) as name;
@@ -230,7 +232,7 @@ from unnest((select names from racers)) as name;
 select ok(tests.wait_until_waiting((select names from racers)),
   'ten redeliveries of the failed event are under way at once, all waiting on its ledger row');
 
-select tests.dblink_exec('holder', 'commit');
+select dblink_exec('holder', 'commit');
 select tests.collect('ten redeliveries', (select names from racers));
 
 select is(
@@ -255,19 +257,19 @@ select is(tests.racer_credits(), array[370, 370], 'the balance rose by 28 and eq
 /*
  * Two events racing to create one subscription
  */
-select tests.dblink_exec('holder', 'begin');
-select tests.dblink_exec('holder', 'lock table public.subscriptions in share row exclusive mode');
-select tests.dblink_send_query('racer1', tests.apply_sql(tests.race_event(
+select dblink_exec('holder', 'begin');
+select dblink_exec('holder', 'lock table public.subscriptions in share row exclusive mode');
+select dblink_send_query('racer1', tests.apply_sql(tests.race_event(
   'evt_race_sub2_created', 'customer.subscription.created', '2025-09-10T12:00:00Z',
   tests.race_subscription('sub_race_2', 'trialing', 1))));
-select tests.dblink_send_query('racer2', tests.apply_sql(tests.race_event(
+select dblink_send_query('racer2', tests.apply_sql(tests.race_event(
   'evt_race_sub2_updated', 'customer.subscription.updated', '2025-09-10T12:00:01Z',
   tests.race_subscription('sub_race_2', 'active', 2))));
 
 select ok(tests.wait_until_waiting(array['racer1', 'racer2']),
   'the created and the updated event for a new subscription are under way at once');
 
-select tests.dblink_exec('holder', 'commit');
+select dblink_exec('holder', 'commit');
 select tests.collect('two events', array['racer1', 'racer2']);
 
 select is(
@@ -288,15 +290,15 @@ select results_eq(
 /*
  * Ten events racing to create one subscription
  */
-select tests.dblink_exec('holder', 'begin');
-select tests.dblink_exec('holder', 'lock table public.subscriptions in share row exclusive mode');
+select dblink_exec('holder', 'begin');
+select dblink_exec('holder', 'lock table public.subscriptions in share row exclusive mode');
 -- racer n's event is (7n mod 11) s after 12:00 with as many seats: the
 -- newest (10 s, past_due) is racer3's, neither the first nor the last one
 -- queued, so the result does not hang on the order the racers wake in.
 -- 300 more items keep each racer's transaction open a while after its
 -- stale check, so a check made without the subscription's row lock would
 -- let an older event overwrite a newer one here.
-select tests.dblink_send_query(name, tests.apply_sql(tests.race_event(
+select dblink_send_query(name, tests.apply_sql(tests.race_event(
   'evt_race_sub3_' || name, 'customer.subscription.updated',
   '2025-09-10T12:00:00Z'::timestamptz + make_interval(secs => substr(name, 6)::int * 7 % 11),
   tests.race_subscription('sub_race_3', case when name = 'racer3' then 'past_due' else 'active' end,
@@ -306,7 +308,7 @@ from unnest((select names from racers)) as name;
 select ok(tests.wait_until_waiting((select names from racers)),
   'ten events of different times for a new subscription are under way at once');
 
-select tests.dblink_exec('holder', 'commit');
+select dblink_exec('holder', 'commit');
 select tests.collect('ten events', (select names from racers));
 
 select is(
@@ -333,12 +335,12 @@ select is(
 /*
  * Clean-up of what the sessions committed
  */
-select tests.dblink_exec('holder', $sql$
+select dblink_exec('holder', $sql$
   delete from public.billing_events where provider = 'stripe' and event_id like 'evt\_race\_%';
   delete from public.billing_credit_prices where provider = 'stripe' and price_id = 'price_race_seat';
   delete from auth.users where id = '00000000-0000-4000-8000-0000000bb001';
 $sql$);
-select tests.dblink_disconnect(name) from tests.sessions;
+select dblink_disconnect(name) from tests.sessions;
 
 select results_eq(
   $$ select (select count(*) from public.billing_events where provider = 'stripe' and event_id like 'evt\_race\_%')::int,
@@ -350,3 +352,6 @@ select results_eq(
 
 select * from finish();
 rollback;
+\else
+select :'skip_tap';
+\endif

@@ -407,7 +407,10 @@ impl Stack {
             .chain(s3.iter().flat_map(s3::S3Server::bindings))
             .map(|(k, v)| (k.to_owned(), v))
             .collect();
-        let db_url = format!("postgresql://postgres:postgres@127.0.0.1:{db_port}/postgres");
+        let db_url = format!(
+            "postgresql://postgres:{}@127.0.0.1:{db_port}/postgres",
+            postgres::POSTGRES_PASSWORD
+        );
         let postgrest_url = format!("http://127.0.0.1:{postgrest_port}");
 
         let captcha_url = captcha.as_ref().map(|stub| stub.url().to_owned());
@@ -569,8 +572,8 @@ impl Stack {
         self.email.as_ref()
     }
 
-    /// `postgresql://postgres:postgres@127.0.0.1:PORT/postgres` (superuser;
-    /// the cluster trusts every local connection, so the password is moot).
+    /// `postgresql://postgres:postgres@127.0.0.1:PORT/postgres`: the
+    /// project owner's role, not a superuser, as on Supabase.
     pub fn db_url(&self) -> &str {
         &self.db_url
     }
@@ -652,7 +655,7 @@ impl Stack {
         &self.timings
     }
 
-    /// Runs `sql` through `psql` as the superuser and returns its unaligned,
+    /// Runs `sql` through `psql` as `postgres` and returns its unaligned,
     /// tuples-only output (`psql -At`): handy for test setup and checks.
     pub async fn psql(&self, sql: &str) -> anyhow::Result<String> {
         let out = self
@@ -672,12 +675,23 @@ impl Stack {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
-    /// Runs `pg_prove` on `files` against the stack's database, its output
-    /// going straight to our stdout and stderr.
+    /// Runs `pg_prove` on `files` against the stack's database as
+    /// `postgres`, its output going straight to our stdout and stderr. The
+    /// race files' dblink sessions log in with the password they are given
+    /// in `tests.dblink_password`, and must race (`tests.require_races`):
+    /// here a skipped race file is a broken setup (tests/db/_dblink.psql).
     pub async fn pg_prove(&self, files: &[PathBuf]) -> anyhow::Result<ExitStatus> {
         tokio::process::Command::new("pg_prove")
             .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres"])
             .args(["-p", &self.db_port.to_string()])
+            .env("PGPASSWORD", postgres::POSTGRES_PASSWORD)
+            .env(
+                "PGOPTIONS",
+                format!(
+                    "-c tests.dblink_password={} -c tests.require_races=on",
+                    postgres::POSTGRES_PASSWORD
+                ),
+            )
             .args(files)
             .current_dir(&self.root)
             .status()

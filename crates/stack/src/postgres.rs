@@ -1,6 +1,14 @@
 //! A throwaway PostgreSQL 15 cluster: initdb into the stack's directory,
 //! start the server, load the project's SQL.
 //!
+//! Roles are split as on Supabase: the cluster's superuser is
+//! `supabase_admin`, used only to run `dev/bootstrap.sql` (over the Unix
+//! socket, which trusts local connections); everything after it (the
+//! migrations, the seed, pgTAP, the tests' own SQL) runs as `postgres`,
+//! which bootstrap makes a non-superuser as Supabase does. TCP connections
+//! need a password, as on Supabase, so a non-superuser's dblink sessions
+//! (the pgTAP race files) work here as they would there.
+//!
 //! Postgres refuses to run as root, and this project's machines run as root,
 //! so when we are root both `initdb` and `postgres` run as the `postgres`
 //! system user (which the Debian package creates) in a directory it owns.
@@ -26,6 +34,16 @@ use crate::process::Supervised;
 /// The major version the project targets (Supabase's current one).
 const PG_MAJOR: &str = "15";
 
+/// The bootstrap superuser (Supabase's platform role).
+const SUPERUSER: &str = "supabase_admin";
+
+/// `postgres`'s local password, set by `dev/bootstrap.sql`: the Supabase
+/// CLI's local default, a convention rather than a secret.
+pub(crate) const POSTGRES_PASSWORD: &str = "postgres";
+
+/// Unix socket: trusted (the bootstrap superuser); TCP: passwords.
+const PG_HBA: &str = "local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n";
+
 /// How long the server may take to accept connections after start.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -35,6 +53,7 @@ pub(crate) struct Postgres {
     pub(crate) process: Supervised,
     bindir: PathBuf,
     port: u16,
+    socket_dir: PathBuf,
 }
 
 /// The unprivileged account the server runs as, when we are root.
@@ -64,7 +83,8 @@ impl Postgres {
         initdb
             .arg("--pgdata")
             .arg(&data)
-            .args(["--username=postgres", "--auth=trust", "--encoding=UTF8"])
+            .arg(format!("--username={SUPERUSER}"))
+            .args(["--auth=trust", "--encoding=UTF8"])
             // C.UTF-8 ships with glibc itself, so no locale package is needed.
             .args(["--locale=C.UTF-8", "--no-sync"])
             .current_dir(dir);
@@ -81,6 +101,8 @@ impl Postgres {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
+        // Written as the server's user would (it owns pgdata); root may.
+        fs::write(data.join("pg_hba.conf"), PG_HBA).context("write pg_hba.conf")?;
 
         let mut server = Command::new(bindir.join("postgres"));
         server
@@ -111,7 +133,7 @@ impl Postgres {
             .wait_until("PostgreSQL to accept connections", READY_TIMEOUT, || {
                 let mut probe = tokio::process::Command::new(&isready);
                 probe
-                    .args(["-q", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres"])
+                    .args(["-q", "-h", "127.0.0.1", "-U", SUPERUSER, "-d", "postgres"])
                     .args(["-t", "1", "-p", &port.to_string()]);
                 async move { probe.status().await.is_ok_and(|s| s.success()) }
             })
@@ -121,28 +143,39 @@ impl Postgres {
             process,
             bindir,
             port,
+            socket_dir,
         })
     }
 
-    /// A `psql` connected as the superuser, quiet, without reading `~/.psqlrc`.
+    /// A `psql` connected as `postgres` over TCP, as a Supabase project's
+    /// owner connects: quiet, without reading `~/.psqlrc`.
     pub(crate) fn psql(&self) -> tokio::process::Command {
         let mut cmd = tokio::process::Command::new(self.bindir.join("psql"));
         cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1"])
-            .args([
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-                "-p",
-                &self.port.to_string(),
-            ])
+            .args(["-U", "postgres", "-d", "postgres"])
+            .args(["-p", &self.port.to_string()])
+            .env("PGPASSWORD", POSTGRES_PASSWORD)
             .stdin(std::process::Stdio::null());
         cmd
     }
 
-    /// Runs each file through `psql` in order, stopping at the first error.
-    /// Relative `\i` paths resolve against `cwd` (the repository root).
-    /// Everything psql prints is appended to `log`.
+    /// A `psql` connected as the bootstrap superuser over the Unix socket:
+    /// for `dev/bootstrap.sql` only, since nothing on Supabase runs as it.
+    fn psql_superuser(&self) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(self.bindir.join("psql"));
+        cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=1"])
+            .arg("-h")
+            .arg(&self.socket_dir)
+            .args(["-U", SUPERUSER, "-d", "postgres"])
+            .args(["-p", &self.port.to_string()])
+            .stdin(std::process::Stdio::null());
+        cmd
+    }
+
+    /// Runs each file through `psql` in order, stopping at the first error:
+    /// the first (`dev/bootstrap.sql`) as the superuser, the rest as
+    /// `postgres`. Relative `\i` paths resolve against `cwd` (the repository
+    /// root). Everything psql prints is appended to `log`.
     pub(crate) async fn apply(
         &self,
         files: &[PathBuf],
@@ -150,9 +183,13 @@ impl Postgres {
         log: &Path,
     ) -> anyhow::Result<()> {
         let mut transcript = Vec::new();
-        for file in files {
-            let out = self
-                .psql()
+        for (i, file) in files.iter().enumerate() {
+            let mut psql = if i == 0 {
+                self.psql_superuser()
+            } else {
+                self.psql()
+            };
+            let out = psql
                 .arg("-f")
                 .arg(file)
                 .current_dir(cwd)
