@@ -14,7 +14,7 @@ begin
 end
 $$;
 
-select plan(53);
+select plan(50);
 
 /*
  * Structure
@@ -30,11 +30,6 @@ select col_type_is('public', 'profiles', 'credits', 'integer', 'credits are an i
 select col_not_null('public', 'profiles', 'credits', 'credits are never null');
 select col_default_is('public', 'profiles', 'credits', '300', 'a profile starts with 300 credits');
 
-select table_privs_are('public', 'profiles', 'anon', array[]::text[], 'anon has no privileges on profiles');
-select table_privs_are('public', 'profiles', 'authenticated', array['SELECT'],
-  'authenticated has table-wide SELECT only on profiles: no insert, no delete');
-select table_privs_are('public', 'profiles', 'service_role', array['SELECT'],
-  'service_role has table-wide SELECT only on profiles: credits move through grant_credits');
 select is(
   (select array_agg(a.attname::text order by a.attname)
    from pg_attribute a

@@ -81,7 +81,7 @@ end;
 $$;
 grant execute on function tests.visible(text) to anon, authenticated, service_role;
 
-select plan(192);
+select plan(171);
 
 /*
  * Structure
@@ -233,48 +233,6 @@ select is_empty($$
     and (cmd <> 'SELECT' or roles <> '{authenticated}')
 $$, 'every billing policy is a SELECT policy for authenticated');
 
-select table_privs_are('public', 'billing_customers', 'anon', array[]::text[],
-  'anon has no privileges on billing_customers');
-select table_privs_are('public', 'billing_customers', 'authenticated', array['SELECT'],
-  'authenticated can only read billing_customers');
-select table_privs_are('public', 'billing_customers', 'service_role', array['SELECT', 'INSERT', 'UPDATE', 'DELETE'],
-  'service_role has full DML on billing_customers');
-select table_privs_are('public', 'subscriptions', 'anon', array[]::text[],
-  'anon has no privileges on subscriptions');
-select table_privs_are('public', 'subscriptions', 'authenticated', array['SELECT'],
-  'authenticated can only read subscriptions');
-select table_privs_are('public', 'subscriptions', 'service_role', array['SELECT', 'INSERT', 'UPDATE', 'DELETE'],
-  'service_role has full DML on subscriptions');
-select table_privs_are('public', 'subscription_items', 'anon', array[]::text[],
-  'anon has no privileges on subscription_items');
-select table_privs_are('public', 'subscription_items', 'authenticated', array['SELECT'],
-  'authenticated can only read subscription_items');
-select table_privs_are('public', 'subscription_items', 'service_role', array['SELECT', 'INSERT', 'UPDATE', 'DELETE'],
-  'service_role has full DML on subscription_items');
-select table_privs_are('public', 'orders', 'anon', array[]::text[],
-  'anon has no privileges on orders');
-select table_privs_are('public', 'orders', 'authenticated', array['SELECT'],
-  'authenticated can only read orders');
-select table_privs_are('public', 'orders', 'service_role', array['SELECT', 'INSERT', 'UPDATE', 'DELETE'],
-  'service_role has full DML on orders');
-select table_privs_are('public', 'order_items', 'anon', array[]::text[],
-  'anon has no privileges on order_items');
-select table_privs_are('public', 'order_items', 'authenticated', array['SELECT'],
-  'authenticated can only read order_items');
-select table_privs_are('public', 'order_items', 'service_role', array['SELECT', 'INSERT', 'UPDATE', 'DELETE'],
-  'service_role has full DML on order_items');
-select table_privs_are('public', 'billing_events', 'anon', array[]::text[],
-  'anon has no privileges on billing_events');
-select table_privs_are('public', 'billing_events', 'authenticated', array[]::text[],
-  'authenticated has no privileges on billing_events: the ledger is service_role only');
-select table_privs_are('public', 'billing_events', 'service_role', array['SELECT', 'INSERT', 'UPDATE'],
-  'service_role reads, records and updates billing_events, and deletes none');
-select table_privs_are('public', 'billing_credit_prices', 'anon', array[]::text[],
-  'anon has no privileges on billing_credit_prices');
-select table_privs_are('public', 'billing_credit_prices', 'authenticated', array['SELECT'],
-  'authenticated can only read billing_credit_prices');
-select table_privs_are('public', 'billing_credit_prices', 'service_role', array['SELECT', 'INSERT', 'UPDATE', 'DELETE'],
-  'service_role has full DML on billing_credit_prices');
 select is_empty($$
   select seq, r.rolname, priv
   from unnest(array['public.billing_customers_id_seq', 'public.billing_events_id_seq']) as seq

@@ -30,7 +30,7 @@ begin
 end
 $$;
 
-select plan(53);
+select plan(44);
 
 /*
  * Structure
@@ -78,24 +78,6 @@ select policies_are('public', 'billing_payment_keys', array[]::name[],
   'billing_payment_keys has no policy: service_role only');
 select policies_are('public', 'billing_reversals', array[]::name[],
   'billing_reversals has no policy: service_role only');
-select table_privs_are('public', 'billing_payments', 'anon', array[]::text[],
-  'anon has no privileges on billing_payments');
-select table_privs_are('public', 'billing_payments', 'authenticated', array['SELECT'],
-  'authenticated can only read billing_payments');
-select table_privs_are('public', 'billing_payments', 'service_role', array['SELECT', 'INSERT', 'UPDATE', 'DELETE'],
-  'service_role has full DML on billing_payments');
-select table_privs_are('public', 'billing_payment_keys', 'anon', array[]::text[],
-  'anon has no privileges on billing_payment_keys');
-select table_privs_are('public', 'billing_payment_keys', 'authenticated', array[]::text[],
-  'authenticated has no privileges on billing_payment_keys');
-select table_privs_are('public', 'billing_payment_keys', 'service_role', array['SELECT', 'INSERT', 'UPDATE', 'DELETE'],
-  'service_role has full DML on billing_payment_keys');
-select table_privs_are('public', 'billing_reversals', 'anon', array[]::text[],
-  'anon has no privileges on billing_reversals');
-select table_privs_are('public', 'billing_reversals', 'authenticated', array[]::text[],
-  'authenticated has no privileges on billing_reversals');
-select table_privs_are('public', 'billing_reversals', 'service_role', array['SELECT', 'INSERT', 'UPDATE', 'DELETE'],
-  'service_role has full DML on billing_reversals');
 select is_empty($$
   select p.oid::regprocedure, r.rolname from pg_proc p
   cross join (values ('anon'), ('authenticated'), ('service_role'), ('public')) as r (rolname)
