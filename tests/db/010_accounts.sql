@@ -22,23 +22,19 @@ select plan(44);
  */
 select tests.authenticate_as_anon();
 
-select throws_ok(
+select tests.denied(
   $$ select * from public.accounts $$,
-  '42501', 'permission denied for table accounts',
-  'anon cannot read accounts');
-select throws_ok(
+  'accounts', 'anon cannot read accounts');
+select tests.denied(
   $$ insert into public.accounts (primary_owner_user_id, name, slug)
      values (tests.user_id('owner'), 'Anon Team', 'anon-team') $$,
-  '42501', 'permission denied for table accounts',
-  'anon cannot create accounts');
-select throws_ok(
+  'accounts', 'anon cannot create accounts');
+select tests.denied(
   $$ update public.accounts set name = 'Defaced' $$,
-  '42501', 'permission denied for table accounts',
-  'anon cannot update accounts');
-select throws_ok(
+  'accounts', 'anon cannot update accounts');
+select tests.denied(
   $$ delete from public.accounts $$,
-  '42501', 'permission denied for table accounts',
-  'anon cannot delete accounts');
+  'accounts', 'anon cannot delete accounts');
 
 /*
  * outsider: signed in, member of nothing
@@ -55,21 +51,19 @@ select is_empty(
 select is_empty(
   $$ select 1 from public.accounts where id = tests.user_id('owner') $$,
   'an outsider cannot see another user''s personal account');
-select throws_ok(
+select tests.denied(
   $$ insert into public.accounts (primary_owner_user_id, name, slug)
      values (tests.user_id('outsider'), 'Own Team', 'own-team') $$,
-  '42501', 'permission denied for table accounts',
-  'an outsider cannot create accounts directly');
+  'accounts', 'an outsider cannot create accounts directly');
 select is_empty(
   $$ update public.accounts set name = 'Hijacked' where id = tests.account_id('team') returning id $$,
   'an outsider''s update of a team account matches no rows');
 select is_empty(
   $$ update public.accounts set name = 'Hijacked' where id = tests.user_id('owner') returning id $$,
   'an outsider''s update of another user''s personal account matches no rows');
-select throws_ok(
+select tests.denied(
   $$ delete from public.accounts where id = tests.account_id('team') $$,
-  '42501', 'permission denied for table accounts',
-  'an outsider cannot delete accounts');
+  'accounts', 'an outsider cannot delete accounts');
 
 /*
  * member: belongs to the team with the 'member' role
@@ -83,11 +77,10 @@ select set_eq(
 select is_empty(
   $$ select 1 from public.accounts where id = tests.user_id('owner') $$,
   'a member cannot see a teammate''s personal account');
-select throws_ok(
+select tests.denied(
   $$ insert into public.accounts (primary_owner_user_id, name, slug)
      values (tests.user_id('member'), 'Side Team', 'side-team') $$,
-  '42501', 'permission denied for table accounts',
-  'a member cannot create accounts directly');
+  'accounts', 'a member cannot create accounts directly');
 select is_empty(
   $$ update public.accounts set name = 'Member Rename' where id = tests.account_id('team') returning id $$,
   'a member without settings.manage cannot update the team account');
@@ -95,10 +88,9 @@ select results_eq(
   $$ update public.accounts set name = 'Max M.' where id = tests.user_id('member') returning name::text $$,
   $$ values ('Max M.') $$,
   'a user can rename their own personal account');
-select throws_ok(
+select tests.denied(
   $$ delete from public.accounts where id = tests.user_id('member') $$,
-  '42501', 'permission denied for table accounts',
-  'a user cannot delete their own personal account');
+  'accounts', 'a user cannot delete their own personal account');
 
 /*
  * owner: primary owner of the team, with the 'owner' role
@@ -109,11 +101,10 @@ select set_eq(
   $$ select id from public.accounts $$,
   $$ values (tests.user_id('owner')), (tests.account_id('team')) $$,
   'an owner sees their personal account and their team');
-select throws_ok(
+select tests.denied(
   $$ insert into public.accounts (primary_owner_user_id, name, slug)
      values (tests.user_id('owner'), 'Second Team', 'second-team') $$,
-  '42501', 'permission denied for table accounts',
-  'an owner cannot create accounts directly');
+  'accounts', 'an owner cannot create accounts directly');
 select results_eq(
   $$ update public.accounts
      set name = 'Team Renamed', picture_url = 'https://example.com/logo.png', public_data = '{"motto": "we fix it"}'
@@ -125,26 +116,22 @@ select results_eq(
   $$ update public.accounts set slug = 'team-renamed' where id = tests.account_id('team') returning slug::text $$,
   $$ values ('team-renamed') $$,
   'an owner can change the team account''s slug');
-select throws_ok(
+select tests.denied(
   $$ update public.accounts set primary_owner_user_id = tests.user_id('member') where id = tests.account_id('team') $$,
-  '42501', 'permission denied for table accounts',
-  'an owner cannot hand the account to someone else by updating primary_owner_user_id');
-select throws_ok(
+  'accounts', 'an owner cannot hand the account to someone else by updating primary_owner_user_id');
+select tests.denied(
   $$ update public.accounts set is_personal_account = true where id = tests.account_id('team') $$,
-  '42501', 'permission denied for table accounts',
-  'an owner cannot turn a team account into a personal one');
-select throws_ok(
+  'accounts', 'an owner cannot turn a team account into a personal one');
+select tests.denied(
   $$ update public.accounts set email = 'spoof@example.com' where id = tests.user_id('owner') $$,
-  '42501', 'permission denied for table accounts',
-  'a user cannot change the email copied from their login');
+  'accounts', 'a user cannot change the email copied from their login');
 select throws_ok(
   $$ update public.accounts set slug = 'my-own' where id = tests.user_id('owner') $$,
   '23514', 'new row for relation "accounts" violates check constraint "accounts_slug_iff_team"',
   'a personal account cannot be given a slug');
-select throws_ok(
+select tests.denied(
   $$ delete from public.accounts where id = tests.account_id('team') $$,
-  '42501', 'permission denied for table accounts',
-  'an owner cannot delete the team account directly');
+  'accounts', 'an owner cannot delete the team account directly');
 
 /*
  * service_role: trusted server code, bypasses RLS

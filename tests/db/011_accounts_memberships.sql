@@ -25,23 +25,19 @@ select plan(32);
  */
 select tests.authenticate_as_anon();
 
-select throws_ok(
+select tests.denied(
   $$ select * from public.accounts_memberships $$,
-  '42501', 'permission denied for table accounts_memberships',
-  'anon cannot read memberships');
-select throws_ok(
+  'accounts_memberships', 'anon cannot read memberships');
+select tests.denied(
   $$ insert into public.accounts_memberships (user_id, account_id, account_role)
      values (tests.user_id('outsider'), tests.account_id('team'), 'owner') $$,
-  '42501', 'permission denied for table accounts_memberships',
-  'anon cannot create memberships');
-select throws_ok(
+  'accounts_memberships', 'anon cannot create memberships');
+select tests.denied(
   $$ update public.accounts_memberships set account_role = 'owner' $$,
-  '42501', 'permission denied for table accounts_memberships',
-  'anon cannot update memberships');
-select throws_ok(
+  'accounts_memberships', 'anon cannot update memberships');
+select tests.denied(
   $$ delete from public.accounts_memberships $$,
-  '42501', 'permission denied for table accounts_memberships',
-  'anon cannot delete memberships');
+  'accounts_memberships', 'anon cannot delete memberships');
 
 /*
  * outsider
@@ -51,20 +47,17 @@ select tests.authenticate_as('outsider');
 select is_empty(
   $$ select * from public.accounts_memberships $$,
   'an outsider sees no memberships at all');
-select throws_ok(
+select tests.denied(
   $$ insert into public.accounts_memberships (user_id, account_id, account_role)
      values (tests.user_id('outsider'), tests.account_id('team'), 'member') $$,
-  '42501', 'permission denied for table accounts_memberships',
-  'an outsider cannot join a team by inserting a membership');
-select throws_ok(
+  'accounts_memberships', 'an outsider cannot join a team by inserting a membership');
+select tests.denied(
   $$ update public.accounts_memberships set user_id = tests.user_id('outsider')
      where account_id = tests.account_id('team') $$,
-  '42501', 'permission denied for table accounts_memberships',
-  'an outsider cannot take over a membership');
-select throws_ok(
+  'accounts_memberships', 'an outsider cannot take over a membership');
+select tests.denied(
   $$ delete from public.accounts_memberships where account_id = tests.account_id('team') $$,
-  '42501', 'permission denied for table accounts_memberships',
-  'an outsider cannot delete a team''s memberships');
+  'accounts_memberships', 'an outsider cannot delete a team''s memberships');
 
 /*
  * member
@@ -78,20 +71,17 @@ select set_eq(
 select is_empty(
   $$ select 1 from public.accounts_memberships where account_id = tests.account_id('elsewhere') $$,
   'a member cannot see the memberships of a team they do not belong to');
-select throws_ok(
+select tests.denied(
   $$ insert into public.accounts_memberships (user_id, account_id, account_role)
      values (tests.user_id('outsider'), tests.account_id('team'), 'member') $$,
-  '42501', 'permission denied for table accounts_memberships',
-  'a member cannot add people to the team');
-select throws_ok(
+  'accounts_memberships', 'a member cannot add people to the team');
+select tests.denied(
   $$ update public.accounts_memberships set account_role = 'owner'
      where user_id = tests.user_id('member') $$,
-  '42501', 'permission denied for table accounts_memberships',
-  'a member cannot promote themselves');
-select throws_ok(
+  'accounts_memberships', 'a member cannot promote themselves');
+select tests.denied(
   $$ delete from public.accounts_memberships where user_id = tests.user_id('owner') $$,
-  '42501', 'permission denied for table accounts_memberships',
-  'a member cannot remove the owner');
+  'accounts_memberships', 'a member cannot remove the owner');
 
 /*
  * owner
@@ -105,20 +95,17 @@ select set_eq(
 select is_empty(
   $$ select 1 from public.accounts_memberships where account_id = tests.account_id('elsewhere') $$,
   'an owner cannot see the memberships of another team');
-select throws_ok(
+select tests.denied(
   $$ insert into public.accounts_memberships (user_id, account_id, account_role)
      values (tests.user_id('outsider'), tests.account_id('team'), 'member') $$,
-  '42501', 'permission denied for table accounts_memberships',
-  'an owner cannot insert memberships directly (invitations will do it)');
-select throws_ok(
+  'accounts_memberships', 'an owner cannot insert memberships directly (invitations will do it)');
+select tests.denied(
   $$ update public.accounts_memberships set account_role = 'owner'
      where user_id = tests.user_id('member') $$,
-  '42501', 'permission denied for table accounts_memberships',
-  'an owner cannot change roles directly');
-select throws_ok(
+  'accounts_memberships', 'an owner cannot change roles directly');
+select tests.denied(
   $$ delete from public.accounts_memberships where user_id = tests.user_id('member') $$,
-  '42501', 'permission denied for table accounts_memberships',
-  'an owner cannot delete memberships directly');
+  'accounts_memberships', 'an owner cannot delete memberships directly');
 
 /*
  * service_role

@@ -114,26 +114,21 @@ select results_eq(
  */
 select tests.authenticate_as_anon();
 
-select throws_ok(
+select tests.denied(
   $$ select * from public.ticket_intakes $$,
-  '42501', 'permission denied for table ticket_intakes',
-  'anon cannot read intakes, not even to look up a key');
-select throws_ok(
+  'ticket_intakes', 'anon cannot read intakes, not even to look up a key');
+select tests.denied(
   $$ insert into public.ticket_intakes (account_id, intake_key) values (tests.account_id('second'), 'anon-form') $$,
-  '42501', 'permission denied for table ticket_intakes',
-  'anon cannot create intakes');
-select throws_ok(
+  'ticket_intakes', 'anon cannot create intakes');
+select tests.denied(
   $$ update public.ticket_intakes set enabled = false $$,
-  '42501', 'permission denied for table ticket_intakes',
-  'anon cannot update intakes');
-select throws_ok(
+  'ticket_intakes', 'anon cannot update intakes');
+select tests.denied(
   $$ delete from public.ticket_intakes $$,
-  '42501', 'permission denied for table ticket_intakes',
-  'anon cannot delete intakes');
-select throws_ok(
+  'ticket_intakes', 'anon cannot delete intakes');
+select tests.denied(
   $$ select * from public.ticket_intake_submissions $$,
-  '42501', 'permission denied for table ticket_intake_submissions',
-  'anon cannot read submissions');
+  'ticket_intake_submissions', 'anon cannot read submissions');
 
 /*
  * outsider
@@ -157,10 +152,9 @@ select is_empty(
 select is_empty(
   $$ delete from public.ticket_intakes where account_id = tests.account_id('team') returning 1 $$,
   'an outsider''s delete of a team''s intake matches no rows');
-select throws_ok(
+select tests.denied(
   $$ select * from public.ticket_intake_submissions $$,
-  '42501', 'permission denied for table ticket_intake_submissions',
-  'an outsider cannot read submissions');
+  'ticket_intake_submissions', 'an outsider cannot read submissions');
 
 /*
  * member: reads the team's intake, changes nothing (no settings.manage)
@@ -181,10 +175,9 @@ select is_empty(
 select is_empty(
   $$ delete from public.ticket_intakes where account_id = tests.account_id('team') returning 1 $$,
   'a member without settings.manage cannot delete the intake');
-select throws_ok(
+select tests.denied(
   $$ select * from public.ticket_intake_submissions $$,
-  '42501', 'permission denied for table ticket_intake_submissions',
-  'a member cannot read submissions, which hold customers'' IP addresses');
+  'ticket_intake_submissions', 'a member cannot read submissions, which hold customers'' IP addresses');
 
 /*
  * owner: holds settings.manage on both teams
@@ -215,14 +208,12 @@ select results_eq(
 select is_empty(
   $$ update public.ticket_intakes set enabled = false where account_id = tests.account_id('elsewhere') returning 1 $$,
   'an owner cannot update another team''s intake');
-select throws_ok(
+select tests.denied(
   $$ update public.ticket_intakes set account_id = tests.account_id('second') where account_id = tests.account_id('team') $$,
-  '42501', 'permission denied for table ticket_intakes',
-  'an owner cannot move an intake to another account');
-select throws_ok(
+  'ticket_intakes', 'an owner cannot move an intake to another account');
+select tests.denied(
   $$ update public.ticket_intakes set created_at = now() where account_id = tests.account_id('team') $$,
-  '42501', 'permission denied for table ticket_intakes',
-  'an owner cannot write an intake''s timestamps');
+  'ticket_intakes', 'an owner cannot write an intake''s timestamps');
 select is_empty(
   $$ delete from public.ticket_intakes where account_id = tests.account_id('elsewhere') returning 1 $$,
   'an owner cannot delete another team''s intake');
@@ -230,10 +221,9 @@ select results_eq(
   $$ delete from public.ticket_intakes where account_id = tests.account_id('second') returning intake_key $$,
   $$ values ('second-form') $$,
   'an owner can delete their team''s intake');
-select throws_ok(
+select tests.denied(
   $$ select * from public.ticket_intake_submissions $$,
-  '42501', 'permission denied for table ticket_intake_submissions',
-  'an owner cannot read submissions');
+  'ticket_intake_submissions', 'an owner cannot read submissions');
 select throws_ok(
   $$ select * from kit.intake_rate_counters $$,
   '42501', 'permission denied for schema kit',
@@ -266,10 +256,9 @@ select results_eq(
      where account_id = tests.account_id('team') $$,
   $$ values ('key-1', '203.0.113.7') $$,
   'service_role reads submissions');
-select throws_ok(
+select tests.denied(
   $$ update public.ticket_intake_submissions set request_hash = 'forged' $$,
-  '42501', 'permission denied for table ticket_intake_submissions',
-  'service_role cannot edit a submission record');
+  'ticket_intake_submissions', 'service_role cannot edit a submission record');
 select throws_ok(
   $$ select * from kit.intake_rate_counters $$,
   '42501', 'permission denied for schema kit',

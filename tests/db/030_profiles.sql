@@ -113,15 +113,15 @@ select results_eq(
  */
 select tests.authenticate_as_anon();
 
-select throws_ok($$ select * from public.profiles $$,
-  '42501', 'permission denied for table profiles', 'anon cannot read profiles');
-select throws_ok(
+select tests.denied($$ select * from public.profiles $$,
+  'profiles', 'anon cannot read profiles');
+select tests.denied(
   $$ insert into public.profiles (id) values ('00000000-0000-4000-8000-0000000b0009') $$,
-  '42501', 'permission denied for table profiles', 'anon cannot create profiles');
-select throws_ok($$ update public.profiles set email = 'x@y.example' $$,
-  '42501', 'permission denied for table profiles', 'anon cannot update profiles');
-select throws_ok($$ delete from public.profiles $$,
-  '42501', 'permission denied for table profiles', 'anon cannot delete profiles');
+  'profiles', 'anon cannot create profiles');
+select tests.denied($$ update public.profiles set email = 'x@y.example' $$,
+  'profiles', 'anon cannot update profiles');
+select tests.denied($$ delete from public.profiles $$,
+  'profiles', 'anon cannot delete profiles');
 
 /*
  * Another user (bob, looking at ada's profile)
@@ -135,12 +135,12 @@ select results_eq(
 select is_empty(
   $$ update public.profiles set email = 'hijack@evil.example' where id = tests.user_id('ada') returning id $$,
   'a user cannot change someone else''s email: the row is not theirs to update');
-select throws_ok(
+select tests.denied(
   $$ insert into public.profiles (id) values (tests.user_id('bob')) $$,
-  '42501', 'permission denied for table profiles', 'a user cannot create a profile');
-select throws_ok(
+  'profiles', 'a user cannot create a profile');
+select tests.denied(
   $$ delete from public.profiles where id = tests.user_id('ada') $$,
-  '42501', 'permission denied for table profiles', 'a user cannot delete someone else''s profile');
+  'profiles', 'a user cannot delete someone else''s profile');
 
 /*
  * The profile's own user (ada)
@@ -155,21 +155,21 @@ select results_eq(
   $$ update public.profiles set email = 'ada@new.example' where id = tests.user_id('ada') returning email $$,
   $$ values ('ada@new.example') $$,
   'a user may change their own contact email');
-select throws_ok(
+select tests.denied(
   $$ update public.profiles set credits = 1000000 where id = tests.user_id('ada') $$,
-  '42501', 'permission denied for table profiles', 'a user cannot change their own credits');
-select throws_ok(
+  'profiles', 'a user cannot change their own credits');
+select tests.denied(
   $$ update public.profiles set credits = credits + 1, email = 'ada@sneaky.example' $$,
-  '42501', 'permission denied for table profiles', 'not even alongside a change they may make');
-select throws_ok(
+  'profiles', 'not even alongside a change they may make');
+select tests.denied(
   $$ update public.profiles set id = tests.user_id('bob') where id = tests.user_id('ada') $$,
-  '42501', 'permission denied for table profiles', 'a user cannot move their profile to another id');
-select throws_ok(
+  'profiles', 'a user cannot move their profile to another id');
+select tests.denied(
   $$ update public.profiles set created_at = now() - interval '1 year' $$,
-  '42501', 'permission denied for table profiles', 'a user cannot rewrite their profile''s timestamps');
-select throws_ok(
+  'profiles', 'a user cannot rewrite their profile''s timestamps');
+select tests.denied(
   $$ delete from public.profiles where id = tests.user_id('ada') $$,
-  '42501', 'permission denied for table profiles', 'a user cannot delete their own profile');
+  'profiles', 'a user cannot delete their own profile');
 select throws_ok(
   $$ update public.profiles set email = 'not an address' where id = tests.user_id('ada') $$,
   '23514', null, 'the email must look like an address');
@@ -196,18 +196,15 @@ select results_eq(
   $$ update public.profiles set email = 'bob@support.example' where id = tests.user_id('bob') returning email $$,
   $$ values ('bob@support.example') $$,
   'service_role may correct a user''s email');
-select throws_ok(
+select tests.denied(
   $$ update public.profiles set credits = 5 where id = tests.user_id('bob') $$,
-  '42501', 'permission denied for table profiles',
-  'service_role cannot set credits directly, around the ledger');
-select throws_ok(
+  'profiles', 'service_role cannot set credits directly, around the ledger');
+select tests.denied(
   $$ insert into public.profiles (id) values ('00000000-0000-4000-8000-0000000b0009') $$,
-  '42501', 'permission denied for table profiles',
-  'service_role cannot create a profile without its signup grant');
-select throws_ok(
+  'profiles', 'service_role cannot create a profile without its signup grant');
+select tests.denied(
   $$ delete from public.profiles where id = tests.user_id('bob') $$,
-  '42501', 'permission denied for table profiles',
-  'service_role cannot delete a profile (deleting the user does)');
+  'profiles', 'service_role cannot delete a profile (deleting the user does)');
 select throws_ok(
   $$ select kit.create_profile() $$,
   '42501', 'permission denied for schema kit', 'service_role cannot call the sign-up trigger function');

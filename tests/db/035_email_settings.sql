@@ -63,15 +63,15 @@ select results_eq(
  */
 select tests.authenticate_as_anon();
 
-select throws_ok($$ select * from public.email_settings $$,
-  '42501', 'permission denied for table email_settings', 'anon cannot read the policy');
-select throws_ok($$ update public.email_settings set custom_content_allowed = true $$,
-  '42501', 'permission denied for table email_settings', 'anon cannot change it');
-select throws_ok($$ select * from public.email_sender_settings $$,
-  '42501', 'permission denied for table email_sender_settings', 'anon cannot read exceptions');
-select throws_ok(
+select tests.denied($$ select * from public.email_settings $$,
+  'email_settings', 'anon cannot read the policy');
+select tests.denied($$ update public.email_settings set custom_content_allowed = true $$,
+  'email_settings', 'anon cannot change it');
+select tests.denied($$ select * from public.email_sender_settings $$,
+  'email_sender_settings', 'anon cannot read exceptions');
+select tests.denied(
   $$ insert into public.email_sender_settings (user_id, custom_content_allowed) values (tests.user_id('ada'), true) $$,
-  '42501', 'permission denied for table email_sender_settings', 'anon cannot grant exceptions');
+  'email_sender_settings', 'anon cannot grant exceptions');
 
 /*
  * The sender with an exception (ada)
@@ -87,21 +87,21 @@ select results_eq(
      from public.email_sender_settings $$,
   $$ values (tests.user_id('ada'), null::boolean, 500, null::integer, 'Newsletter customer, checked by support') $$,
   'and their own exceptions (null: the default applies)');
-select throws_ok($$ update public.email_settings set custom_content_allowed = true $$,
-  '42501', 'permission denied for table email_settings', 'a user cannot open raw content for everyone');
-select throws_ok($$ update public.email_settings set daily_mail_limit = 100000 $$,
-  '42501', 'permission denied for table email_settings', 'nor lift the daily limit');
-select throws_ok(
+select tests.denied($$ update public.email_settings set custom_content_allowed = true $$,
+  'email_settings', 'a user cannot open raw content for everyone');
+select tests.denied($$ update public.email_settings set daily_mail_limit = 100000 $$,
+  'email_settings', 'nor lift the daily limit');
+select tests.denied(
   $$ update public.email_sender_settings set custom_content_allowed = true where user_id = tests.user_id('ada') $$,
-  '42501', 'permission denied for table email_sender_settings', 'a user cannot grant themselves raw content');
-select throws_ok(
+  'email_sender_settings', 'a user cannot grant themselves raw content');
+select tests.denied(
   $$ insert into public.email_sender_settings (user_id, daily_recipient_limit) values (tests.user_id('ada'), 100000) $$,
-  '42501', 'permission denied for table email_sender_settings', 'nor a higher limit');
-select throws_ok(
+  'email_sender_settings', 'nor a higher limit');
+select tests.denied(
   $$ delete from public.email_sender_settings where user_id = tests.user_id('ada') $$,
-  '42501', 'permission denied for table email_sender_settings', 'nor drop their own exceptions');
-select throws_ok($$ insert into public.email_settings (id) values (false) $$,
-  '42501', 'permission denied for table email_settings', 'nor add a second policy');
+  'email_sender_settings', 'nor drop their own exceptions');
+select tests.denied($$ insert into public.email_settings (id) values (false) $$,
+  'email_settings', 'nor add a second policy');
 
 /*
  * Another user (bob)
@@ -110,9 +110,9 @@ select tests.authenticate_as('bob');
 
 select is_empty($$ select 1 from public.email_sender_settings $$,
   'another user sees nobody else''s exceptions');
-select throws_ok(
+select tests.denied(
   $$ insert into public.email_sender_settings (user_id, custom_content_allowed) values (tests.user_id('bob'), true) $$,
-  '42501', 'permission denied for table email_sender_settings', 'and cannot give themselves one');
+  'email_sender_settings', 'and cannot give themselves one');
 
 /*
  * service_role
@@ -132,14 +132,12 @@ select lives_ok(
   $$ update public.email_settings set daily_recipient_limit = 300 $$,
   'service_role changes the policy');
 select is((select daily_recipient_limit from public.email_settings), 300, 'and the change holds');
-select throws_ok($$ insert into public.email_settings (id) values (false) $$,
-  '42501', 'permission denied for table email_settings',
-  'service_role cannot add a second policy row');
-select throws_ok($$ delete from public.email_settings $$,
-  '42501', 'permission denied for table email_settings',
-  'nor delete the policy, which would leave reserve_email without one');
-select throws_ok($$ update public.email_settings set id = false $$,
-  '42501', 'permission denied for table email_settings', 'nor re-key it');
+select tests.denied($$ insert into public.email_settings (id) values (false) $$,
+  'email_settings', 'service_role cannot add a second policy row');
+select tests.denied($$ delete from public.email_settings $$,
+  'email_settings', 'nor delete the policy, which would leave reserve_email without one');
+select tests.denied($$ update public.email_settings set id = false $$,
+  'email_settings', 'nor re-key it');
 select lives_ok(
   $$ delete from public.email_sender_settings where user_id = tests.user_id('bob') $$,
   'service_role removes an exception');

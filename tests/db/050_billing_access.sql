@@ -246,28 +246,16 @@ $$, 'no API role or PUBLIC holds a privilege on the identity sequences');
  */
 select tests.authenticate_as_anon();
 
-select throws_ok($$ select * from public.billing_customers $$,
-  '42501', 'permission denied for table billing_customers', 'anon cannot read billing_customers');
-select throws_ok($$ select * from public.subscriptions $$,
-  '42501', 'permission denied for table subscriptions', 'anon cannot read subscriptions');
-select throws_ok($$ select * from public.subscription_items $$,
-  '42501', 'permission denied for table subscription_items', 'anon cannot read subscription_items');
-select throws_ok($$ select * from public.orders $$,
-  '42501', 'permission denied for table orders', 'anon cannot read orders');
-select throws_ok($$ select * from public.order_items $$,
-  '42501', 'permission denied for table order_items', 'anon cannot read order_items');
-select throws_ok($$ select * from public.billing_events $$,
-  '42501', 'permission denied for table billing_events', 'anon cannot read billing_events');
-select throws_ok($$ select * from public.billing_credit_prices $$,
-  '42501', 'permission denied for table billing_credit_prices', 'anon cannot read billing_credit_prices');
-select throws_ok(
+select tests.reads_denied('anon', array['billing_customers', 'subscriptions', 'subscription_items',
+  'orders', 'order_items', 'billing_events', 'billing_credit_prices']);
+select tests.denied(
   $$ insert into public.subscriptions (id, account_id, status, active, billing_provider, last_event_at)
      values ('sub_anon', tests.account_id('team'), 'active', true, 'stripe', now()) $$,
-  '42501', 'permission denied for table subscriptions', 'anon cannot create a subscription');
-select throws_ok(
+  'subscriptions', 'anon cannot create a subscription');
+select tests.denied(
   $$ insert into public.billing_events (provider, event_id, type, occurred_at)
      values ('stripe', 'evt_anon', 'forged', now()) $$,
-  '42501', 'permission denied for table billing_events', 'anon cannot record an event');
+  'billing_events', 'anon cannot record an event');
 
 /*
  * outsider: signed in, member of nothing
@@ -284,8 +272,8 @@ select is_empty($$ select * from tests.visible('orders') $$,
   'an outsider sees no orders');
 select is_empty($$ select * from tests.visible('order_items') $$,
   'an outsider sees no order items');
-select throws_ok($$ select * from public.billing_events $$,
-  '42501', 'permission denied for table billing_events', 'an outsider cannot read billing_events');
+select tests.denied($$ select * from public.billing_events $$,
+  'billing_events', 'an outsider cannot read billing_events');
 select set_eq($$ select provider::text, price_id, credits, grant_on from public.billing_credit_prices $$,
   $$ values ('stripe', 'price_pack', 100, 'purchase'), ('paddle', 'pri_pro', 20, 'renewal') $$,
   'an outsider reads every credit price, as a pricing page would');
@@ -305,8 +293,8 @@ select set_eq($$ select * from tests.visible('orders') $$, array['cs_team'],
   'a member sees their team''s order only');
 select set_eq($$ select * from tests.visible('order_items') $$, array['cs_team/price_pack'],
   'a member sees their team''s order items only');
-select throws_ok($$ select * from public.billing_events $$,
-  '42501', 'permission denied for table billing_events', 'a member cannot read billing_events');
+select tests.denied($$ select * from public.billing_events $$,
+  'billing_events', 'a member cannot read billing_events');
 select is((select count(*)::int from public.billing_credit_prices), 2, 'a member reads the credit prices');
 
 /*
@@ -324,102 +312,81 @@ select set_eq($$ select * from tests.visible('orders') $$, array['cs_team'],
   'the owner sees their team''s order only');
 select set_eq($$ select * from tests.visible('order_items') $$, array['cs_team/price_pack'],
   'the owner sees their team''s order items only');
-select throws_ok($$ select * from public.billing_events $$,
-  '42501', 'permission denied for table billing_events', 'the owner cannot read billing_events');
+select tests.denied($$ select * from public.billing_events $$,
+  'billing_events', 'the owner cannot read billing_events');
 
 -- Writes: authenticated holds SELECT only, so every write is refused
 -- outright (42501), not merely filtered to no rows.
-select throws_ok(
+select tests.denied(
   $$ insert into public.billing_customers (account_id, provider, customer_id)
      values (tests.account_id('team'), 'stripe', 'cus_forged') $$,
-  '42501', 'permission denied for table billing_customers',
-  'the owner cannot link a customer to the team');
-select throws_ok(
+  'billing_customers', 'the owner cannot link a customer to the team');
+select tests.denied(
   $$ update public.billing_customers set email = 'me@owner.example' where customer_id = 'cus_team' $$,
-  '42501', 'permission denied for table billing_customers',
-  'the owner cannot change the team''s customer link');
-select throws_ok(
+  'billing_customers', 'the owner cannot change the team''s customer link');
+select tests.denied(
   $$ delete from public.billing_customers where customer_id = 'cus_team' $$,
-  '42501', 'permission denied for table billing_customers',
-  'the owner cannot delete the team''s customer link');
-select throws_ok(
+  'billing_customers', 'the owner cannot delete the team''s customer link');
+select tests.denied(
   $$ insert into public.subscriptions (id, account_id, status, active, billing_provider, last_event_at)
      values ('sub_free', tests.account_id('team'), 'active', true, 'stripe', now()) $$,
-  '42501', 'permission denied for table subscriptions',
-  'the owner cannot give the team a subscription');
-select throws_ok(
+  'subscriptions', 'the owner cannot give the team a subscription');
+select tests.denied(
   $$ update public.subscriptions set status = 'active', active = true, period_ends_at = 'infinity'
      where id = 'sub_team' $$,
-  '42501', 'permission denied for table subscriptions',
-  'the owner cannot extend the team''s subscription');
-select throws_ok(
+  'subscriptions', 'the owner cannot extend the team''s subscription');
+select tests.denied(
   $$ delete from public.subscriptions where id = 'sub_team' $$,
-  '42501', 'permission denied for table subscriptions',
-  'the owner cannot delete the team''s subscription');
-select throws_ok(
+  'subscriptions', 'the owner cannot delete the team''s subscription');
+select tests.denied(
   $$ insert into public.subscription_items (subscription_id, variant_id, type, quantity)
      values ('sub_team', 'price_enterprise', 'flat', 1) $$,
-  '42501', 'permission denied for table subscription_items',
-  'the owner cannot add an item to the team''s subscription');
-select throws_ok(
+  'subscription_items', 'the owner cannot add an item to the team''s subscription');
+select tests.denied(
   $$ update public.subscription_items set quantity = 100 where subscription_id = 'sub_team' $$,
-  '42501', 'permission denied for table subscription_items',
-  'the owner cannot change the seats on the team''s subscription');
-select throws_ok(
+  'subscription_items', 'the owner cannot change the seats on the team''s subscription');
+select tests.denied(
   $$ delete from public.subscription_items where subscription_id = 'sub_team' $$,
-  '42501', 'permission denied for table subscription_items',
-  'the owner cannot delete the team''s subscription items');
-select throws_ok(
+  'subscription_items', 'the owner cannot delete the team''s subscription items');
+select tests.denied(
   $$ insert into public.orders (id, account_id, status, billing_provider, last_event_at)
      values ('cs_free', tests.account_id('team'), 'succeeded', 'stripe', now()) $$,
-  '42501', 'permission denied for table orders',
-  'the owner cannot record an order');
-select throws_ok(
+  'orders', 'the owner cannot record an order');
+select tests.denied(
   $$ update public.orders set status = 'succeeded' where id = 'cs_team' $$,
-  '42501', 'permission denied for table orders',
-  'the owner cannot change the team''s order');
-select throws_ok(
+  'orders', 'the owner cannot change the team''s order');
+select tests.denied(
   $$ delete from public.orders where id = 'cs_team' $$,
-  '42501', 'permission denied for table orders',
-  'the owner cannot delete the team''s order');
-select throws_ok(
+  'orders', 'the owner cannot delete the team''s order');
+select tests.denied(
   $$ insert into public.order_items (order_id, variant_id, quantity) values ('cs_team', 'price_pack_big', 10) $$,
-  '42501', 'permission denied for table order_items',
-  'the owner cannot add an item to the team''s order');
-select throws_ok(
+  'order_items', 'the owner cannot add an item to the team''s order');
+select tests.denied(
   $$ update public.order_items set quantity = 100 where order_id = 'cs_team' $$,
-  '42501', 'permission denied for table order_items',
-  'the owner cannot change the team''s order items');
-select throws_ok(
+  'order_items', 'the owner cannot change the team''s order items');
+select tests.denied(
   $$ delete from public.order_items where order_id = 'cs_team' $$,
-  '42501', 'permission denied for table order_items',
-  'the owner cannot delete the team''s order items');
-select throws_ok(
+  'order_items', 'the owner cannot delete the team''s order items');
+select tests.denied(
   $$ insert into public.billing_events (provider, event_id, type, occurred_at)
      values ('stripe', 'evt_forged', 'invoice.paid', now()) $$,
-  '42501', 'permission denied for table billing_events',
-  'the owner cannot record an event');
-select throws_ok(
+  'billing_events', 'the owner cannot record an event');
+select tests.denied(
   $$ update public.billing_events set processed_at = now(), outcome = 'applied' $$,
-  '42501', 'permission denied for table billing_events',
-  'the owner cannot mark events processed');
-select throws_ok(
+  'billing_events', 'the owner cannot mark events processed');
+select tests.denied(
   $$ delete from public.billing_events $$,
-  '42501', 'permission denied for table billing_events',
-  'the owner cannot delete events');
-select throws_ok(
+  'billing_events', 'the owner cannot delete events');
+select tests.denied(
   $$ insert into public.billing_credit_prices (provider, price_id, credits, grant_on)
      values ('stripe', 'price_cheap', 1000000, 'purchase') $$,
-  '42501', 'permission denied for table billing_credit_prices',
-  'the owner cannot add a credit price');
-select throws_ok(
+  'billing_credit_prices', 'the owner cannot add a credit price');
+select tests.denied(
   $$ update public.billing_credit_prices set credits = 1000000 where price_id = 'price_pack' $$,
-  '42501', 'permission denied for table billing_credit_prices',
-  'the owner cannot change a credit price');
-select throws_ok(
+  'billing_credit_prices', 'the owner cannot change a credit price');
+select tests.denied(
   $$ delete from public.billing_credit_prices $$,
-  '42501', 'permission denied for table billing_credit_prices',
-  'the owner cannot delete credit prices');
+  'billing_credit_prices', 'the owner cannot delete credit prices');
 
 /*
  * solo: the user of a personal account (its id is the user's id)
@@ -436,14 +403,12 @@ select set_eq($$ select * from tests.visible('orders') $$, array['ls_order_solo'
   'a personal account''s user sees its order only');
 select set_eq($$ select * from tests.visible('order_items') $$, array['ls_order_solo/ls_variant_pack'],
   'a personal account''s user sees its order items only');
-select throws_ok(
+select tests.denied(
   $$ update public.subscriptions set status = 'active' where id = 'ls_sub_solo' $$,
-  '42501', 'permission denied for table subscriptions',
-  'a personal account''s user cannot change its own subscription');
-select throws_ok(
+  'subscriptions', 'a personal account''s user cannot change its own subscription');
+select tests.denied(
   $$ update public.orders set status = 'succeeded' where id = 'ls_order_solo' $$,
-  '42501', 'permission denied for table orders',
-  'a personal account''s user cannot mark its own order paid');
+  'orders', 'a personal account''s user cannot mark its own order paid');
 
 /*
  * The rows are as they were
@@ -484,10 +449,9 @@ select lives_ok(
   $$ insert into public.billing_events (provider, event_id, type, occurred_at)
      values ('paddle', 'evt_service_1', 'subscription.created', now()) $$,
   'service_role records an event without a grant on the identity sequence');
-select throws_ok(
+select tests.denied(
   $$ delete from public.billing_events where event_id = 'evt_service_1' $$,
-  '42501', 'permission denied for table billing_events',
-  'not even service_role deletes from the event ledger');
+  'billing_events', 'not even service_role deletes from the event ledger');
 select lives_ok(
   $$ update public.billing_credit_prices set credits = 120 where provider = 'stripe' and price_id = 'price_pack' $$,
   'service_role can change a credit price');

@@ -91,46 +91,38 @@ $$, 'no API role or PUBLIC may execute the ledger''s kit functions');
  * Who sees what
  */
 select tests.authenticate_as_anon();
-select throws_ok($$ select * from public.billing_payments $$,
-  '42501', 'permission denied for table billing_payments', 'anon cannot read billing_payments');
-select throws_ok($$ select * from public.billing_reversals $$,
-  '42501', 'permission denied for table billing_reversals', 'anon cannot read billing_reversals');
+select tests.reads_denied('anon', array['billing_payments', 'billing_reversals']);
 
 select tests.authenticate_as('outsider');
 select is_empty($$ select reference from public.billing_payments $$, 'an outsider sees no payments');
-select throws_ok($$ select * from public.billing_payment_keys $$,
-  '42501', 'permission denied for table billing_payment_keys', 'an outsider cannot read the key map');
+select tests.denied($$ select * from public.billing_payment_keys $$,
+  'billing_payment_keys', 'an outsider cannot read the key map');
 
 select tests.authenticate_as('member');
 select set_eq($$ select reference from public.billing_payments $$, array['in_team'],
   'a member sees their team''s payments only');
-select throws_ok($$ select * from public.billing_reversals $$,
-  '42501', 'permission denied for table billing_reversals', 'a member cannot read the reversals');
+select tests.denied($$ select * from public.billing_reversals $$,
+  'billing_reversals', 'a member cannot read the reversals');
 
 select tests.authenticate_as('owner');
 select set_eq($$ select reference from public.billing_payments $$, array['in_team'],
   'the owner sees their team''s payments only');
-select throws_ok(
+select tests.denied(
   $$ update public.billing_payments set credits_taken_back = 0 where reference = 'in_team' $$,
-  '42501', 'permission denied for table billing_payments',
-  'the owner cannot undo a take-back');
-select throws_ok(
+  'billing_payments', 'the owner cannot undo a take-back');
+select tests.denied(
   $$ insert into public.billing_payments (provider, reference, account_id, amount, paid_at)
      values ('stripe', 'in_forged', tests.account_id('team'), 1, now()) $$,
-  '42501', 'permission denied for table billing_payments',
-  'the owner cannot record a payment');
-select throws_ok(
+  'billing_payments', 'the owner cannot record a payment');
+select tests.denied(
   $$ delete from public.billing_payments where reference = 'in_team' $$,
-  '42501', 'permission denied for table billing_payments',
-  'the owner cannot delete a payment');
-select throws_ok(
+  'billing_payments', 'the owner cannot delete a payment');
+select tests.denied(
   $$ update public.billing_reversals set status = 'void' where id = 're_team' $$,
-  '42501', 'permission denied for table billing_reversals',
-  'the owner cannot void a refund');
-select throws_ok(
+  'billing_reversals', 'the owner cannot void a refund');
+select tests.denied(
   $$ insert into public.billing_payment_keys (provider, key, reference) values ('stripe', 'pi_x', 'in_team') $$,
-  '42501', 'permission denied for table billing_payment_keys',
-  'the owner cannot map a payment id');
+  'billing_payment_keys', 'the owner cannot map a payment id');
 
 select tests.authenticate_as_service_role();
 select set_eq($$ select reference from public.billing_payments $$, array['in_team', 'txn_elsewhere'],
