@@ -108,13 +108,17 @@ grant all on database postgres to postgres;
  * written for Supabase call e.g. `extensions.crypt(...)`. gen_random_uuid()
  * is in core since PostgreSQL 13. dblink is what the pgTAP race files open
  * their second sessions with: a project enables it from the dashboard (it
- * lands in `extensions`), and `postgres` cannot create it itself.
+ * lands in `extensions`); without supautils (hosted Supabase has it, a bare
+ * build of Supabase's schema does not) `postgres` cannot create it itself.
  */
 
 create schema if not exists extensions;
 create extension if not exists "uuid-ossp" with schema extensions;
 create extension if not exists pgcrypto with schema extensions;
 create extension if not exists dblink with schema extensions;
+-- pgTAP too, where the dashboard puts it: roles without usage on
+-- `extensions` (GoTrue's, Storage's) then cannot call it, as on Supabase.
+create extension if not exists pgtap with schema extensions;
 grant usage on schema extensions to postgres, anon, authenticated, service_role;
 grant all on schema extensions to postgres;
 grant all on all tables in schema extensions to postgres with grant option;
