@@ -14,88 +14,10 @@
 begin;
 create extension if not exists pgtap;
 \ir _helpers.psql
+\ir _sessions.psql
 
--- Sessions 'first' and 'second', connected to this database as the
--- current user (with the conninfo _dblink.psql checked) and then switched to
--- service_role, as the Worker's requests are.
-create function tests.open_racers()
-returns void
-language plpgsql
-as $$
-declare
-  -- Built by _dblink.psql: this server, this database, this user.
-  conninfo text := current_setting('tests.session_conninfo');
-begin
-  perform dblink_connect('first', conninfo);
-  perform dblink_connect('second', conninfo);
-  -- A racing bug must fail the test, not hang the suite.
-  perform dblink_exec('first', 'set statement_timeout = ''20s''');
-  perform dblink_exec('second', 'set statement_timeout = ''20s''');
-  -- Read each session's pid now: once a session runs an async query, it
-  -- cannot answer another until that one finishes.
-  insert into tests.racer_pids
-  select name, (select pid from dblink(name, 'select pg_backend_pid()') as t (pid int))
-  from unnest(array['first', 'second']) as name;
-end;
-$$;
-
-create table tests.racer_pids (
-  name text primary key,
-  pid int not null
-);
-
--- Waits (up to 10 s) until the session is blocked on a lock.
-create function tests.wait_until_blocked(connection text)
-returns boolean
-language plpgsql
-as $$
-declare
-  racer_pid int := (select pid from tests.racer_pids where name = connection);
-begin
-  for attempt in 1..200 loop
-    if exists (select 1 from pg_locks l where l.pid = racer_pid and not l.granted) then
-      return true;
-    end if;
-    perform pg_sleep(0.05);
-  end loop;
-  return false;
-end;
-$$;
-
--- Runs a statement in the session, or sends it without waiting; void, so
--- the TAP stream carries no command tags.
-create function tests.racer_exec(connection text, statement text)
-returns void
-language sql
-as $$
-  select from dblink_exec(connection, statement);
-$$;
-
-create function tests.racer_send(connection text, statement text)
-returns void
-language sql
-as $$
-  select from dblink_send_query(connection, statement);
-$$;
-
--- The answer to the query sent to the session, or its error message; also
--- reads the empty result that frees the connection for the next query.
-create function tests.racer_answer(connection text)
-returns text
-language plpgsql
-set client_min_messages = warning
-as $$
-declare
-  answer text;
-begin
-  select t.answer into answer from dblink_get_result(connection, false) as t (answer text);
-  if answer is null then
-    answer := dblink_error_message(connection);
-  end if;
-  perform * from dblink_get_result(connection, false) as t (answer text);
-  return answer;
-end;
-$$;
+-- Sessions 'first' and 'second' (_sessions.psql) are switched to
+-- service_role below, as the Worker's requests are.
 
 -- A submission as the Worker makes it; captcha tokens and titles vary.
 create function tests.submit_sql(title text, captcha_token text, idempotency_key text)
@@ -129,11 +51,11 @@ create table tests.race_answers (
   answer text
 );
 
-select tests.open_racers();
+select tests.open_session(name) from unnest(array['first', 'second']) as name;
 
 -- Committed fixtures: a user (whose personal account the sign-up trigger
 -- creates), their team and its intake.
-select tests.racer_exec('first', $sql$
+select from dblink_exec('first', $sql$
   delete from kit.intake_rate_counters where bucket = 'account:00000000-0000-4000-8000-0000000ace02';
   delete from auth.users where id = '00000000-0000-4000-8000-0000000ace01';
   insert into auth.users (instance_id, id, aud, role, email, raw_user_meta_data, created_at, updated_at)
@@ -144,24 +66,24 @@ select tests.racer_exec('first', $sql$
   insert into public.ticket_intakes (account_id, intake_key)
   values ('00000000-0000-4000-8000-0000000ace02', 'race-form');
 $sql$);
-select tests.racer_exec('first', 'set role service_role');
-select tests.racer_exec('second', 'set role service_role');
+select from dblink_exec('first', 'set role service_role');
+select from dblink_exec('second', 'set role service_role');
 
 select plan(12);
 
 /*
  * Same idempotency key: the second request waits, then replays
  */
-select tests.racer_exec('first', 'begin');
+select from dblink_exec('first', 'begin');
 insert into tests.race_answers
 select 'key: first', answer from dblink('first', tests.submit_sql('Same key', 'token-a', 'race-key')) as t (answer text);
-select tests.racer_send('second', tests.submit_sql('Same key', 'token-b', 'race-key'));
+select from dblink_send_query('second', tests.submit_sql('Same key', 'token-b', 'race-key'));
 
-select ok(tests.wait_until_blocked('second'),
+select ok(tests.wait_until_waiting(array['second']),
   'a second submission with the same key waits while the first is uncommitted');
 
-select tests.racer_exec('first', 'commit');
-insert into tests.race_answers values ('key: second', tests.racer_answer('second'));
+select from dblink_exec('first', 'commit');
+insert into tests.race_answers values ('key: second', tests.session_answer('second'));
 
 select is(
   (select answer::jsonb ->> 'ticket_id' from tests.race_answers where name = 'key: second'),
@@ -179,16 +101,16 @@ select is(tests.race_rows(), array[1, 1, 1],
 /*
  * Same key, but the first request fails: the waiting one creates the ticket
  */
-select tests.racer_exec('first', 'begin');
+select from dblink_exec('first', 'begin');
 insert into tests.race_answers
 select 'rollback: first', answer from dblink('first', tests.submit_sql('Rolled back', 'token-c', 'rollback-key')) as t (answer text);
-select tests.racer_send('second', tests.submit_sql('Rolled back', 'token-d', 'rollback-key'));
+select from dblink_send_query('second', tests.submit_sql('Rolled back', 'token-d', 'rollback-key'));
 
-select ok(tests.wait_until_blocked('second'),
+select ok(tests.wait_until_waiting(array['second']),
   'a second submission waits on a first that will fail');
 
-select tests.racer_exec('first', 'rollback');
-insert into tests.race_answers values ('rollback: second', tests.racer_answer('second'));
+select from dblink_exec('first', 'rollback');
+insert into tests.race_answers values ('rollback: second', tests.session_answer('second'));
 
 select is(
   (select answer::jsonb -> 'created' from tests.race_answers where name = 'rollback: second'),
@@ -204,16 +126,16 @@ select is(tests.race_rows(), array[2, 2, 2],
 /*
  * Same captcha token, no key: the second request fails with 409
  */
-select tests.racer_exec('first', 'begin');
+select from dblink_exec('first', 'begin');
 insert into tests.race_answers
 select 'captcha: first', answer from dblink('first', tests.submit_sql('Same token', 'token-e', null)) as t (answer text);
-select tests.racer_send('second', tests.submit_sql('Same token, other post', 'token-e', null));
+select from dblink_send_query('second', tests.submit_sql('Same token, other post', 'token-e', null));
 
-select ok(tests.wait_until_blocked('second'),
+select ok(tests.wait_until_waiting(array['second']),
   'a second submission with the same captcha token waits on the token''s unique index');
 
-select tests.racer_exec('first', 'commit');
-insert into tests.race_answers values ('captcha: second', tests.racer_answer('second'));
+select from dblink_exec('first', 'commit');
+insert into tests.race_answers values ('captcha: second', tests.session_answer('second'));
 
 select is(
   (select answer::jsonb -> 'created' from tests.race_answers where name = 'captcha: first'),
@@ -229,8 +151,8 @@ select is(tests.race_rows(), array[3, 3, 3],
 /*
  * Clean-up of what the sessions committed
  */
-select tests.racer_exec('first', 'reset role');
-select tests.racer_exec('first', $sql$
+select from dblink_exec('first', 'reset role');
+select from dblink_exec('first', $sql$
   delete from kit.intake_rate_counters where bucket = 'account:00000000-0000-4000-8000-0000000ace02';
   delete from auth.users where id = '00000000-0000-4000-8000-0000000ace01';
 $sql$);
