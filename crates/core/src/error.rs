@@ -81,7 +81,8 @@ pub enum Error {
     TooManyRequests { retry_after_secs: u32 },
 
     /// Any other 4xx a rule of the database or a handler names explicitly
-    /// (402 for "not enough credits", 429 for rate limits, ...).
+    /// (402 for "not enough credits", 409 for a conflict, ...); rate limits
+    /// are [`Error::TooManyRequests`], which also says when to retry.
     #[error("client error {status}: {detail}")]
     Client { status: u16, detail: String },
 

@@ -27,8 +27,9 @@
 //! the real expiry (for hosted Storage uploads, whose lifetime Storage fixes
 //! itself, that is read back from Storage's token).
 //!
-//! Left out: image transformations and `download=` (Content-Disposition)
-//! parameters, multipart/resumable (TUS) uploads, public buckets, and
+//! Left out: image transformations, `download=` (Content-Disposition) on
+//! the s3 signer (the handler adds it to Storage URLs, which do not sign
+//! it, and refuses it for s3), multipart/resumable (TUS) uploads, public buckets, and
 //! checking that a downloaded object exists (hosted Storage does; the local
 //! and S3 signers cannot without a network call, so a missing object shows up
 //! as the store's 404 when the client fetches it).
