@@ -55,7 +55,20 @@ begin
   end if;
 end
 $$;
-alter role postgres nosuperuser createdb createrole login replication bypassrls password 'postgres';
+-- A cluster made with `initdb -U postgres` (older scripts, the JS bench
+-- peers) has postgres as its only superuser, running this very file:
+-- demoting it would leave the cluster without one, and the rest of this
+-- file needs one. There it stays a superuser; the rest is mirrored.
+do $$
+begin
+  if (select rolsuper from pg_roles where oid = 10 and rolname = 'postgres') then
+    raise notice 'postgres is this cluster''s bootstrap superuser and stays one (initdb -U supabase_admin mirrors Supabase)';
+    alter role postgres createdb createrole login replication bypassrls password 'postgres';
+  else
+    alter role postgres nosuperuser createdb createrole login replication bypassrls password 'postgres';
+  end if;
+end
+$$;
 alter role postgres set search_path to "$user", public, extensions;
 
 -- The three roles a request can run as, and the role PostgREST logs in
