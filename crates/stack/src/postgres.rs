@@ -217,8 +217,9 @@ impl Postgres {
 /// the order it must run: roles and schemas Supabase would provide, the
 /// migrations by name (their timestamps sort chronologically), the seed.
 ///
-/// `dev/bootstrap.sql` is required, since PostgREST cannot log in without the
-/// roles it creates; the seed is optional.
+/// `dev/bootstrap.sql` is required: it runs as the superuser and must create
+/// the `postgres` login (password [`POSTGRES_PASSWORD`]) the rest runs as,
+/// and the roles PostgREST logs in and switches to; the seed is optional.
 pub(crate) fn sql_files(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let bootstrap = root.join("dev/bootstrap.sql");
     if !bootstrap.is_file() {

@@ -11,12 +11,17 @@ use edge_stack::{tokens, DemoUser, Services, Stack, StackOptions};
 use nix::{sys::signal::kill, unistd::Pid};
 use serde_json::{json, Value};
 
+/// What the stack needs of a bootstrap (run as the cluster's superuser):
+/// the `postgres` login everything after it runs as, with its password.
 const BOOTSTRAP: &str = r#"
+create role postgres login createrole password 'postgres';
+grant all on schema public to postgres;
 create role anon nologin noinherit;
 create role authenticated nologin noinherit;
 create role service_role nologin noinherit bypassrls;
 create role authenticator login noinherit password 'authenticator';
 grant anon, authenticated, service_role to authenticator;
+grant anon, authenticated, service_role to postgres;
 "#;
 
 const MIGRATION: &str = r#"
