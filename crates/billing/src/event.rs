@@ -8,7 +8,8 @@
 
 use serde::Serialize;
 
-/// The `billing_provider` enum in SQL.
+/// The `billing_provider` enum in SQL; each is described once, in
+/// [`crate::providers::PROVIDERS`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Provider {
@@ -20,16 +21,6 @@ pub enum Provider {
 /// Active or trialing: what gives access under Stripe's and Paddle's statuses.
 pub fn gives_access(status: &str) -> bool {
     matches!(status, "active" | "trialing")
-}
-
-impl Provider {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Provider::Stripe => "stripe",
-            Provider::LemonSqueezy => "lemon-squeezy",
-            Provider::Paddle => "paddle",
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -14,12 +14,14 @@ pub mod event;
 pub mod lemon_squeezy;
 pub mod paddle;
 mod parse;
+pub mod providers;
 pub mod signature;
 pub mod stripe;
 
 use edge_core::{Error, HttpConfig, Method, Request, Response, Service, Vars};
 use edge_db::{execute, PostgrestConfig, ServiceDb, ServiceKey};
 use event::{Event, Provider};
+use providers::{Spec, PROVIDERS};
 use serde::{Deserialize, Serialize};
 use signature::{Failure, Secrets};
 
@@ -43,10 +45,11 @@ struct Endpoint {
 }
 
 impl Endpoint {
-    fn from_vars(vars: &Vars<'_>, secret: &str, tolerance: Option<&str>) -> Result<Self, Error> {
+    fn from_vars(vars: &Vars<'_>, spec: &Spec) -> Result<Self, Error> {
         Ok(Self {
-            secrets: Secrets::new(vars.list(secret)),
-            tolerance_secs: match tolerance {
+            secrets: Secrets::new(vars.list(spec.secret_var)),
+            // A provider that signs no timestamp has nothing to bound.
+            tolerance_secs: match spec.tolerance_var {
                 Some(name) => vars.parse_or(name, DEFAULT_TOLERANCE_SECS)?,
                 None => 0,
             },
@@ -57,9 +60,8 @@ impl Endpoint {
 pub struct BillingWebhooks {
     http: HttpConfig,
     service_db: ServiceDb,
-    stripe: Endpoint,
-    lemon_squeezy: Endpoint,
-    paddle: Endpoint,
+    /// One per row of [`PROVIDERS`], in its order.
+    endpoints: Vec<Endpoint>,
     now: fn() -> i64,
 }
 
@@ -70,34 +72,22 @@ impl BillingWebhooks {
         Ok(Self {
             http: HttpConfig::from_vars_with_body_limit(vars, DEFAULT_MAX_BODY_BYTES)?,
             service_db: ServiceDb::new(&postgrest, &ServiceKey::from_vars(vars)?),
-            stripe: Endpoint::from_vars(
-                vars,
-                "STRIPE_WEBHOOK_SECRET",
-                Some("STRIPE_WEBHOOK_TOLERANCE_SECS"),
-            )?,
-            // Lemon Squeezy signs no timestamp; there is nothing to bound.
-            lemon_squeezy: Endpoint::from_vars(vars, "LEMON_SQUEEZY_WEBHOOK_SECRET", None)?,
-            paddle: Endpoint::from_vars(
-                vars,
-                "PADDLE_WEBHOOK_SECRET",
-                Some("PADDLE_WEBHOOK_TOLERANCE_SECS"),
-            )?,
+            endpoints: PROVIDERS
+                .iter()
+                .map(|spec| Endpoint::from_vars(vars, spec))
+                .collect::<Result<_, _>>()?,
             now,
         })
     }
 
-    fn endpoint(&self, provider: Provider) -> &Endpoint {
-        match provider {
-            Provider::Stripe => &self.stripe,
-            Provider::LemonSqueezy => &self.lemon_squeezy,
-            Provider::Paddle => &self.paddle,
-        }
-    }
-
     /// Checks the provider's signature over the raw body; nothing has been
     /// parsed yet.
-    fn verify(&self, provider: Provider, req: &Request) -> Result<(), Failure> {
-        let endpoint = self.endpoint(provider);
+    fn verify(
+        &self,
+        provider: Provider,
+        endpoint: &Endpoint,
+        req: &Request,
+    ) -> Result<(), Failure> {
         let now = u64::try_from((self.now)()).unwrap_or_default();
         signature::verify(
             provider,
@@ -109,16 +99,18 @@ impl BillingWebhooks {
         )
     }
 
-    async fn receive(&self, provider: Provider, req: &Request) -> Result<Response, Error> {
-        self.verify(provider, req)
+    async fn receive(
+        &self,
+        spec: &Spec,
+        endpoint: &Endpoint,
+        req: &Request,
+    ) -> Result<Response, Error> {
+        let provider = spec.provider;
+        self.verify(provider, endpoint, req)
             .map_err(|failure| Error::InvalidSignature {
                 reason: format!("{}: {}", provider.as_str(), failure.as_str()),
             })?;
-        let event = match provider {
-            Provider::Stripe => stripe::parse(&req.body)?,
-            Provider::LemonSqueezy => lemon_squeezy::parse(&req.body)?,
-            Provider::Paddle => paddle::parse(&req.body)?,
-        };
+        let event = (spec.parse)(&req.body)?;
         let applied = self.apply(&event).await?;
         match applied.outcome {
             Outcome::Failed => Err(Error::Rejected {
@@ -179,12 +171,6 @@ struct Received<'a> {
     outcome: Outcome,
 }
 
-const ROUTES: [(&str, Provider); 3] = [
-    ("/webhooks/stripe", Provider::Stripe),
-    ("/webhooks/lemon-squeezy", Provider::LemonSqueezy),
-    ("/webhooks/paddle", Provider::Paddle),
-];
-
 impl Service for BillingWebhooks {
     fn name(&self) -> &'static str {
         NAME
@@ -203,10 +189,14 @@ impl Service for BillingWebhooks {
         self.service_db.ping().await
     }
     async fn handle(&self, req: Request) -> Result<Response, Error> {
-        let Some(&(_, provider)) = ROUTES.iter().find(|(route, _)| req.route_is(route)) else {
+        let Some((spec, endpoint)) = PROVIDERS
+            .iter()
+            .zip(&self.endpoints)
+            .find(|(spec, _)| req.route_is(spec.route))
+        else {
             return Err(Error::NotFound);
         };
-        if self.endpoint(provider).secrets.is_empty() {
+        if endpoint.secrets.is_empty() {
             return Err(Error::NotFound);
         }
         if req.method != Method::Post {
@@ -214,6 +204,6 @@ impl Service for BillingWebhooks {
                 allow: vec![Method::Post],
             });
         }
-        self.receive(provider, &req).await
+        self.receive(spec, endpoint, &req).await
     }
 }

@@ -24,11 +24,7 @@ type HmacSha256 = Hmac<Sha256>;
 
 /// The header each provider puts its signature in.
 pub fn header_name(provider: Provider) -> &'static str {
-    match provider {
-        Provider::Stripe => "stripe-signature",
-        Provider::LemonSqueezy => "x-signature",
-        Provider::Paddle => "paddle-signature",
-    }
+    provider.spec().header
 }
 
 /// Signs `body` as `provider` would at `timestamp`: the header's value. For
@@ -43,7 +39,7 @@ pub fn sign(provider: Provider, secret: &str, timestamp: u64, body: &[u8]) -> St
         }
         hex::encode(mac.finalize().into_bytes())
     };
-    let Some(scheme) = Timestamped::of(provider) else {
+    let Some(scheme) = &provider.spec().timestamped else {
         return digest(&[body]);
     };
     let t = timestamp.to_string();
@@ -124,7 +120,7 @@ pub fn verify(
     now: u64,
 ) -> Result<(), Failure> {
     let header = header.ok_or(Failure::Missing)?;
-    let Some(scheme) = Timestamped::of(provider) else {
+    let Some(scheme) = &provider.spec().timestamped else {
         // Lemon Squeezy: the header is the hex digest itself.
         let signature = decode_hex(header.trim())?;
         return matches(secrets, &[body], &[signature]);
@@ -140,32 +136,16 @@ pub fn verify(
 
 /// A scheme whose header carries a timestamp and signatures of
 /// `<timestamp><joiner><body>`: `t=..,v1=..` (Stripe), `ts=..;h1=..` (Paddle).
-struct Timestamped {
-    separator: char,
-    time_key: &'static str,
-    signature_key: &'static str,
-    joiner: &'static [u8],
+/// Each provider's is in its row of [`crate::providers::PROVIDERS`].
+#[derive(Debug)]
+pub(crate) struct Timestamped {
+    pub(crate) separator: char,
+    pub(crate) time_key: &'static str,
+    pub(crate) signature_key: &'static str,
+    pub(crate) joiner: &'static [u8],
 }
 
 impl Timestamped {
-    fn of(provider: Provider) -> Option<Self> {
-        match provider {
-            Provider::Stripe => Some(Self {
-                separator: ',',
-                time_key: "t",
-                signature_key: "v1",
-                joiner: b".",
-            }),
-            Provider::Paddle => Some(Self {
-                separator: ';',
-                time_key: "ts",
-                signature_key: "h1",
-                joiner: b":",
-            }),
-            Provider::LemonSqueezy => None,
-        }
-    }
-
     /// The one timestamp and the signatures of our scheme (others, such as
     /// Stripe's `v0`, are skipped). A repeated timestamp is malformed: which
     /// one was signed?

@@ -59,26 +59,33 @@ pub const DEV_POSTGREST_PORT: u16 = 54321;
 /// `STORAGE_JWT_SECRET`); like the demo JWT secret, public and local only.
 pub const STORAGE_JWT_SECRET: &str = "local-storage-secret-at-least-32-characters";
 
-/// The webhook signing secrets billing-webhook gets locally, one per
-/// provider, in each provider's own format; tests sign deliveries with them.
-/// Public and local only, like the demo JWT secret.
-pub const STRIPE_WEBHOOK_SECRET: &str = "whsec_local_stripe_webhook_secret";
-pub const LEMON_SQUEEZY_WEBHOOK_SECRET: &str = "local-lemon-squeezy-signing-secret";
-pub const PADDLE_WEBHOOK_SECRET: &str = "pdl_ntfset_local_paddle_webhook_secret";
+/// The webhook signing secret billing-webhook gets locally for `provider`
+/// (one per provider, from its row in `edge_billing::providers`); tests
+/// sign deliveries with it. Public and local only, like the demo JWT secret.
+pub fn webhook_secret(provider: edge_billing::event::Provider) -> String {
+    format!("local-{}-webhook-secret", provider.spec().slug)
+}
 
 /// The bindings that hold secrets (the README's configuration table, kind
-/// "secret"): whatever else a function is given is public.
-pub const SECRET_BINDINGS: [&str; 9] = [
+/// "secret"), besides each billing provider's: whatever else a function is
+/// given is public. See [`is_secret_binding`].
+pub const SECRET_BINDINGS: [&str; 6] = [
     "SUPABASE_SERVICE_ROLE_KEY",
     "SUPABASE_JWT_SECRET",
     "EMAIL_API_KEY",
     "STORAGE_JWT_SECRET",
     "S3_SECRET_ACCESS_KEY",
-    "STRIPE_WEBHOOK_SECRET",
-    "LEMON_SQUEEZY_WEBHOOK_SECRET",
-    "PADDLE_WEBHOOK_SECRET",
     "CAPTCHA_SECRET",
 ];
+
+/// Whether a binding holds a secret: one of [`SECRET_BINDINGS`] or a
+/// billing provider's signing secret.
+pub fn is_secret_binding(name: &str) -> bool {
+    SECRET_BINDINGS.contains(&name)
+        || edge_billing::providers::PROVIDERS
+            .iter()
+            .any(|spec| spec.secret_var == name)
+}
 
 /// Dev port of PostgreSQL (Supabase CLI's database port).
 pub const DEV_POSTGRES_PORT: u16 = 54322;
@@ -558,7 +565,7 @@ impl Stack {
     }
 
     /// Every secret the functions were configured with, as `(binding,
-    /// value)`: the [`SECRET_BINDINGS`] of every function and variant, each
+    /// value)`: the secret bindings ([`is_secret_binding`]) of every function and variant, each
     /// value once; comma-separated lists (webhook secrets while rotating)
     /// give one entry per secret. For checks that none of them ever shows
     /// up in a log or an answer.
@@ -842,11 +849,11 @@ fn build_bindings(build: &str) -> Vec<(String, String)> {
     }
 }
 
-/// The values of the [`SECRET_BINDINGS`] the functions were given, each once.
+/// The values of the secret bindings the functions were given, each once.
 fn configured_secrets(functions: &[Function]) -> Vec<(String, String)> {
     let mut secrets: Vec<(String, String)> = Vec::new();
     for (name, value) in functions.iter().flat_map(|f| &f.bindings) {
-        if !SECRET_BINDINGS.contains(&name.as_str()) {
+        if !is_secret_binding(name) {
             continue;
         }
         // Webhook secrets are comma-separated while being rotated; a JWT or
@@ -881,16 +888,16 @@ fn function_bindings(
         // no Storage server runs locally, and minting needs none.
         ("ATTACHMENT_SIGNER", "storage-local".to_owned()),
         ("STORAGE_JWT_SECRET", STORAGE_JWT_SECRET.to_owned()),
-        ("STRIPE_WEBHOOK_SECRET", STRIPE_WEBHOOK_SECRET.to_owned()),
-        (
-            "LEMON_SQUEEZY_WEBHOOK_SECRET",
-            LEMON_SQUEEZY_WEBHOOK_SECRET.to_owned(),
-        ),
-        ("PADDLE_WEBHOOK_SECRET", PADDLE_WEBHOOK_SECRET.to_owned()),
     ];
     let mut bindings: Vec<(String, String)> = defaults
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
+        // Every billing provider enabled, with its local secret.
+        .chain(
+            edge_billing::providers::PROVIDERS
+                .iter()
+                .map(|spec| (spec.secret_var.to_owned(), webhook_secret(spec.provider))),
+        )
         .collect();
     for (name, value) in extra {
         match bindings.iter_mut().find(|(k, _)| k == name) {
@@ -952,7 +959,7 @@ mod tests {
         let values: Vec<&str> = secrets.iter().map(|(_, v)| v.as_str()).collect();
         assert!(values.contains(&DEMO_JWT_SECRET));
         assert!(values.contains(&tokens::service_key(DEMO_JWT_SECRET).as_str()));
-        assert!(values.contains(&STRIPE_WEBHOOK_SECRET));
+        assert!(values.contains(&webhook_secret(edge_billing::event::Provider::Paddle).as_str()));
         assert!(values.contains(&"whsec_new") && values.contains(&"whsec_old"));
         assert!(!values.contains(&tokens::anon_key(DEMO_JWT_SECRET).as_str()));
         assert!(

@@ -18,7 +18,7 @@
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use anyhow::{bail, Context as _};
-use edge_billing::{event::Provider, signature};
+use edge_billing::{event::Provider, providers::PROVIDERS, signature};
 use edge_stack::{
     bench, pgtap_files, repo_root, tokens, DemoUser, Services, Stack, StackOptions, DEMO_JWT_SECRET,
 };
@@ -150,30 +150,10 @@ fn bench_options(args: &[&str]) -> anyhow::Result<bench::Options> {
     Ok(opts)
 }
 
-/// Each provider, the variable holding its webhook secret, and the stack's
-/// demo value for it.
-const WEBHOOK_SECRETS: [(Provider, &str, &str); 3] = [
-    (
-        Provider::Stripe,
-        "STRIPE_WEBHOOK_SECRET",
-        edge_stack::STRIPE_WEBHOOK_SECRET,
-    ),
-    (
-        Provider::LemonSqueezy,
-        "LEMON_SQUEEZY_WEBHOOK_SECRET",
-        edge_stack::LEMON_SQUEEZY_WEBHOOK_SECRET,
-    ),
-    (
-        Provider::Paddle,
-        "PADDLE_WEBHOOK_SECRET",
-        edge_stack::PADDLE_WEBHOOK_SECRET,
-    ),
-];
-
 /// A webhook secret set in the environment (the one `stripe listen` prints,
 /// say) replaces the demo one, for `up` and for `sign` alike.
 fn webhook_secrets_from_env(mut opts: StackOptions) -> StackOptions {
-    for (_, variable, _) in WEBHOOK_SECRETS {
+    for variable in PROVIDERS.iter().map(|spec| spec.secret_var) {
         if let Some(value) = std::env::var(variable)
             .ok()
             .filter(|v| !v.trim().is_empty())
@@ -186,18 +166,19 @@ fn webhook_secrets_from_env(mut opts: StackOptions) -> StackOptions {
 
 /// `Name: value` for curl's `-H`, so a saved event can be replayed locally.
 fn sign(provider: &str, file: &str) -> anyhow::Result<String> {
-    let Some(&(provider, variable, demo)) = WEBHOOK_SECRETS
-        .iter()
-        .find(|(p, _, _)| p.as_str() == provider)
-    else {
-        bail!("unknown provider {provider:?}: expected stripe, lemon-squeezy or paddle");
+    let Some(provider) = Provider::from_slug(provider) else {
+        let known: Vec<&str> = PROVIDERS.iter().map(|spec| spec.slug).collect();
+        bail!(
+            "unknown provider {provider:?}: expected one of {}",
+            known.join(", ")
+        );
     };
     // Several secrets may be configured; the first one signs.
-    let secret = std::env::var(variable)
+    let secret = std::env::var(provider.spec().secret_var)
         .ok()
         .and_then(|list| list.split(',').next().map(|s| s.trim().to_owned()))
         .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| demo.to_owned());
+        .unwrap_or_else(|| edge_stack::webhook_secret(provider));
     let body = std::fs::read(file).with_context(|| format!("reading {file}"))?;
     let now = chrono::Utc::now()
         .timestamp()

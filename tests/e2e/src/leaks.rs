@@ -5,7 +5,7 @@
 //! hit fails the run.
 //!
 //! What counts as a secret ([`Secret`]): the values of the functions'
-//! secret bindings (`edge_stack::SECRET_BINDINGS`: service key, JWT secret,
+//! secret bindings (`edge_stack::is_secret_binding`: service key, JWT secret,
 //! webhook secrets, captcha secret, email API key, Storage JWT secret, S3
 //! secret key), every user token the stack minted (`edge_stack::tokens::
 //! minted`), every captcha token the captcha stand-in was asked about, and

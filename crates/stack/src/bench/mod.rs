@@ -913,7 +913,7 @@ fn stripe_deliveries(template: &Value, tag: &str, n: usize) -> Vec<PlanLine> {
             let body = event.to_string();
             let header = signature::sign(
                 Provider::Stripe,
-                crate::STRIPE_WEBHOOK_SECRET,
+                &crate::webhook_secret(Provider::Stripe),
                 now,
                 body.as_bytes(),
             );
@@ -1020,7 +1020,7 @@ mod tests {
                 header,
                 &signature::sign(
                     Provider::Stripe,
-                    crate::STRIPE_WEBHOOK_SECRET,
+                    &crate::webhook_secret(Provider::Stripe),
                     t,
                     line.body.as_bytes()
                 )

@@ -28,12 +28,9 @@ pub use stripe::*;
 
 const FUNCTION: &str = "billing-webhook";
 
-pub(crate) fn secret(provider: Provider) -> &'static str {
-    match provider {
-        Provider::Stripe => edge_stack::STRIPE_WEBHOOK_SECRET,
-        Provider::LemonSqueezy => edge_stack::LEMON_SQUEEZY_WEBHOOK_SECRET,
-        Provider::Paddle => edge_stack::PADDLE_WEBHOOK_SECRET,
-    }
+/// The secret the stack configures for `provider`, which signs its deliveries.
+pub(crate) fn secret(provider: Provider) -> String {
+    edge_stack::webhook_secret(provider)
 }
 
 fn now() -> u64 {
@@ -154,7 +151,7 @@ async fn deliver(world: &World, delivery: &Delivery) -> anyhow::Result<Reply> {
 async fn deliver_to(world: &World, function: &str, delivery: &Delivery) -> anyhow::Result<Reply> {
     let header = signature::sign(
         delivery.provider,
-        secret(delivery.provider),
+        &secret(delivery.provider),
         now(),
         delivery.body.as_bytes(),
     );

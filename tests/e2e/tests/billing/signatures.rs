@@ -27,19 +27,19 @@ pub async fn bad_signatures_are_400_and_write_nothing(world: &World) -> anyhow::
             "stripe: tampered body",
             stripe,
             body.replace("ping", "pong"),
-            Some(sign(stripe, secret(stripe), now(), &body)),
+            Some(sign(stripe, &secret(stripe), now(), &body)),
         ),
         (
             "stripe: stale timestamp",
             stripe,
             body.clone(),
-            Some(sign(stripe, secret(stripe), stale, &body)),
+            Some(sign(stripe, &secret(stripe), stale, &body)),
         ),
         (
             "stripe: future timestamp",
             stripe,
             body.clone(),
-            Some(sign(stripe, secret(stripe), future, &body)),
+            Some(sign(stripe, &secret(stripe), future, &body)),
         ),
         (
             "stripe: malformed",
@@ -59,7 +59,7 @@ pub async fn bad_signatures_are_400_and_write_nothing(world: &World) -> anyhow::
             format!("{body} "),
             Some(sign(
                 Provider::LemonSqueezy,
-                secret(Provider::LemonSqueezy),
+                &secret(Provider::LemonSqueezy),
                 0,
                 &body,
             )),
@@ -70,7 +70,7 @@ pub async fn bad_signatures_are_400_and_write_nothing(world: &World) -> anyhow::
             body.clone(),
             Some(sign(
                 Provider::Paddle,
-                secret(Provider::Paddle),
+                &secret(Provider::Paddle),
                 stale,
                 &body,
             )),
@@ -79,7 +79,7 @@ pub async fn bad_signatures_are_400_and_write_nothing(world: &World) -> anyhow::
             "paddle: stripe's format",
             Provider::Paddle,
             body.clone(),
-            Some(sign(stripe, secret(Provider::Paddle), now(), &body)),
+            Some(sign(stripe, &secret(Provider::Paddle), now(), &body)),
         ),
     ];
     for (what, provider, sent, header) in cases {

@@ -187,7 +187,7 @@ async fn storm(world: &World, provider: Provider, bodies: &[String]) -> anyhow::
                 .header("content-type", "application/json")
                 .header(
                     signature::header_name(provider),
-                    signature::sign(provider, secret, now, body.as_bytes()),
+                    signature::sign(provider, &secret, now, body.as_bytes()),
                 )
                 .body(body.clone());
             tasks.spawn(async move {
