@@ -7,7 +7,8 @@
 # S3-compatible server the e2e tests check presigned URLs against),
 # the npm tools (wrangler/workerd, PostgREST, wasm-opt, esbuild), and a
 # Node.js 22 for wrangler itself (in .tools/node22; the machine's Node may be
-# older, and wrangler 4 refuses to run on Node 20).
+# older, and wrangler 4 refuses to run on Node 20), and schemathesis from
+# PyPI in a venv (.tools/schemathesis; `stack contract` runs it).
 #
 # Idempotent: each step checks what is there and skips, so a second run
 # takes a second or two. Prints one line per tool.
@@ -18,7 +19,8 @@ cd "$root"
 
 WORKER_BUILD_VERSION=0.8.7
 S3S_FS_VERSION=0.14.1
-APT_PACKAGES=(postgresql-15 postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl chromium chromium-driver wrk)
+SCHEMATHESIS_VERSION=4.32.5
+APT_PACKAGES=(postgresql-15 postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl chromium chromium-driver wrk python3-venv)
 
 # cargo installs land here; make them visible to the checks below.
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
@@ -140,4 +142,19 @@ else
   npm install --prefix .tools/node22 --no-audit --no-fund --loglevel=error node@22 >/dev/null
   "$NODE22" --version >/dev/null || die "node@22 from npm did not install a working node"
   say "node 22" "installed ($("$NODE22" --version))"
+fi
+
+# --- schemathesis ------------------------------------------------------------------
+# The contract check (`stack contract`, in scripts/test): openapi.yaml against
+# the running functions. Pinned, so a new release's new checks do not fail
+# CI unannounced; raise it on purpose.
+ST=.tools/schemathesis/bin/st
+if [[ -x "$ST" && "$(version_of "$ST")" == "$SCHEMATHESIS_VERSION" ]]; then
+  say "schemathesis" "$SCHEMATHESIS_VERSION present"
+else
+  rm -rf .tools/schemathesis
+  python3 -m venv .tools/schemathesis || die "python3 -m venv failed (Debian: python3-venv)"
+  .tools/schemathesis/bin/pip install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+  [[ "$(version_of "$ST")" == "$SCHEMATHESIS_VERSION" ]] || die "schemathesis $SCHEMATHESIS_VERSION did not install a working st"
+  say "schemathesis" "$SCHEMATHESIS_VERSION installed"
 fi

@@ -255,6 +255,7 @@ impl AttachmentUrls {
 struct SignRequest {
     #[serde(default)]
     ids: Vec<String>,
+    #[serde(default, deserialize_with = "integer")]
     expires_in: Option<u32>,
     /// Ask the browser to save the file (under its original name) rather
     /// than display it.
@@ -300,7 +301,34 @@ struct RawUpload {
     message_id: Option<String>,
     file_name: Option<String>,
     content_type: Option<String>,
+    #[serde(default, deserialize_with = "integer")]
     size: Option<u64>,
+}
+
+/// A JSON number that is a whole number, `10` or `10.0` alike: JSON Schema's
+/// `integer` (what `openapi.yaml` declares) includes `10.0`, serde's `u64`
+/// does not, so clients that write numbers as floats (JavaScript's
+/// `JSON.stringify(10.0)` does not, others do) got a 400 for valid data.
+/// Fractions, negatives and values past `T` stay errors (400).
+fn integer<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    use serde::de::Error as _;
+    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    let whole = number.as_u64().or_else(|| {
+        number
+            .as_f64()
+            .filter(|f| f.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(f))
+            .map(|f| f as u64)
+    });
+    whole
+        .and_then(|n| T::try_from(n).ok())
+        .map(Some)
+        .ok_or_else(|| D::Error::custom(format!("expected a whole number in range, got {number}")))
 }
 
 #[derive(Debug)]
@@ -439,6 +467,28 @@ mod tests {
         match err {
             Error::Validation { errors } => errors.into_iter().map(|e| e.field).collect(),
             other => panic!("expected 422, got {other:?}"),
+        }
+    }
+
+    /// Regression (issue 11 item 14, found by schemathesis): `"size": 349.0`
+    /// and `"expires_in": 551.0`, integers to JSON Schema, were a 400 "expected
+    /// u64". Seen failing before the fix: the `expect`s below panicked.
+    #[test]
+    fn whole_numbers_written_as_floats_are_integers() {
+        let upload: RawUpload =
+            serde_json::from_value(json!({"size": 349.0})).expect("a whole float");
+        assert_eq!(upload.size, Some(349));
+        let sign: SignRequest =
+            serde_json::from_value(json!({"ids": [], "expires_in": 551.0})).expect("a whole float");
+        assert_eq!(sign.expires_in, Some(551));
+        let sign: SignRequest = serde_json::from_value(json!({"ids": []})).expect("absent");
+        assert_eq!(sign.expires_in, None);
+        for bad in [json!(1.5), json!(-1), json!(4294967296u64), json!("10")] {
+            assert!(
+                serde_json::from_value::<SignRequest>(json!({"ids": [], "expires_in": bad}))
+                    .is_err(),
+                "{bad}"
+            );
         }
     }
 

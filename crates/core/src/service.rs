@@ -242,7 +242,14 @@ async fn health<S: Service>(service: &S, req: &Request) -> Result<Response, Erro
             allow: vec![Method::Get, Method::Head],
         });
     }
-    let deep = matches!(req.query_param("deep").as_deref(), Some("1" | "true"));
+    // The values the document's enum lists; anything else was taken as
+    // "not deep" and answered 200, so a typo (`deep=yes`) looked healthy
+    // without ever asking PostgREST.
+    let deep = match req.query_param("deep").as_deref() {
+        None | Some("0" | "false") => false,
+        Some("1" | "true") => true,
+        Some(_) => return Err(Error::invalid("deep", "must be one of 1, true, 0, false")),
+    };
     let probe = if deep {
         Some(service.probe().await)
     } else {
@@ -362,6 +369,39 @@ mod tests {
             .unwrap_or("")
             .contains("connection refused"));
         assert_eq!(svc.calls.get(), 0, "health never reaches the handler");
+    }
+
+    /// Regression (issue 11 item 14): `?deep=` with any other value was a
+    /// plain 200 that never probed. Seen failing before the fix: 200 for
+    /// every value below.
+    #[tokio::test]
+    async fn deep_values_outside_the_enum_are_422() {
+        let svc = echo(true);
+        for query in [
+            "deep=",
+            "deep=yes",
+            "deep=2",
+            "deep=TRUE",
+            "deep=%F0%9F%92%A9",
+        ] {
+            let (r, _) = run(&svc, Request::new(Method::Get, &format!("/health?{query}"))).await;
+            assert_eq!(r.status, 422, "{query}");
+            assert_eq!(
+                r.header("content-type"),
+                Some("application/problem+json"),
+                "{query}"
+            );
+            assert_eq!(json(&r)["errors"][0]["field"], "deep", "{query}");
+        }
+        for (query, probed) in [
+            ("deep=0", false),
+            ("deep=false", false),
+            ("deep=true", true),
+        ] {
+            let (r, _) = run(&svc, Request::new(Method::Get, &format!("/health?{query}"))).await;
+            assert_eq!(r.status, 200, "{query}");
+            assert_eq!(json(&r).get("postgrest").is_some(), probed, "{query}");
+        }
     }
 
     #[tokio::test]

@@ -120,10 +120,17 @@ pub fn validate(raw: RawSubmission) -> Result<Submission, Error> {
         Rule::optional(CATEGORY_MAX).single_line(),
     );
     let priority = check("priority", raw.priority, Rule::optional(16).single_line());
-    let token = raw
-        .captcha_token
-        .or(raw.turnstile_response)
-        .or(raw.hcaptcha_response);
+    // The first field that holds a token: a JSON client or a form may send
+    // an empty `captcha_token` beside the widget's own field, and that
+    // empty one used to hide the real token ("complete the captcha").
+    let token = [
+        raw.captcha_token,
+        raw.turnstile_response,
+        raw.hcaptcha_response,
+    ]
+    .into_iter()
+    .flatten()
+    .find(|t| !t.trim().is_empty());
     let captcha_token = check(
         "captcha_token",
         token,
@@ -367,6 +374,20 @@ mod tests {
             r.hcaptcha_response = hcaptcha.map(str::to_owned);
             let token = validate(r).expect("valid").captcha_token;
             assert_eq!(Some(token.as_str()), turnstile.or(hcaptcha));
+        }
+    }
+
+    /// Regression (issue 11 item 14, found by schemathesis): an empty
+    /// `captcha_token` beside a filled widget field was a 422 "complete the
+    /// captcha". Seen failing before the fix: `expect("valid")` panicked.
+    #[test]
+    fn an_empty_captcha_field_does_not_hide_the_widgets_token() {
+        for blank in ["", "  "] {
+            let mut r = raw();
+            r.captcha_token = Some(blank.into());
+            r.turnstile_response = None;
+            r.hcaptcha_response = Some("h".into());
+            assert_eq!(validate(r).expect("valid").captcha_token, "h");
         }
     }
 

@@ -79,6 +79,18 @@ impl Message {
     }
 }
 
+const NUL_MESSAGE: &str = "must not contain the NUL character (U+0000)";
+
+/// Whether any string or key in `value` holds U+0000.
+fn holds_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(holds_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => false,
+    }
+}
+
 pub fn validate(raw: RawMessage) -> Result<Message, Error> {
     let mut errors = Vec::new();
     let mut fail = |field: &str, message: &str| errors.push(FieldError::new(field, message));
@@ -131,6 +143,11 @@ pub fn validate(raw: RawMessage) -> Result<Message, Error> {
         if body.as_ref().is_some_and(|b| b.chars().count() > BODY_MAX) {
             fail(field, &format!("must be at most {BODY_MAX} characters"));
         }
+        // PostgreSQL's text cannot hold U+0000, so `reserve_email` refused
+        // it as "a value is malformed" instead of a field error here.
+        if body.as_ref().is_some_and(|b| b.contains('\0')) {
+            fail(field, NUL_MESSAGE);
+        }
     }
 
     let template_id = raw
@@ -159,6 +176,11 @@ pub fn validate(raw: RawMessage) -> Result<Message, Error> {
                 Some(map) if map.len() <= MAX_VARIABLES => {}
                 Some(_) => fail("variables", &format!("at most {MAX_VARIABLES} variables")),
                 None => fail("variables", "must be an object"),
+            }
+            // Nor can jsonb (`\u0000` is "unsupported"), where the
+            // variables are logged.
+            if holds_nul(&variables) {
+                fail("variables", NUL_MESSAGE);
             }
             Some((id, variables))
         }
@@ -211,6 +233,34 @@ mod tests {
             .expect("valid");
         assert_eq!(m.mail_type(), "template");
         assert_eq!(m.content(), r#"{"NAME":"Ada"}"#);
+    }
+
+    /// Regression (issue 11 item 14, found by schemathesis): a NUL in the
+    /// html, the text or a variable passed validation and `reserve_email`
+    /// answered 422 "A value is malformed or out of range" without naming
+    /// the field. Seen failing before the fix: each body below was valid.
+    #[test]
+    fn nul_characters_are_field_errors() {
+        for (body, field) in [
+            (
+                json!({"to": "a@b.example", "subject": "Hi", "html": "<p>a\u{0}</p>"}),
+                "html",
+            ),
+            (
+                json!({"to": "a@b.example", "subject": "Hi", "text": "a\u{0}"}),
+                "text",
+            ),
+            (
+                json!({"to": "a@b.example", "template_id": "t", "variables": {"n": ["\u{0}"]}}),
+                "variables",
+            ),
+            (
+                json!({"to": "a@b.example", "template_id": "t", "variables": {"\u{0}": 1}}),
+                "variables",
+            ),
+        ] {
+            assert_eq!(fields(parse(body.clone()).unwrap_err()), [field], "{body}");
+        }
     }
 
     #[test]

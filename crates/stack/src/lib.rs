@@ -25,6 +25,7 @@
 //! ```
 
 pub mod bench;
+pub mod contract;
 pub mod counter;
 mod net;
 mod postgres;

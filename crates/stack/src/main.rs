@@ -7,6 +7,7 @@
 //! stack token W   print a JWT, W = owner | member | outsider | anon | service
 //! stack sign P F  print the signature header provider P would send with file F
 //! stack bench     measure every route against its floor (scripts/bench runs it)
+//! stack contract  openapi.yaml against every function with schemathesis (scripts/test runs it)
 //! ```
 //!
 //! Thin glue over the `edge_stack` library, which the end-to-end tests use
@@ -20,7 +21,8 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 use anyhow::{bail, Context as _};
 use edge_billing::{event::Provider, providers::PROVIDERS, signature};
 use edge_stack::{
-    bench, pgtap_files, repo_root, tokens, DemoUser, Services, Stack, StackOptions, DEMO_JWT_SECRET,
+    bench, contract, pgtap_files, repo_root, tokens, DemoUser, Services, Stack, StackOptions,
+    DEMO_JWT_SECRET,
 };
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -47,6 +49,11 @@ usage: stack <command>
               bench/results/<date>-<cores>core; --smoke: one second per run
               at one connection, into target/bench-smoke/smoke; --only:
               the routes whose METHOD /path contains TEXT)
+  contract [--max-examples N] [--only TEXT] [--seed N]
+              openapi.yaml against every built function with schemathesis
+              (st run --checks all; user routes with the member's JWT), on
+              a stack of its own (ephemeral ports); fails on any finding.
+              Default 20 examples per operation: what scripts/test runs
 
 The repository is found from STACK_ROOT or the crate's location.
 STACK_KEEP_DIR=1 keeps the temp dir (logs, cluster) after the stack stops.";
@@ -89,6 +96,7 @@ async fn run(args: &[String]) -> anyhow::Result<ExitCode> {
             println!("{}", report.markdown());
             Ok(ExitCode::SUCCESS)
         }
+        ["contract", options @ ..] => contract(options).await,
         ["help" | "-h" | "--help"] => {
             println!("{USAGE}");
             Ok(ExitCode::SUCCESS)
@@ -148,6 +156,47 @@ fn bench_options(args: &[&str]) -> anyhow::Result<bench::Options> {
         }
     }
     Ok(opts)
+}
+
+/// `stack contract`: exits non-zero when schemathesis found anything in
+/// any function, after running all of them.
+async fn contract(args: &[&str]) -> anyhow::Result<ExitCode> {
+    let mut opts = contract::Options::ci(&repo_root());
+    let mut rest = args.iter();
+    while let Some(&flag) = rest.next() {
+        let value = *rest
+            .next()
+            .with_context(|| format!("{flag} needs a value (stack help)"))?;
+        match flag {
+            "--max-examples" => {
+                opts.max_examples = value
+                    .parse()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .with_context(|| format!("--max-examples takes a count: {value:?}"))?;
+            }
+            "--only" => opts.only = Some(value.to_owned()),
+            "--seed" => {
+                opts.seed = Some(
+                    value
+                        .parse()
+                        .with_context(|| format!("--seed takes a number: {value:?}"))?,
+                );
+            }
+            other => bail!("unknown contract option {other:?} (stack help)"),
+        }
+    }
+    let outcomes = contract::run(opts).await?;
+    println!("\nschemathesis, --checks all:");
+    for o in &outcomes {
+        let verdict = if o.passed { "passed" } else { "FAILED" };
+        println!("  {:<16} {verdict:<7} {:>6.1} s", o.function, o.seconds);
+    }
+    Ok(if outcomes.iter().all(|o| o.passed) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// A webhook secret set in the environment (the one `stripe listen` prints,

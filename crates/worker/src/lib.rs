@@ -88,7 +88,10 @@ pub async fn run<S: Service + 'static>(
 /// memory once grown, and a 100 MB body would end every request on it.
 async fn from_worker(mut req: worker::Request, limit: usize) -> worker::Result<Request> {
     let url = req.url()?;
-    let mut request = Request::new(Method::parse(req.method().as_ref()), url.path());
+    // The method as sent, from the JS request: `worker::Request::method`
+    // turns every method it has no variant for (QUERY, PROPFIND, ...) into
+    // GET, so those reached GET routes and were answered 200 instead of 405.
+    let mut request = Request::new(Method::parse(&req.inner().method()), url.path());
     request.query = url.query().unwrap_or_default().to_owned();
     request.headers = req.headers().entries().collect();
     let declared = request

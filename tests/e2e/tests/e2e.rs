@@ -113,6 +113,7 @@ fn main() {
             foundation::routes_answer_under_a_prefix,
             foundation::unknown_routes_are_problem_json_404,
             foundation::wrong_method_is_405_with_allow,
+            foundation::methods_the_worker_crate_does_not_know_are_405,
             foundation::oversized_body_is_413_before_any_work,
             foundation::a_huge_body_is_413_without_being_read_whole,
             foundation::cors_preflight_follows_the_allowlist,
