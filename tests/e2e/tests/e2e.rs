@@ -79,6 +79,13 @@ fn main() {
                 "send-email",
                 &[("EMAIL_TIMEOUT_MS", "30000")],
             )
+            // ticket-intake again, with a captcha timeout a loaded machine's
+            // stand-in stays within (the spam case sends 5,000 at once).
+            .variant(
+                "ticket-intake-load",
+                "ticket-intake",
+                &[("CAPTCHA_TIMEOUT_MS", "30000")],
+            )
             // billing-webhook again, with PostgREST unreachable.
             .variant(
                 "billing-webhook-nodb",
