@@ -50,6 +50,11 @@ fn main() {
             .binding("EMAIL_TIMEOUT_MS", "1500")
             // ...and the captcha stand-in's `slow` tokens this.
             .binding("CAPTCHA_TIMEOUT_MS", "1500")
+            // The load cases run two at a time on two shared cores, and
+            // queue thousands of requests on PostgREST's pool of 10: some
+            // wait longer than the 10 s default. The bound itself is the
+            // fault cases' (1.5 s, on the silent variants and their stack).
+            .binding("POSTGREST_TIMEOUT_MS", "30000")
             // ticket-intake again, with PostgREST unreachable.
             .variant(
                 "ticket-intake-nodb",
