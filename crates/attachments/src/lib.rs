@@ -126,13 +126,13 @@ impl AttachmentUrls {
         let rows: Vec<Visible> = db
             .execute(
                 db.from("message_attachments")
-                .select("id,object_path,file_name")
-                .in_(
-                    "id",
-                    ids.iter().map(|id| id.to_string()).collect::<Vec<_>>(),
-                ),
-        )
-        .await?;
+                    .select("id,object_path,file_name")
+                    .in_(
+                        "id",
+                        ids.iter().map(|id| id.to_string()).collect::<Vec<_>>(),
+                    ),
+            )
+            .await?;
 
         let visible: Vec<&Visible> = ids
             .iter()
@@ -177,12 +177,13 @@ impl AttachmentUrls {
 
         // The message as the caller sees it: none means no such message, or
         // one they may not see; both are the same 404.
-        let messages: Vec<Value> = db.execute(
-            db.from("messages")
-                .select("id,tickets(account_id)")
-                .eq("id", upload.message_id.to_string()),
-        )
-        .await?;
+        let messages: Vec<Value> = db
+            .execute(
+                db.from("messages")
+                    .select("id,tickets(account_id)")
+                    .eq("id", upload.message_id.to_string()),
+            )
+            .await?;
         let account_id = messages
             .first()
             .and_then(|m| m["tickets"]["account_id"].as_str())
@@ -228,13 +229,15 @@ impl AttachmentUrls {
             Err(err) => {
                 // No URL, so no file will come: take the row back (as the
                 // service; users cannot delete without tickets.delete).
-                let _ = self.service_db.execute::<Value>(
-                    self.service_db
-                        .from("message_attachments")
-                        .delete()
-                        .eq("id", attachment_id.to_string()),
-                )
-                .await;
+                let _ = self
+                    .service_db
+                    .execute::<Value>(
+                        self.service_db
+                            .from("message_attachments")
+                            .delete()
+                            .eq("id", attachment_id.to_string()),
+                    )
+                    .await;
                 return Err(err);
             }
         };

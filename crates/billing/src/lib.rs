@@ -148,11 +148,12 @@ impl BillingWebhooks {
 
     /// One RPC, one transaction: see the migration of `apply_billing_event`.
     async fn apply(&self, event: &Event) -> Result<Applied, Error> {
-        self.service_db.execute(self.service_db.rpc(
-            "apply_billing_event",
-            &serde_json::json!({ "p_event": event }),
-        ))
-        .await
+        self.service_db
+            .execute(self.service_db.rpc(
+                "apply_billing_event",
+                &serde_json::json!({ "p_event": event }),
+            ))
+            .await
     }
 }
 

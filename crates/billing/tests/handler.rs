@@ -23,9 +23,7 @@ const STRIPE_SECRET: &str = "whsec_handler_test";
 const NOW: i64 = 1_757_505_700;
 
 /// The host's timer for the PostgREST bound, as the e2e stack's workerd has.
-fn tokio_sleep(
-    d: std::time::Duration,
-) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> {
+fn tokio_sleep(d: std::time::Duration) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> {
     Box::pin(tokio::time::sleep(d))
 }
 

@@ -79,15 +79,17 @@ impl PostgrestConfig {
         what: &str,
         call: impl Future<Output = Result<T, Error>>,
     ) -> Result<T, Error> {
-        within(self.sleep, self.timeout, call).await.unwrap_or_else(|| {
-            // The request may have reached PostgREST and committed: callers
-            // must treat this as "unknown", never as "nothing happened".
-            Err(Error::unavailable(format!(
-                "PostgREST {} gave no answer to {what} within {} ms",
-                self.url,
-                self.timeout.as_millis()
-            )))
-        })
+        within(self.sleep, self.timeout, call)
+            .await
+            .unwrap_or_else(|| {
+                // The request may have reached PostgREST and committed: callers
+                // must treat this as "unknown", never as "nothing happened".
+                Err(Error::unavailable(format!(
+                    "PostgREST {} gave no answer to {what} within {} ms",
+                    self.url,
+                    self.timeout.as_millis()
+                )))
+            })
     }
 }
 
@@ -161,9 +163,10 @@ impl ServiceDb {
         );
         self.config
             .bounded("the health check", async {
-                let response = request.send().await.map_err(|e| {
-                    Error::unavailable(format!("PostgREST {url} unreachable: {e}"))
-                })?;
+                let response = request
+                    .send()
+                    .await
+                    .map_err(|e| Error::unavailable(format!("PostgREST {url} unreachable: {e}")))?;
                 if response.status().is_success() {
                     Ok(())
                 } else {
@@ -395,10 +398,25 @@ mod tests {
             ),
             (503, "PGRST000", "Could not connect with the database", 503),
             (503, "PGRST001", "Database client error", 503),
-            (503, "PGRST002", "Could not query the database for the schema cache", 503),
-            (504, "PGRST003", "Timed out acquiring connection from connection pool", 503),
+            (
+                503,
+                "PGRST002",
+                "Could not query the database for the schema cache",
+                503,
+            ),
+            (
+                504,
+                "PGRST003",
+                "Timed out acquiring connection from connection pool",
+                503,
+            ),
             // A fast shutdown ends PostgREST's sessions mid-query.
-            (500, "57P01", "terminating connection due to administrator command", 503),
+            (
+                500,
+                "57P01",
+                "terminating connection due to administrator command",
+                503,
+            ),
             (502, "", "", 503),
             (400, "PGRST100", "failed to parse filter", 500),
         ];
@@ -550,7 +568,10 @@ mod tests {
 
     #[test]
     fn the_timeout_is_read_once_with_a_default_and_refuses_nonsense() {
-        let base = [("POSTGREST_URL", "http://127.0.0.1:3000"), ("SUPABASE_ANON_KEY", "k")];
+        let base = [
+            ("POSTGREST_URL", "http://127.0.0.1:3000"),
+            ("SUPABASE_ANON_KEY", "k"),
+        ];
         let config = PostgrestConfig::from_vars(&Vars(&base), tokio_sleep).expect("config");
         assert_eq!(config.timeout, Duration::from_millis(10_000));
         for bad in ["0", "-1", "soon"] {

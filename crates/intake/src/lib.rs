@@ -86,18 +86,20 @@ impl TicketIntake {
         let idempotency_key = req.idempotency_key()?;
         let request_hash = submission.request_hash();
 
-        let intake: Intake = self.db.execute(self.db.rpc(
-            "intake_begin",
-            &json!({
-                "p_intake_key": submission.intake_key,
-                "p_client_ip": client_ip,
-                "p_idempotency_key": idempotency_key,
-                "p_request_hash": request_hash,
-                "p_category": submission.category,
-                "p_priority": submission.priority,
-            }),
-        ))
-        .await?;
+        let intake: Intake = self
+            .db
+            .execute(self.db.rpc(
+                "intake_begin",
+                &json!({
+                    "p_intake_key": submission.intake_key,
+                    "p_client_ip": client_ip,
+                    "p_idempotency_key": idempotency_key,
+                    "p_request_hash": request_hash,
+                    "p_category": submission.category,
+                    "p_priority": submission.priority,
+                }),
+            ))
+            .await?;
 
         let origin = req.header("origin");
         if let Some(origin) = origin {
@@ -137,23 +139,25 @@ impl TicketIntake {
             .verify(&submission.captcha_token, client_ip.as_deref())
             .await?;
 
-        let submitted: Submitted = self.db.execute(self.db.rpc(
-            "intake_submit",
-            &json!({
-                "p_intake_key": submission.intake_key,
-                "p_title": submission.title,
-                "p_content": submission.content,
-                "p_customer_email": submission.customer_email,
-                "p_customer_name": submission.customer_name,
-                "p_category": submission.category,
-                "p_priority": submission.priority,
-                "p_captcha_token_hash": token_hash(&submission.captcha_token),
-                "p_idempotency_key": idempotency_key,
-                "p_request_hash": request_hash,
-                "p_client_ip": client_ip,
-            }),
-        ))
-        .await?;
+        let submitted: Submitted = self
+            .db
+            .execute(self.db.rpc(
+                "intake_submit",
+                &json!({
+                    "p_intake_key": submission.intake_key,
+                    "p_title": submission.title,
+                    "p_content": submission.content,
+                    "p_customer_email": submission.customer_email,
+                    "p_customer_name": submission.customer_name,
+                    "p_category": submission.category,
+                    "p_priority": submission.priority,
+                    "p_captcha_token_hash": token_hash(&submission.captcha_token),
+                    "p_idempotency_key": idempotency_key,
+                    "p_request_hash": request_hash,
+                    "p_client_ip": client_ip,
+                }),
+            ))
+            .await?;
         let created = match submitted {
             Submitted::Ticket(created) => created,
             // Requests that passed intake_begin together filled the

@@ -82,20 +82,21 @@ impl SendEmail {
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let db = UserDb::new(&self.postgrest, &user);
 
-        let reserved: Mail = db.execute(db.rpc(
-            "reserve_email",
-            &json!({
-                "p_recipients": message.to,
-                "p_subject": message.subject,
-                "p_content": message.content(),
-                "p_html": message.html,
-                "p_mail_type": message.mail_type(),
-                "p_template_id": message.template.as_ref().map(|(id, _)| id),
-                "p_idempotency_key": key,
-                "p_request_hash": message.request_hash(),
-            }),
-        ))
-        .await?;
+        let reserved: Mail = db
+            .execute(db.rpc(
+                "reserve_email",
+                &json!({
+                    "p_recipients": message.to,
+                    "p_subject": message.subject,
+                    "p_content": message.content(),
+                    "p_html": message.html,
+                    "p_mail_type": message.mail_type(),
+                    "p_template_id": message.template.as_ref().map(|(id, _)| id),
+                    "p_idempotency_key": key,
+                    "p_request_hash": message.request_hash(),
+                }),
+            ))
+            .await?;
         if reserved.replayed {
             return replay(reserved);
         }
@@ -109,17 +110,19 @@ impl SendEmail {
             Sent::Rejected(why) | Sent::Refused(why) => ("refunded", None, Some(why.as_str())),
             Sent::Unknown(why) => ("unknown", None, Some(why.as_str())),
         };
-        let finalized: Result<Mail, Error> = self.service_db.execute(self.service_db.rpc(
-            "finalize_email",
-            &json!({
-                "p_mail_id": reserved.mail_id,
-                "p_provider": self.provider.name(),
-                "p_outcome": recorded,
-                "p_provider_message_id": message_id,
-                "p_error": error,
-            }),
-        ))
-        .await;
+        let finalized: Result<Mail, Error> = self
+            .service_db
+            .execute(self.service_db.rpc(
+                "finalize_email",
+                &json!({
+                    "p_mail_id": reserved.mail_id,
+                    "p_provider": self.provider.name(),
+                    "p_outcome": recorded,
+                    "p_provider_message_id": message_id,
+                    "p_error": error,
+                }),
+            ))
+            .await;
 
         match (outcome, finalized) {
             (Sent::Accepted(_), Ok(mail)) => Response::json(201, &mail.receipt()),

@@ -143,7 +143,9 @@ impl Target {
                     .post(format!("{base}/emails"))
                     .bearer_auth(&self.sender)
                     .header("idempotency-key", uuid::Uuid::new_v4().to_string())
-                    .json(&json!({"to": "ada@example.com", "subject": "Fault load", "text": "Load."})),
+                    .json(
+                        &json!({"to": "ada@example.com", "subject": "Fault load", "text": "Load."}),
+                    ),
                 None,
             ),
             Route::Sign => (
@@ -288,8 +290,12 @@ impl Load {
         let redeliver = Arc::new(Mutex::new(Vec::new()));
         let mut tasks = tokio::task::JoinSet::new();
         for (i, route) in ROUTES.iter().chain(ROUTES.iter()).copied().enumerate() {
-            let (target, stop, seen, redeliver) =
-                (target.clone(), stop.clone(), seen.clone(), redeliver.clone());
+            let (target, stop, seen, redeliver) = (
+                target.clone(),
+                stop.clone(),
+                seen.clone(),
+                redeliver.clone(),
+            );
             tasks.spawn(async move {
                 let mut n = first + (i as u64) * 1_000_000;
                 while !stop.load(Ordering::Relaxed) {
@@ -370,8 +376,10 @@ async fn fault_stack() -> anyhow::Result<(Stack, Target)> {
         },
     };
     // The subscription first, as Stripe sends it: its renewals apply then.
-    let mut created: Value =
-        serde_json::from_str(&crate::billing::fixture(Provider::Stripe, "customer.subscription.updated")?)?;
+    let mut created: Value = serde_json::from_str(&crate::billing::fixture(
+        Provider::Stripe,
+        "customer.subscription.updated",
+    )?)?;
     created["id"] = json!(format!("evt_fault_{}_sub", target.stripe.tag));
     created["created"] = json!(1_760_000_000);
     let o = &mut created["data"]["object"];
@@ -476,7 +484,10 @@ async fn invariants(stack: &Stack, stripe: &Stripe) -> anyhow::Result<()> {
         .await?;
     let counts: Vec<&str> = once.trim().split('|').collect();
     ensure_eq!(
-        counts.iter().collect::<std::collections::HashSet<_>>().len(),
+        counts
+            .iter()
+            .collect::<std::collections::HashSet<_>>()
+            .len(),
         1,
         "applied renewals = payments = 500-credit grants: {once}"
     );
@@ -493,12 +504,16 @@ async fn under_load<F>(
     fault: F,
 ) -> anyhow::Result<()>
 where
-    F: for<'s> FnOnce(&'s mut Stack) -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + 's>>,
+    F: for<'s> FnOnce(
+        &'s mut Stack,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = anyhow::Result<()>> + 's>,
+    >,
 {
     let load = Load::start(target, first);
     tokio::time::sleep(Duration::from_secs(1)).await;
     let started = Instant::now();
-    fault(stack).await.with_context(|| format!("{what}"))?;
+    fault(stack).await.with_context(|| what.to_owned())?;
     let outage = started.elapsed();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let (seen, bodies) = load.finish().await;
@@ -605,13 +620,19 @@ pub async fn postgrest_killed_and_postgres_restarted_under_load_keep_every_guara
     _world: &World,
 ) -> anyhow::Result<()> {
     let (mut stack, target) = fault_stack().await?;
-    under_load(&mut stack, &target, 0, "PostgREST killed and started again", |stack| {
-        Box::pin(async move {
-            stack.kill_postgrest().await;
-            tokio::time::sleep(Duration::from_secs(2)).await;
-            stack.start_postgrest().await
-        })
-    })
+    under_load(
+        &mut stack,
+        &target,
+        0,
+        "PostgREST killed and started again",
+        |stack| {
+            Box::pin(async move {
+                stack.kill_postgrest().await;
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                stack.start_postgrest().await
+            })
+        },
+    )
     .await?;
     under_load(
         &mut stack,

@@ -111,11 +111,11 @@ pub async fn rls_decides_what_each_mode_sees(world: &World) -> anyhow::Result<()
     let memberships: Vec<Value> = as_outsider
         .execute(
             as_outsider
-            .from("accounts_memberships")
-            .select("user_id")
-            .eq("account_id", ACME),
-    )
-    .await?;
+                .from("accounts_memberships")
+                .select("user_id")
+                .eq("account_id", ACME),
+        )
+        .await?;
     ensure!(
         memberships.is_empty(),
         "outsider sees no Acme memberships: {memberships:?}"
@@ -189,13 +189,13 @@ pub async fn postgrest_errors_map_to_clear_statuses(world: &World) -> anyhow::Re
     // authenticated has no insert grant on accounts: 42501 -> 403.
     let err = as_owner
         .execute::<Value>(
-        as_owner
-            .from("accounts")
-            .insert(json!({"name": "X"}).to_string()),
-    )
-    .await
-    .err()
-    .context("a user inserted an account")?;
+            as_owner
+                .from("accounts")
+                .insert(json!({"name": "X"}).to_string()),
+        )
+        .await
+        .err()
+        .context("a user inserted an account")?;
     ensure_eq!(err.status(), 403, "insufficient privilege");
 
     // The slug is unique: 23505 -> 409.
@@ -213,13 +213,13 @@ pub async fn postgrest_errors_map_to_clear_statuses(world: &World) -> anyhow::Re
     let err = core
         .service
         .execute::<Value>(
-        core.service
-            .from("accounts")
-            .insert(json!({"name": null}).to_string()),
-    )
-    .await
-    .err()
-    .context("a null name was accepted")?;
+            core.service
+                .from("accounts")
+                .insert(json!({"name": null}).to_string()),
+        )
+        .await
+        .err()
+        .context("a null name was accepted")?;
     ensure_eq!(err.status(), 422, "not-null violation");
 
     // A forged JWT reaching PostgREST itself: PGRST301 -> 401.

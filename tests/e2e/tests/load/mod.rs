@@ -520,7 +520,10 @@ pub async fn five_thousand_submissions_from_one_address_make_twenty_tickets(
         (count(&statuses, 201), count(&statuses, 429)),
         (LIMIT, BURST - LIMIT),
         "the address's first {LIMIT} make tickets, the rest are limited; no 5xx: {:?}",
-        statuses.iter().filter(|s| **s != 201 && **s != 429).collect::<Vec<_>>()
+        statuses
+            .iter()
+            .filter(|s| **s != 201 && **s != 429)
+            .collect::<Vec<_>>()
     );
     let tickets = world
         .stack
