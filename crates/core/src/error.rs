@@ -98,9 +98,10 @@ pub enum Error {
     BadGateway { detail: String, reason: String },
 
     /// 503 with `Retry-After`: a dependency (PostgREST, a provider) is down,
-    /// answered 5xx or did not answer in time; the client may retry. Without
-    /// `detail`, nothing was written; with it, `detail` tells the client
-    /// what was (a reservation that stays until it is reconciled).
+    /// answered 5xx or did not answer in time; the client may retry. A call
+    /// that timed out may still have committed: each route's retry is safe
+    /// anyway (README, Reliability). With `detail`, the client is told what
+    /// was done (a mail sent, a reservation that stays until reconciled).
     #[error("unavailable: {reason}")]
     Unavailable {
         reason: String,
