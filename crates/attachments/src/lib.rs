@@ -20,7 +20,7 @@ use edge_auth::{AuthenticatedUser, JwtConfig, Policy, Verifier};
 use edge_core::{
     ConfigError, Error, FieldError, HttpConfig, Method, Request, Response, Service, Sleep, Vars,
 };
-use edge_db::{execute, PostgrestConfig, ServiceDb, ServiceKey, UserDb};
+use edge_db::{PostgrestConfig, ServiceDb, ServiceKey, UserDb};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sign::{Access, Signer, SignerConfig};
@@ -82,7 +82,7 @@ pub struct AttachmentUrls {
 impl AttachmentUrls {
     /// Reads the config once; see the README's table of variables.
     pub fn from_vars(vars: &Vars<'_>, sleep: Sleep, now: fn() -> i64) -> Result<Self, Error> {
-        let postgrest = PostgrestConfig::from_vars(vars)?;
+        let postgrest = PostgrestConfig::from_vars(vars, sleep)?;
         let http = reqwest::Client::new();
         Ok(Self {
             http: HttpConfig::from_vars(vars)?,
@@ -122,16 +122,17 @@ impl AttachmentUrls {
 
         // One request for the whole batch; RLS leaves out what the caller
         // may not see.
-        let rows: Vec<Visible> = execute(
-            UserDb::new(&self.postgrest, &user)
-                .from("message_attachments")
-                .select("id,object_path,file_name")
-                .in_(
-                    "id",
-                    ids.iter().map(|id| id.to_string()).collect::<Vec<_>>(),
-                ),
-        )
-        .await?;
+        let db = UserDb::new(&self.postgrest, &user);
+        let rows: Vec<Visible> = db
+            .execute(
+                db.from("message_attachments")
+                    .select("id,object_path,file_name")
+                    .in_(
+                        "id",
+                        ids.iter().map(|id| id.to_string()).collect::<Vec<_>>(),
+                    ),
+            )
+            .await?;
 
         let visible: Vec<&Visible> = ids
             .iter()
@@ -176,12 +177,13 @@ impl AttachmentUrls {
 
         // The message as the caller sees it: none means no such message, or
         // one they may not see; both are the same 404.
-        let messages: Vec<Value> = execute(
-            db.from("messages")
-                .select("id,tickets(account_id)")
-                .eq("id", upload.message_id.to_string()),
-        )
-        .await?;
+        let messages: Vec<Value> = db
+            .execute(
+                db.from("messages")
+                    .select("id,tickets(account_id)")
+                    .eq("id", upload.message_id.to_string()),
+            )
+            .await?;
         let account_id = messages
             .first()
             .and_then(|m| m["tickets"]["account_id"].as_str())
@@ -198,7 +200,7 @@ impl AttachmentUrls {
         // The insert policy decides whether the caller may attach here (a
         // support reply they wrote: 403 otherwise), and the table's
         // triggers whether the bucket takes this type and size (422).
-        execute::<Value>(
+        db.execute::<Value>(
             db.from("message_attachments").insert(
                 json!({
                     "id": attachment_id,
@@ -227,13 +229,15 @@ impl AttachmentUrls {
             Err(err) => {
                 // No URL, so no file will come: take the row back (as the
                 // service; users cannot delete without tickets.delete).
-                let _ = execute::<Value>(
-                    self.service_db
-                        .from("message_attachments")
-                        .delete()
-                        .eq("id", attachment_id.to_string()),
-                )
-                .await;
+                let _ = self
+                    .service_db
+                    .execute::<Value>(
+                        self.service_db
+                            .from("message_attachments")
+                            .delete()
+                            .eq("id", attachment_id.to_string()),
+                    )
+                    .await;
                 return Err(err);
             }
         };

@@ -18,8 +18,8 @@ pub mod providers;
 pub mod signature;
 pub mod stripe;
 
-use edge_core::{Error, HttpConfig, Method, Request, Response, Service, Vars};
-use edge_db::{execute, PostgrestConfig, ServiceDb, ServiceKey};
+use edge_core::{Error, HttpConfig, Method, Request, Response, Service, Sleep, Vars};
+use edge_db::{PostgrestConfig, ServiceDb, ServiceKey};
 use event::{Event, Provider};
 use providers::{Spec, PROVIDERS};
 use serde::{Deserialize, Serialize};
@@ -66,9 +66,10 @@ pub struct BillingWebhooks {
 }
 
 impl BillingWebhooks {
-    /// Reads the config once; see the README's table of variables.
-    pub fn from_vars(vars: &Vars<'_>, now: fn() -> i64) -> Result<Self, Error> {
-        let postgrest = PostgrestConfig::from_vars(vars)?;
+    /// Reads the config once; see the README's table of variables. `sleep`
+    /// bounds the PostgREST call.
+    pub fn from_vars(vars: &Vars<'_>, sleep: Sleep, now: fn() -> i64) -> Result<Self, Error> {
+        let postgrest = PostgrestConfig::from_vars(vars, sleep)?;
         Ok(Self {
             http: HttpConfig::from_vars_with_body_limit(vars, DEFAULT_MAX_BODY_BYTES)?,
             service_db: ServiceDb::new(&postgrest, &ServiceKey::from_vars(vars)?),
@@ -139,11 +140,12 @@ impl BillingWebhooks {
 
     /// One RPC, one transaction: see the migration of `apply_billing_event`.
     async fn apply(&self, event: &Event) -> Result<Applied, Error> {
-        execute(self.service_db.rpc(
-            "apply_billing_event",
-            &serde_json::json!({ "p_event": event }),
-        ))
-        .await
+        self.service_db
+            .execute(self.service_db.rpc(
+                "apply_billing_event",
+                &serde_json::json!({ "p_event": event }),
+            ))
+            .await
     }
 }
 

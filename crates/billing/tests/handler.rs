@@ -22,6 +22,11 @@ const SERVICE_KEY: &str = "stub-service-role-key";
 const STRIPE_SECRET: &str = "whsec_handler_test";
 const NOW: i64 = 1_757_505_700;
 
+/// The host's timer for the PostgREST bound, as the e2e stack's workerd has.
+fn tokio_sleep(d: std::time::Duration) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> {
+    Box::pin(tokio::time::sleep(d))
+}
+
 fn now() -> i64 {
     NOW
 }
@@ -84,7 +89,7 @@ impl Stub {
             ("SUPABASE_SERVICE_ROLE_KEY", SERVICE_KEY),
             ("STRIPE_WEBHOOK_SECRET", STRIPE_SECRET),
         ];
-        BillingWebhooks::from_vars(&Vars(&vars), now).expect("config")
+        BillingWebhooks::from_vars(&Vars(&vars), tokio_sleep, now).expect("config")
     }
 }
 
@@ -215,5 +220,5 @@ fn no_provider_configured_is_still_a_valid_config() {
         ("SUPABASE_ANON_KEY", "a"),
         ("SUPABASE_SERVICE_ROLE_KEY", "s"),
     ];
-    assert!(BillingWebhooks::from_vars(&Vars(&vars), now).is_ok());
+    assert!(BillingWebhooks::from_vars(&Vars(&vars), tokio_sleep, now).is_ok());
 }

@@ -98,12 +98,16 @@ pub enum Error {
     #[error("bad gateway: {reason}")]
     BadGateway { detail: String, reason: String },
 
-    /// 503 with `Retry-After`: a dependency (PostgREST, a provider) is down or
-    /// answered 5xx. Nothing was written; the client may retry.
+    /// 503 with `Retry-After`: a dependency (PostgREST, a provider) is down,
+    /// answered 5xx or did not answer in time; the client may retry. A call
+    /// that timed out may still have committed: each route's retry is safe
+    /// anyway (README, Reliability). With `detail`, the client is told what
+    /// was done (a mail sent, a reservation that stays until reconciled).
     #[error("unavailable: {reason}")]
     Unavailable {
         reason: String,
         retry_after_secs: u32,
+        detail: Option<String>,
     },
 
     /// 500: the function's configuration is missing or malformed. The
@@ -141,6 +145,15 @@ impl Error {
         Error::Unavailable {
             reason: reason.into(),
             retry_after_secs: 5,
+            detail: None,
+        }
+    }
+    /// A 503 after something was written: `detail` says what, for the client.
+    pub fn unavailable_after(detail: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Unavailable {
+            reason: reason.into(),
+            retry_after_secs: 5,
+            detail: Some(detail.into()),
         }
     }
     pub fn internal(detail: impl Into<String>) -> Self {
@@ -228,9 +241,9 @@ impl Error {
                 errors.len(),
                 if errors.len() == 1 { "" } else { "s" }
             )),
-            Error::Unavailable { .. } => {
-                Some("A service this function depends on is unavailable. Retry later.".to_owned())
-            }
+            Error::Unavailable { detail, .. } => Some(detail.clone().unwrap_or_else(|| {
+                "A service this function depends on is unavailable. Retry later.".to_owned()
+            })),
             Error::Config(_) | Error::Internal(_) => {
                 Some("The server failed to handle the request. It has been logged.".to_owned())
             }

@@ -10,20 +10,28 @@
 //!   reads `SUPABASE_SERVICE_ROLE_KEY`, and the two types share no trait, so a
 //!   handler written against `UserDb` cannot be handed the service client.
 //!
-//! Both hand out `postgrest` query builders and run them through
-//! [`execute`], which maps PostgREST's and Postgres's errors to the project's
-//! [`Error`] (see [`map_error`] for the table). This crate deliberately has
-//! no query helpers of its own: the `postgrest` builder is the query API.
+//! Both hand out `postgrest` query builders and run them through their
+//! `execute` methods, which bound the whole call (connect, answer, body) by
+//! `POSTGREST_TIMEOUT_MS` on the host's timer and map PostgREST's and
+//! Postgres's errors to the project's [`Error`] (see [`map_error`] for the
+//! table). fetch() in workerd has no timeout of its own: without the bound a
+//! PostgREST that accepts and never answers holds the request forever. The
+//! bound lives here once, so no route can forget it. This crate
+//! deliberately has no query helpers of its own: the `postgrest` builder is
+//! the query API.
 //!
 //! See PostgREST's error docs: <https://docs.postgrest.org/en/v12/references/errors.html>.
 
 use edge_auth::AuthenticatedUser;
-use edge_core::{ConfigError, Error, Secret, Vars};
+use edge_core::{within, ConfigError, Error, Secret, Sleep, Vars};
 use postgrest::{Builder, Postgrest};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use std::future::Future;
+use std::time::Duration;
 
-/// Where PostgREST is and the public key every request carries.
+/// Where PostgREST is, the public key every request carries, and how long
+/// any one call to it may take.
 #[derive(Clone, Debug)]
 pub struct PostgrestConfig {
     /// `POSTGREST_URL`, or `${SUPABASE_URL}/rest/v1` when unset.
@@ -31,16 +39,57 @@ pub struct PostgrestConfig {
     /// `SUPABASE_ANON_KEY`: the anon JWT or an `sb_publishable_...` key; sent
     /// as `apikey` on as-user requests. Public by design.
     pub anon_key: String,
+    /// `POSTGREST_TIMEOUT_MS`: the longest one PostgREST call may take,
+    /// body included; past it, 503 with `Retry-After`. Default 10000, above
+    /// PostgREST's own 10 s wait for a pool connection (which answers 504).
+    pub timeout: Duration,
+    /// The host's timer the timeout runs on (`worker::Delay` in workerd).
+    pub sleep: Sleep,
 }
 
 impl PostgrestConfig {
-    pub fn from_vars(vars: &Vars<'_>) -> Result<Self, ConfigError> {
+    pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;
+
+    /// `sleep` is the host's timer, which bounds every call (see `timeout`).
+    pub fn from_vars(vars: &Vars<'_>, sleep: Sleep) -> Result<Self, ConfigError> {
         let url = vars.url_or("POSTGREST_URL", || {
             vars.optional("SUPABASE_URL")
                 .map(|base| format!("{}/rest/v1", base.trim_end_matches('/')))
         })?;
         let anon_key = vars.header_value("SUPABASE_ANON_KEY")?;
-        Ok(Self { url, anon_key })
+        let timeout_ms = vars.parse_or("POSTGREST_TIMEOUT_MS", Self::DEFAULT_TIMEOUT_MS)?;
+        if timeout_ms == 0 {
+            return Err(ConfigError::new(
+                "POSTGREST_TIMEOUT_MS",
+                "must be at least 1",
+            ));
+        }
+        Ok(Self {
+            url,
+            anon_key,
+            timeout: Duration::from_millis(timeout_ms),
+            sleep,
+        })
+    }
+
+    /// Runs one PostgREST call, whole, within the timeout. The one place
+    /// every call goes through.
+    async fn bounded<T>(
+        &self,
+        what: &str,
+        call: impl Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        within(self.sleep, self.timeout, call)
+            .await
+            .unwrap_or_else(|| {
+                // The request may have reached PostgREST and committed: callers
+                // must treat this as "unknown", never as "nothing happened".
+                Err(Error::unavailable(format!(
+                    "PostgREST {} gave no answer to {what} within {} ms",
+                    self.url,
+                    self.timeout.as_millis()
+                )))
+            })
     }
 }
 
@@ -76,7 +125,7 @@ impl ServiceKey {
 #[derive(Clone)]
 pub struct ServiceDb {
     client: Postgrest,
-    url: String,
+    config: PostgrestConfig,
     headers: Vec<(&'static str, String)>,
 }
 
@@ -90,7 +139,7 @@ impl ServiceDb {
             });
         Self {
             client,
-            url: config.url.clone(),
+            config: config.clone(),
             headers,
         }
     }
@@ -107,29 +156,44 @@ impl ServiceDb {
     /// `HEAD` of the API root checks the connection and the key without
     /// transferring the OpenAPI document.
     pub async fn ping(&self) -> Result<(), Error> {
+        let url = &self.config.url;
         let request = self.headers.iter().fold(
-            reqwest::Client::new().head(format!("{}/", self.url)),
+            reqwest::Client::new().head(format!("{url}/")),
             |r, (n, v)| r.header(*n, v),
         );
-        let response = request
-            .send()
+        self.config
+            .bounded("the health check", async {
+                let response = request
+                    .send()
+                    .await
+                    .map_err(|e| Error::unavailable(format!("PostgREST {url} unreachable: {e}")))?;
+                if response.status().is_success() {
+                    Ok(())
+                } else {
+                    Err(Error::unavailable(format!(
+                        "PostgREST {url} answered {} to the service key",
+                        response.status()
+                    )))
+                }
+            })
             .await
-            .map_err(|e| Error::unavailable(format!("PostgREST {} unreachable: {e}", self.url)))?;
-        if response.status().is_success() {
-            Ok(())
-        } else {
-            Err(Error::unavailable(format!(
-                "PostgREST {} answered {} to the service key",
-                self.url,
-                response.status()
-            )))
-        }
+    }
+
+    /// Runs a query built from this client and decodes the JSON answer.
+    pub async fn execute<T: DeserializeOwned>(&self, query: Builder) -> Result<T, Error> {
+        decode(&execute_raw(&self.config, query).await?)
+    }
+
+    /// Runs a query whose answer is not needed (`Prefer: return=minimal`).
+    pub async fn execute_unit(&self, query: Builder) -> Result<(), Error> {
+        execute_raw(&self.config, query).await.map(drop)
     }
 }
 
 /// PostgREST as the calling user: RLS applies to everything it does.
 pub struct UserDb {
     client: Postgrest,
+    config: PostgrestConfig,
 }
 
 impl UserDb {
@@ -138,7 +202,10 @@ impl UserDb {
         let client = Postgrest::new(&config.url)
             .insert_header("apikey", &config.anon_key)
             .insert_header("authorization", format!("Bearer {}", user.token()));
-        Self { client }
+        Self {
+            client,
+            config: config.clone(),
+        }
     }
 
     pub fn from(&self, table: &str) -> Builder {
@@ -148,35 +215,45 @@ impl UserDb {
     pub fn rpc(&self, function: &str, params: &serde_json::Value) -> Builder {
         self.client.rpc(function, params.to_string())
     }
+
+    /// Runs a query built from this client and decodes the JSON answer.
+    pub async fn execute<T: DeserializeOwned>(&self, query: Builder) -> Result<T, Error> {
+        decode(&execute_raw(&self.config, query).await?)
+    }
+
+    /// Runs a query whose answer is not needed (`Prefer: return=minimal`).
+    pub async fn execute_unit(&self, query: Builder) -> Result<(), Error> {
+        execute_raw(&self.config, query).await.map(drop)
+    }
 }
 
-/// Runs a query and decodes the JSON answer. Every failure is an [`Error`].
-pub async fn execute<T: DeserializeOwned>(query: Builder) -> Result<T, Error> {
-    let body = execute_raw(query).await?;
-    serde_json::from_slice(&body)
+fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, Error> {
+    serde_json::from_slice(body)
         .map_err(|e| Error::internal(format!("decoding PostgREST answer: {e}")))
 }
 
-/// Runs a query whose answer is not needed (`Prefer: return=minimal`).
-pub async fn execute_unit(query: Builder) -> Result<(), Error> {
-    execute_raw(query).await.map(drop)
-}
-
-async fn execute_raw(query: Builder) -> Result<Vec<u8>, Error> {
-    let response = query
-        .execute()
+/// Sends the query and reads its whole answer within the timeout; every
+/// failure is an [`Error`]: no answer in time, a refused or dropped
+/// connection, and PostgREST's 5xx (its database unreachable) are 503.
+async fn execute_raw(config: &PostgrestConfig, query: Builder) -> Result<Vec<u8>, Error> {
+    config
+        .bounded("a query", async {
+            let response = query
+                .execute()
+                .await
+                .map_err(|e| Error::unavailable(format!("PostgREST unreachable: {e}")))?;
+            let status = response.status().as_u16();
+            let body = response
+                .bytes()
+                .await
+                .map_err(|e| Error::unavailable(format!("reading PostgREST answer: {e}")))?;
+            if (200..300).contains(&status) {
+                Ok(body.to_vec())
+            } else {
+                Err(map_error(status, &body))
+            }
+        })
         .await
-        .map_err(|e| Error::unavailable(format!("PostgREST unreachable: {e}")))?;
-    let status = response.status().as_u16();
-    let body = response
-        .bytes()
-        .await
-        .map_err(|e| Error::unavailable(format!("reading PostgREST answer: {e}")))?;
-    if (200..300).contains(&status) {
-        Ok(body.to_vec())
-    } else {
-        Err(map_error(status, &body))
-    }
 }
 
 /// PostgREST's error body: <https://docs.postgrest.org/en/v12/references/errors.html>.
@@ -319,7 +396,27 @@ mod tests {
                 "JSON object requested, multiple (or no) rows returned",
                 404,
             ),
+            (503, "PGRST000", "Could not connect with the database", 503),
             (503, "PGRST001", "Database client error", 503),
+            (
+                503,
+                "PGRST002",
+                "Could not query the database for the schema cache",
+                503,
+            ),
+            (
+                504,
+                "PGRST003",
+                "Timed out acquiring connection from connection pool",
+                503,
+            ),
+            // A fast shutdown ends PostgREST's sessions mid-query.
+            (
+                500,
+                "57P01",
+                "terminating connection due to administrator command",
+                503,
+            ),
             (502, "", "", 503),
             (400, "PGRST100", "failed to parse filter", 500),
         ];
@@ -368,17 +465,124 @@ mod tests {
             ("SUPABASE_URL", "https://abc.supabase.co/"),
             ("SUPABASE_ANON_KEY", "sb_publishable_x"),
         ];
-        let config = PostgrestConfig::from_vars(&Vars(&vars)).expect("config");
+        let config = PostgrestConfig::from_vars(&Vars(&vars), tokio_sleep).expect("config");
         assert_eq!(config.url, "https://abc.supabase.co/rest/v1");
         let vars = [
             ("POSTGREST_URL", "http://127.0.0.1:3000"),
             ("SUPABASE_ANON_KEY", "k"),
         ];
         assert_eq!(
-            PostgrestConfig::from_vars(&Vars(&vars))
+            PostgrestConfig::from_vars(&Vars(&vars), tokio_sleep)
                 .expect("config")
                 .url,
             "http://127.0.0.1:3000"
         );
+    }
+
+    fn tokio_sleep(d: Duration) -> std::pin::Pin<Box<dyn Future<Output = ()>>> {
+        Box::pin(tokio::time::sleep(d))
+    }
+
+    fn service_at(url: &str, timeout_ms: &str) -> ServiceDb {
+        let vars = [
+            ("POSTGREST_URL", url),
+            ("SUPABASE_ANON_KEY", "k"),
+            ("POSTGREST_TIMEOUT_MS", timeout_ms),
+            ("SUPABASE_SERVICE_ROLE_KEY", "sb_secret_x"),
+        ];
+        let vars = Vars(&vars);
+        let config = PostgrestConfig::from_vars(&vars, tokio_sleep).expect("config");
+        ServiceDb::new(&config, &ServiceKey::from_vars(&vars).expect("key"))
+    }
+
+    /// A server that takes connections and then does what `answer` says
+    /// with each: nothing at all, or a head and part of a body.
+    async fn stalled(head_and_some_body: Option<&'static str>) -> String {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((mut socket, _)) = listener.accept().await {
+                if let Some(bytes) = head_and_some_body {
+                    let mut buf = [0u8; 4096];
+                    let _ = socket.read(&mut buf).await;
+                    let _ = socket.write_all(bytes.as_bytes()).await;
+                }
+                held.push(socket);
+            }
+        });
+        url
+    }
+
+    async fn timed(db: &ServiceDb) -> (Result<serde_json::Value, Error>, Duration) {
+        let started = std::time::Instant::now();
+        let result = db
+            .execute::<serde_json::Value>(db.rpc("reserve_email", &serde_json::json!({})))
+            .await;
+        (result, started.elapsed())
+    }
+
+    /// Fails before: with `bounded` returning the call's own result (no
+    /// `within`), both calls hang and the 5 s guard below fires.
+    #[tokio::test]
+    async fn a_postgrest_that_never_answers_or_stops_mid_body_is_503_within_the_timeout() {
+        let silent = stalled(None).await;
+        let mid_body = stalled(Some(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"mail",
+        ))
+        .await;
+        for url in [silent, mid_body] {
+            let db = service_at(&url, "300");
+            let (result, took) = tokio::time::timeout(Duration::from_secs(5), timed(&db))
+                .await
+                .expect("bounded by POSTGREST_TIMEOUT_MS, not hanging");
+            let err = result.expect_err("no answer is an error");
+            assert_eq!(err.status(), 503, "{url}: {err}");
+            let response = err.to_response("r");
+            assert_eq!(response.header("retry-after"), Some("5"));
+            assert!(took >= Duration::from_millis(300), "{took:?}");
+            assert!(took < Duration::from_secs(2), "{took:?}");
+        }
+        let db = service_at(&stalled(None).await, "300");
+        let ping = tokio::time::timeout(Duration::from_secs(5), db.ping())
+            .await
+            .expect("the health check is bounded too");
+        assert_eq!(ping.expect_err("no answer").status(), 503);
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_503_at_once() {
+        // Bound and closed again: nothing listens there now.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("port")
+            .port();
+        let db = service_at(&format!("http://127.0.0.1:{port}"), "5000");
+        let (result, took) = timed(&db).await;
+        assert_eq!(result.expect_err("refused").status(), 503);
+        assert!(took < Duration::from_secs(2), "{took:?}");
+    }
+
+    #[test]
+    fn the_timeout_is_read_once_with_a_default_and_refuses_nonsense() {
+        let base = [
+            ("POSTGREST_URL", "http://127.0.0.1:3000"),
+            ("SUPABASE_ANON_KEY", "k"),
+        ];
+        let config = PostgrestConfig::from_vars(&Vars(&base), tokio_sleep).expect("config");
+        assert_eq!(config.timeout, Duration::from_millis(10_000));
+        for bad in ["0", "-1", "soon"] {
+            let vars = [base[0], base[1], ("POSTGREST_TIMEOUT_MS", bad)];
+            assert_eq!(
+                PostgrestConfig::from_vars(&Vars(&vars), tokio_sleep)
+                    .unwrap_err()
+                    .name,
+                "POSTGREST_TIMEOUT_MS",
+                "{bad}"
+            );
+        }
     }
 }

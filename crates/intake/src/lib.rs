@@ -35,7 +35,7 @@ use captcha::{token_hash, Captcha, CaptchaConfig};
 use edge_core::{
     BodyKind, Error, FieldError, HttpConfig, Method, Request, Response, Service, Sleep, Vars,
 };
-use edge_db::{execute, PostgrestConfig, ServiceDb, ServiceKey};
+use edge_db::{PostgrestConfig, ServiceDb, ServiceKey};
 use serde::Deserialize;
 use serde_json::json;
 use submission::{validate, RawSubmission, Submission};
@@ -50,9 +50,9 @@ pub struct TicketIntake {
 
 impl TicketIntake {
     /// Reads the config once; see the README's table of variables. `sleep`
-    /// bounds the captcha provider call.
+    /// bounds the PostgREST and captcha provider calls.
     pub fn from_vars(vars: &Vars<'_>, sleep: Sleep) -> Result<Self, Error> {
-        let postgrest = PostgrestConfig::from_vars(vars)?;
+        let postgrest = PostgrestConfig::from_vars(vars, sleep)?;
         Ok(Self {
             http: HttpConfig::from_vars(vars)?,
             db: ServiceDb::new(&postgrest, &ServiceKey::from_vars(vars)?),
@@ -102,18 +102,20 @@ impl TicketIntake {
         let client_ip = req.header("cf-connecting-ip").map(str::to_owned);
         let request_hash = submission.request_hash();
 
-        let intake: Intake = execute(self.db.rpc(
-            "intake_begin",
-            &json!({
-                "p_intake_key": submission.intake_key,
-                "p_client_ip": client_ip,
-                "p_idempotency_key": idempotency_key,
-                "p_request_hash": request_hash,
-                "p_category": submission.category,
-                "p_priority": submission.priority,
-            }),
-        ))
-        .await?;
+        let intake: Intake = self
+            .db
+            .execute(self.db.rpc(
+                "intake_begin",
+                &json!({
+                    "p_intake_key": submission.intake_key,
+                    "p_client_ip": client_ip,
+                    "p_idempotency_key": idempotency_key,
+                    "p_request_hash": request_hash,
+                    "p_category": submission.category,
+                    "p_priority": submission.priority,
+                }),
+            ))
+            .await?;
 
         let origin = req.header("origin");
         if let Some(origin) = origin {
@@ -153,23 +155,25 @@ impl TicketIntake {
             .verify(&submission.captcha_token, client_ip.as_deref())
             .await?;
 
-        let submitted: Submitted = execute(self.db.rpc(
-            "intake_submit",
-            &json!({
-                "p_intake_key": submission.intake_key,
-                "p_title": submission.title,
-                "p_content": submission.content,
-                "p_customer_email": submission.customer_email,
-                "p_customer_name": submission.customer_name,
-                "p_category": submission.category,
-                "p_priority": submission.priority,
-                "p_captcha_token_hash": token_hash(&submission.captcha_token),
-                "p_idempotency_key": idempotency_key,
-                "p_request_hash": request_hash,
-                "p_client_ip": client_ip,
-            }),
-        ))
-        .await?;
+        let submitted: Submitted = self
+            .db
+            .execute(self.db.rpc(
+                "intake_submit",
+                &json!({
+                    "p_intake_key": submission.intake_key,
+                    "p_title": submission.title,
+                    "p_content": submission.content,
+                    "p_customer_email": submission.customer_email,
+                    "p_customer_name": submission.customer_name,
+                    "p_category": submission.category,
+                    "p_priority": submission.priority,
+                    "p_captcha_token_hash": token_hash(&submission.captcha_token),
+                    "p_idempotency_key": idempotency_key,
+                    "p_request_hash": request_hash,
+                    "p_client_ip": client_ip,
+                }),
+            ))
+            .await?;
         let created = match submitted {
             Submitted::Ticket(created) => created,
             // Requests that passed intake_begin together filled the
@@ -328,7 +332,7 @@ impl Service for TicketIntake {
             .eq("enabled", "true")
             .cs("allowed_origins", format!("{{{}}}", json!(origin)))
             .limit(1);
-        matches!(execute::<Vec<serde_json::Value>>(query).await, Ok(rows) if !rows.is_empty())
+        matches!(self.db.execute::<Vec<serde_json::Value>>(query).await, Ok(rows) if !rows.is_empty())
     }
 
     async fn probe(&self) -> Result<(), Error> {

@@ -28,7 +28,7 @@ pub mod provider;
 
 use edge_auth::{JwtConfig, Policy, Verifier};
 use edge_core::{Error, HttpConfig, Method, Request, Response, Service, Sleep, Vars};
-use edge_db::{execute, PostgrestConfig, ServiceDb, ServiceKey, UserDb};
+use edge_db::{PostgrestConfig, ServiceDb, ServiceKey, UserDb};
 use message::{validate, RawMessage};
 use provider::{Provider, ProviderConfig, Sent};
 use serde::{Deserialize, Serialize};
@@ -54,9 +54,10 @@ pub struct SendEmail {
 
 impl SendEmail {
     /// Reads the config once; see the README's table of variables. `sleep`
-    /// bounds the provider call; `now` is the clock for token expiry.
+    /// bounds the PostgREST and provider calls; `now` is the clock for token
+    /// expiry.
     pub fn from_vars(vars: &Vars<'_>, sleep: Sleep, now: fn() -> i64) -> Result<Self, Error> {
-        let postgrest = PostgrestConfig::from_vars(vars)?;
+        let postgrest = PostgrestConfig::from_vars(vars, sleep)?;
         let http = reqwest::Client::new();
         Ok(Self {
             http: HttpConfig::from_vars_with_body_limit(vars, DEFAULT_MAX_BODY_BYTES)?,
@@ -81,20 +82,21 @@ impl SendEmail {
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let db = UserDb::new(&self.postgrest, &user);
 
-        let reserved: Mail = execute(db.rpc(
-            "reserve_email",
-            &json!({
-                "p_recipients": message.to,
-                "p_subject": message.subject,
-                "p_content": message.content(),
-                "p_html": message.html,
-                "p_mail_type": message.mail_type(),
-                "p_template_id": message.template.as_ref().map(|(id, _)| id),
-                "p_idempotency_key": key,
-                "p_request_hash": message.request_hash(),
-            }),
-        ))
-        .await?;
+        let reserved: Mail = db
+            .execute(db.rpc(
+                "reserve_email",
+                &json!({
+                    "p_recipients": message.to,
+                    "p_subject": message.subject,
+                    "p_content": message.content(),
+                    "p_html": message.html,
+                    "p_mail_type": message.mail_type(),
+                    "p_template_id": message.template.as_ref().map(|(id, _)| id),
+                    "p_idempotency_key": key,
+                    "p_request_hash": message.request_hash(),
+                }),
+            ))
+            .await?;
         if reserved.replayed {
             return replay(reserved);
         }
@@ -108,26 +110,31 @@ impl SendEmail {
             Sent::Rejected(why) | Sent::Refused(why) => ("refunded", None, Some(why.as_str())),
             Sent::Unknown(why) => ("unknown", None, Some(why.as_str())),
         };
-        let finalized: Result<Mail, Error> = execute(self.service_db.rpc(
-            "finalize_email",
-            &json!({
-                "p_mail_id": reserved.mail_id,
-                "p_provider": self.provider.name(),
-                "p_outcome": recorded,
-                "p_provider_message_id": message_id,
-                "p_error": error,
-            }),
-        ))
-        .await;
+        let finalized: Result<Mail, Error> = self
+            .service_db
+            .execute(self.service_db.rpc(
+                "finalize_email",
+                &json!({
+                    "p_mail_id": reserved.mail_id,
+                    "p_provider": self.provider.name(),
+                    "p_outcome": recorded,
+                    "p_provider_message_id": message_id,
+                    "p_error": error,
+                }),
+            ))
+            .await;
 
         match (outcome, finalized) {
             (Sent::Accepted(_), Ok(mail)) => Response::json(201, &mail.receipt()),
-            // Sent, but not recorded as such: the mail was delivered and paid
-            // for; it stays `reserved` until reconciled. Say what happened.
-            (Sent::Accepted(_), Err(err)) => Err(Error::BadGateway {
-                detail: "The email was sent, but recording it failed; it shows as reserved for now.".into(),
-                reason: format!("finalize after send failed: {err}"),
-            }),
+            // Sent, but not recorded as such (PostgREST down or silent): the
+            // mail was delivered and paid for; it stays `reserved` until the
+            // reconciler settles it. Never refunded on a guess. A 503 like
+            // every other database outage, saying what happened.
+            (Sent::Accepted(_), Err(err)) => Err(Error::unavailable_after(
+                "The email was sent, but recording it failed; it shows as reserved until it is confirmed. \
+                 Retry with the same Idempotency-Key later to see the result; a new key would send it again.",
+                format!("finalize after send failed: {err}; mail {} stays reserved", reserved.mail_id),
+            )),
             (Sent::Rejected(why), Ok(_)) => Err(Error::Rejected {
                 detail: "The email provider refused this message (check the addresses). Your credits were refunded."
                     .into(),
@@ -156,12 +163,18 @@ impl SendEmail {
                     ),
                 },
             }),
-            // Not a 503: something was written (the reservation), and the
-            // refund is owed until the mail is reconciled.
-            (Sent::Rejected(why) | Sent::Refused(why), Err(err)) => Err(Error::internal(format!(
-                "send failed ({why}) and the refund could not be recorded ({err}); mail {} stays reserved",
-                reserved.mail_id
-            ))),
+            // The provider certainly did not send it, but the refund could not
+            // be recorded (PostgREST down or silent): the reservation stays
+            // and the reconciler refunds it. A 503 that says so, never a 500.
+            (Sent::Rejected(why) | Sent::Refused(why), Err(err)) => Err(Error::unavailable_after(
+                "The email was not sent, but its refund could not be recorded yet; your credits stay \
+                 reserved until it is, then they are refunded. Retry with the same Idempotency-Key later \
+                 to see the result.",
+                format!(
+                    "send failed ({why}) and the refund could not be recorded ({err}); mail {} stays reserved",
+                    reserved.mail_id
+                ),
+            )),
         }
     }
 }

@@ -255,8 +255,11 @@ fn never(_: Duration) -> Pin<Box<dyn Future<Output = ()>>> {
     Box::pin(std::future::pending())
 }
 
-fn at_once(_: Duration) -> Pin<Box<dyn Future<Output = ()>>> {
-    Box::pin(std::future::ready(()))
+/// A timer on which every bound is half a second: the stand-in's PostgREST
+/// answers well within it (its calls are bounded on the same timer since
+/// issue 12), a provider that never answers does not.
+fn half_a_second(_: Duration) -> Pin<Box<dyn Future<Output = ()>>> {
+    Box::pin(tokio::time::sleep(Duration::from_millis(500)))
 }
 
 fn now() -> i64 {
@@ -556,7 +559,7 @@ async fn a_provider_that_never_answers_is_502_unknown_and_not_refunded() {
     })
     .await;
     let (r, _) = send(
-        &stub.service("resend", at_once),
+        &stub.service("resend", half_a_second),
         &member_token(),
         &custom_mail(),
         Some("k-1"),
@@ -826,7 +829,7 @@ async fn a_replayed_mail_still_reserved_unknown_or_refunded_is_409_and_not_sent_
 }
 
 #[tokio::test]
-async fn a_finalize_failure_after_a_send_is_502_saying_the_mail_was_sent() {
+async fn a_finalize_failure_after_a_send_is_503_saying_the_mail_was_sent() {
     let stub = Stub::start(Script {
         finalize: postgrest_down(),
         ..Script::default()
@@ -834,9 +837,12 @@ async fn a_finalize_failure_after_a_send_is_502_saying_the_mail_was_sent() {
     .await;
     let (r, log) = send_custom_mail(&stub).await;
 
-    assert_eq!(r.status, 502);
+    // A database outage is a 503 with Retry-After on every route (issue 12);
+    // this one says what was done: sent, left reserved for the reconciler.
+    assert_eq!(r.status, 503);
+    assert_eq!(r.header("retry-after"), Some("5"));
     let problem = body(&r);
-    assert_eq!(problem["code"], "bad_gateway");
+    assert_eq!(problem["code"], "unavailable");
     assert!(
         problem["detail"]
             .as_str()
@@ -854,7 +860,7 @@ async fn a_finalize_failure_after_a_send_is_502_saying_the_mail_was_sent() {
 }
 
 #[tokio::test]
-async fn a_finalize_failure_after_a_certain_refusal_is_500_and_the_mail_stays_reserved() {
+async fn a_finalize_failure_after_a_certain_refusal_is_503_and_the_mail_stays_reserved() {
     let rejected = Reply::Json(
         422,
         json!({"name": "validation_error", "message": PROVIDER_WORDS}),
@@ -869,10 +875,19 @@ async fn a_finalize_failure_after_a_certain_refusal_is_500_and_the_mail_stays_re
         .await;
         let (r, log) = send_custom_mail(&stub).await;
 
-        // Not a 503 ("nothing was written"): the reservation was, and the
-        // refund is owed until the mail is reconciled.
-        assert_eq!(r.status, 500, "{provider:?}");
-        assert_eq!(body(&r)["code"], "internal");
+        // Fails before: 500 (issue 12: never a 500 for a database outage).
+        // The reservation was written and the refund is owed until the mail
+        // is reconciled: a 503 whose detail says so, never a guessed refund.
+        assert_eq!(r.status, 503, "{provider:?}");
+        assert_eq!(r.header("retry-after"), Some("5"));
+        assert_eq!(body(&r)["code"], "unavailable");
+        assert!(
+            body(&r)["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("stay reserved")),
+            "{}",
+            body(&r)
+        );
         assert!(!String::from_utf8_lossy(&r.body).contains("validation_error"));
         assert!(
             log.error

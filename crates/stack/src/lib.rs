@@ -298,6 +298,7 @@ pub struct Stack {
     root: PathBuf,
     db_port: u16,
     db_url: String,
+    postgrest_port: u16,
     postgrest_url: Option<String>,
     functions: BTreeMap<String, String>,
     secrets: Vec<(String, String)>,
@@ -527,6 +528,7 @@ impl Stack {
             root,
             db_port,
             db_url,
+            postgrest_port,
             functions: functions
                 .iter()
                 .map(|f| (f.name.clone(), format!("http://127.0.0.1:{}", f.port)))
@@ -732,6 +734,43 @@ impl Stack {
             bail!("{name:?} is not served by this stack");
         };
         workerd::time_to_first_answer(&self.root, &self.dir, function).await
+    }
+
+    /// Kills PostgREST (SIGKILL, as a crash or an OOM kill would) while
+    /// PostgreSQL and workerd keep running: the functions' calls to it are
+    /// refused, or cut off mid-answer, until [`Stack::start_postgrest`].
+    pub async fn kill_postgrest(&mut self) {
+        if let Some(mut process) = self.postgrest.take() {
+            process
+                .signal_and_reap(nix::sys::signal::Signal::SIGKILL, Duration::from_secs(5))
+                .await;
+        }
+    }
+
+    /// Starts PostgREST again on the same port, returning once it serves
+    /// (connected, schema cache loaded); its log goes on in `postgrest.log`.
+    pub async fn start_postgrest(&mut self) -> anyhow::Result<()> {
+        if self.postgrest.is_some() {
+            bail!("PostgREST is already running");
+        }
+        let process = postgrest::start(
+            &self.root,
+            &self.dir,
+            self.db_port,
+            self.postgrest_port,
+            &self.jwt_secret,
+        )
+        .await?;
+        self.postgrest = Some(process);
+        Ok(())
+    }
+
+    /// Restarts PostgreSQL as `pg_ctl restart -m fast` does (open
+    /// transactions roll back, every session ends) while PostgREST and
+    /// workerd keep running; returns once it accepts connections again.
+    /// PostgREST reconnects by itself.
+    pub async fn restart_postgres_fast(&mut self) -> anyhow::Result<()> {
+        self.postgres.restart_fast().await
     }
 
     /// Process ids of the running servers, by name, for diagnostics.

@@ -53,7 +53,8 @@ pub(crate) struct Postgres {
     pub(crate) process: Supervised,
     bindir: PathBuf,
     port: u16,
-    socket_dir: PathBuf,
+    dir: PathBuf,
+    run_as: Option<RunAs>,
 }
 
 /// The unprivileged account the server runs as, when we are root.
@@ -104,47 +105,27 @@ impl Postgres {
         // Written as the server's user would (it owns pgdata); root may.
         fs::write(data.join("pg_hba.conf"), PG_HBA).context("write pg_hba.conf")?;
 
-        let mut server = Command::new(bindir.join("postgres"));
-        server
-            .arg("-D")
-            .arg(&data)
-            .arg("-p")
-            .arg(port.to_string())
-            .arg("-k")
-            .arg(&socket_dir)
-            .args(["-c", "listen_addresses=127.0.0.1"])
-            .args(["-c", "fsync=off"])
-            .args(["-c", "synchronous_commit=off"])
-            .args(["-c", "full_page_writes=off"])
-            .current_dir(dir);
-        run_as_user(&mut server, run_as);
-        // SIGINT is Postgres's "fast" shutdown (roll back, exit); SIGQUIT is
-        // "immediate", the right thing when our process is already gone.
-        let mut process = Supervised::spawn(
-            "postgres",
-            server,
-            &dir.join("postgres.log"),
-            Signal::SIGINT,
-            Signal::SIGQUIT,
-        )?;
-
-        let isready = bindir.join("pg_isready");
-        process
-            .wait_until("PostgreSQL to accept connections", READY_TIMEOUT, || {
-                let mut probe = tokio::process::Command::new(&isready);
-                probe
-                    .args(["-q", "-h", "127.0.0.1", "-U", SUPERUSER, "-d", "postgres"])
-                    .args(["-t", "1", "-p", &port.to_string()]);
-                async move { probe.status().await.is_ok_and(|s| s.success()) }
-            })
-            .await?;
-
+        let process = serve(&bindir, dir, port, run_as).await?;
         Ok(Self {
             process,
             bindir,
             port,
-            socket_dir,
+            dir: dir.to_owned(),
+            run_as,
         })
+    }
+
+    /// What `pg_ctl restart -m fast` does: SIGINT (fast shutdown: open
+    /// transactions roll back, sessions end), wait for the server to exit,
+    /// start it again on the same cluster and port. Done here rather than by
+    /// `pg_ctl`, which would leave the new server detached from our
+    /// supervision (no death signal, not stopped with the stack).
+    pub(crate) async fn restart_fast(&mut self) -> anyhow::Result<()> {
+        self.process
+            .signal_and_reap(Signal::SIGINT, Duration::from_secs(30))
+            .await;
+        self.process = serve(&self.bindir, &self.dir, self.port, self.run_as).await?;
+        Ok(())
     }
 
     /// A `psql` connected as `postgres` over TCP, as a Supabase project's
@@ -165,7 +146,7 @@ impl Postgres {
         let mut cmd = tokio::process::Command::new(self.bindir.join("psql"));
         cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=1"])
             .arg("-h")
-            .arg(&self.socket_dir)
+            .arg(self.dir.join("pgsocket"))
             .args(["-U", SUPERUSER, "-d", "postgres"])
             .args(["-p", &self.port.to_string()])
             .stdin(std::process::Stdio::null());
@@ -211,6 +192,51 @@ impl Postgres {
         }
         Ok(())
     }
+}
+
+/// Starts the server on the cluster in `dir`, returning once it accepts
+/// connections.
+async fn serve(
+    bindir: &Path,
+    dir: &Path,
+    port: u16,
+    run_as: Option<RunAs>,
+) -> anyhow::Result<Supervised> {
+    let mut server = Command::new(bindir.join("postgres"));
+    server
+        .arg("-D")
+        .arg(dir.join("pgdata"))
+        .arg("-p")
+        .arg(port.to_string())
+        .arg("-k")
+        .arg(dir.join("pgsocket"))
+        .args(["-c", "listen_addresses=127.0.0.1"])
+        .args(["-c", "fsync=off"])
+        .args(["-c", "synchronous_commit=off"])
+        .args(["-c", "full_page_writes=off"])
+        .current_dir(dir);
+    run_as_user(&mut server, run_as);
+    // SIGINT is Postgres's "fast" shutdown (roll back, exit); SIGQUIT is
+    // "immediate", the right thing when our process is already gone.
+    let mut process = Supervised::spawn(
+        "postgres",
+        server,
+        &dir.join("postgres.log"),
+        Signal::SIGINT,
+        Signal::SIGQUIT,
+    )?;
+
+    let isready = bindir.join("pg_isready");
+    process
+        .wait_until("PostgreSQL to accept connections", READY_TIMEOUT, || {
+            let mut probe = tokio::process::Command::new(&isready);
+            probe
+                .args(["-q", "-h", "127.0.0.1", "-U", SUPERUSER, "-d", "postgres"])
+                .args(["-t", "1", "-p", &port.to_string()]);
+            async move { probe.status().await.is_ok_and(|s| s.success()) }
+        })
+        .await?;
+    Ok(process)
 }
 
 /// The SQL that makes a fresh cluster look like the project's database, in

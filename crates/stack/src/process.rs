@@ -9,7 +9,7 @@
 //! reaches only us, and we stop them in order instead of all at once.
 
 use std::{
-    fs::File,
+    fs::{File, OpenOptions},
     future::Future,
     io::{self, Read as _, Seek as _, SeekFrom},
     os::unix::process::CommandExt as _,
@@ -43,7 +43,8 @@ pub(crate) struct Supervised {
 }
 
 impl Supervised {
-    /// Spawns `cmd` with stdout and stderr appended to `log`.
+    /// Spawns `cmd` with stdout and stderr appended to `log` (a restarted
+    /// server goes on in its predecessor's log).
     ///
     /// `stop_signal` is what asks this program to shut down cleanly; the
     /// kernel sends `death_signal` if we die first (see [`set_death_signal`]).
@@ -56,7 +57,11 @@ impl Supervised {
         stop_signal: Signal,
         death_signal: Signal,
     ) -> anyhow::Result<Self> {
-        let out = File::create(log).with_context(|| format!("create {}", log.display()))?;
+        let out = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .with_context(|| format!("create {}", log.display()))?;
         let err = out.try_clone()?;
         cmd.stdin(Stdio::null())
             .stdout(out)
@@ -146,6 +151,30 @@ impl Supervised {
             }
         }
         // Errors here mean the process is already gone; nothing is left to do.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Supervised {
+    /// Sends `signal` and waits (on tokio's timer, so other tasks run
+    /// meanwhile) until the process has exited and is reaped; SIGKILL after
+    /// `grace`. For faults injected while the rest of the stack serves.
+    pub(crate) async fn signal_and_reap(&mut self, signal: Signal, grace: Duration) {
+        if self.stopped {
+            return;
+        }
+        self.stopped = true;
+        let pid = Pid::from_raw(self.child.id() as i32);
+        let deadline = Instant::now() + grace;
+        if kill(pid, signal).is_ok() {
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

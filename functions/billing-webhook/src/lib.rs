@@ -8,7 +8,7 @@ thread_local!(static SERVICE: edge_worker::Slot<BillingWebhooks> = edge_worker::
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     edge_worker::run(req, &env, &SERVICE, edge_billing::NAME, |vars| {
-        BillingWebhooks::from_vars(vars, edge_worker::now_secs)
+        BillingWebhooks::from_vars(vars, edge_worker::sleep, edge_worker::now_secs)
     })
     .await
 }

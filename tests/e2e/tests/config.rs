@@ -114,7 +114,7 @@ fn configure(function: &str, vars: &Vars<'_>) -> Result<(), String> {
         "attachment-urls" => edge_attachments::AttachmentUrls::from_vars(vars, never, epoch)
             .map(drop)
             .map_err(shown),
-        "billing-webhook" => edge_billing::BillingWebhooks::from_vars(vars, epoch)
+        "billing-webhook" => edge_billing::BillingWebhooks::from_vars(vars, never, epoch)
             .map(drop)
             .map_err(shown),
         other => panic!("unknown function {other}"),

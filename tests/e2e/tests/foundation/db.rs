@@ -5,7 +5,7 @@
 use anyhow::{ensure, Context as _};
 use edge_auth::{AuthenticatedUser, JwtConfig, Policy, Verifier};
 use edge_core::{Method, Request, Vars};
-use edge_db::{execute, PostgrestConfig, ServiceDb, ServiceKey, UserDb};
+use edge_db::{PostgrestConfig, ServiceDb, ServiceKey, UserDb};
 use edge_e2e::{ensure_eq, World};
 use edge_stack::DemoUser;
 use serde_json::{json, Value};
@@ -48,7 +48,7 @@ struct Core {
 fn core(world: &World) -> anyhow::Result<Core> {
     let owned = vars(world);
     let vars = Vars(&owned);
-    let postgrest = PostgrestConfig::from_vars(&vars)?;
+    let postgrest = PostgrestConfig::from_vars(&vars, tokio_sleep)?;
     Ok(Core {
         verifier: Verifier::new(
             JwtConfig::from_vars(&vars)?,
@@ -66,8 +66,10 @@ async fn sign_in(core: &Core, token: &str) -> Result<AuthenticatedUser, edge_cor
     core.verifier.authenticate(&req, now(), Policy::User).await
 }
 
-async fn account_ids(query: postgrest::Builder) -> anyhow::Result<BTreeSet<String>> {
-    let rows: Vec<Value> = execute(query.select("id")).await?;
+async fn account_ids(
+    rows: impl std::future::Future<Output = Result<Vec<Value>, edge_core::Error>>,
+) -> anyhow::Result<BTreeSet<String>> {
+    let rows = rows.await?;
     Ok(rows
         .iter()
         .filter_map(|r| r["id"].as_str().map(str::to_owned))
@@ -87,13 +89,17 @@ pub async fn rls_decides_what_each_mode_sees(world: &World) -> anyhow::Result<()
             .with_context(|| format!("{user:?} token verifies"))?;
         ensure_eq!(signed_in.user_id().to_string(), user.id(), "{user:?} sub");
         let db = UserDb::new(&core.postgrest, &signed_in);
-        let seen = account_ids(db.from("accounts")).await?;
+        let seen = account_ids(db.execute(db.from("accounts").select("id"))).await?;
         let expected: BTreeSet<String> = expected.into_iter().map(str::to_owned).collect();
         ensure_eq!(seen, expected, "{user:?} sees exactly their accounts");
         every_personal.insert(user.id().to_owned());
     }
 
-    let all = account_ids(core.service.from("accounts")).await?;
+    let all = account_ids(
+        core.service
+            .execute(core.service.from("accounts").select("id")),
+    )
+    .await?;
     ensure!(all.contains(ACME), "service sees the team account");
     ensure!(
         all.is_superset(&every_personal),
@@ -101,13 +107,15 @@ pub async fn rls_decides_what_each_mode_sees(world: &World) -> anyhow::Result<()
     );
 
     let outsider = sign_in(&core, &world.stack.user_token(DemoUser::Outsider)).await?;
-    let memberships: Vec<Value> = execute(
-        UserDb::new(&core.postgrest, &outsider)
-            .from("accounts_memberships")
-            .select("user_id")
-            .eq("account_id", ACME),
-    )
-    .await?;
+    let as_outsider = UserDb::new(&core.postgrest, &outsider);
+    let memberships: Vec<Value> = as_outsider
+        .execute(
+            as_outsider
+                .from("accounts_memberships")
+                .select("user_id")
+                .eq("account_id", ACME),
+        )
+        .await?;
     ensure!(
         memberships.is_empty(),
         "outsider sees no Acme memberships: {memberships:?}"
@@ -130,14 +138,15 @@ pub async fn es256_tokens_work_with_the_verifier_and_postgrest(
         reqwest::Client::new(),
         tokio_sleep,
     );
-    let postgrest = PostgrestConfig::from_vars(&vars)?;
+    let postgrest = PostgrestConfig::from_vars(&vars, tokio_sleep)?;
     let token = world.stack.user_token_es256(DemoUser::Outsider)?;
     let req =
         Request::new(Method::Get, "/").with_header("authorization", &format!("Bearer {token}"));
     let user = verifier.authenticate(&req, now(), Policy::User).await?;
     ensure_eq!(user.user_id().to_string(), DemoUser::Outsider.id(), "sub");
     // PostgREST accepts the same token (it has the key set too): RLS applies.
-    let seen = account_ids(UserDb::new(&postgrest, &user).from("accounts")).await?;
+    let db = UserDb::new(&postgrest, &user);
+    let seen = account_ids(db.execute(db.from("accounts").select("id"))).await?;
     ensure_eq!(
         seen,
         BTreeSet::from([DemoUser::Outsider.id().to_owned()]),
@@ -178,34 +187,39 @@ pub async fn postgrest_errors_map_to_clear_statuses(world: &World) -> anyhow::Re
     let as_owner = UserDb::new(&core.postgrest, &owner);
 
     // authenticated has no insert grant on accounts: 42501 -> 403.
-    let err = execute::<Value>(
-        as_owner
-            .from("accounts")
-            .insert(json!({"name": "X"}).to_string()),
-    )
-    .await
-    .err()
-    .context("a user inserted an account")?;
+    let err = as_owner
+        .execute::<Value>(
+            as_owner
+                .from("accounts")
+                .insert(json!({"name": "X"}).to_string()),
+        )
+        .await
+        .err()
+        .context("a user inserted an account")?;
     ensure_eq!(err.status(), 403, "insufficient privilege");
 
     // The slug is unique: 23505 -> 409.
     let duplicate = json!({"name": "Copy", "slug": "acme", "is_personal_account": false,
                            "primary_owner_user_id": DemoUser::Owner.id()});
-    let err = execute::<Value>(core.service.from("accounts").insert(duplicate.to_string()))
+    let err = core
+        .service
+        .execute::<Value>(core.service.from("accounts").insert(duplicate.to_string()))
         .await
         .err()
         .context("a duplicate slug was accepted")?;
     ensure_eq!(err.status(), 409, "unique violation");
 
     // A missing required column: 23502 -> 422.
-    let err = execute::<Value>(
-        core.service
-            .from("accounts")
-            .insert(json!({"name": null}).to_string()),
-    )
-    .await
-    .err()
-    .context("a null name was accepted")?;
+    let err = core
+        .service
+        .execute::<Value>(
+            core.service
+                .from("accounts")
+                .insert(json!({"name": null}).to_string()),
+        )
+        .await
+        .err()
+        .context("a null name was accepted")?;
     ensure_eq!(err.status(), 422, "not-null violation");
 
     // A forged JWT reaching PostgREST itself: PGRST301 -> 401.
@@ -217,7 +231,9 @@ pub async fn postgrest_errors_map_to_clear_statuses(world: &World) -> anyhow::Re
         .insert_header("apikey", world.stack.anon_key())
         .from("accounts")
         .auth(forged);
-    let err = execute::<Value>(raw)
+    let err = core
+        .service
+        .execute::<Value>(raw)
         .await
         .err()
         .context("PostgREST accepted a forged JWT")?;
@@ -230,7 +246,7 @@ pub async fn postgrest_down_is_503(world: &World) -> anyhow::Result<()> {
     owned[0].1 = "http://127.0.0.1:9".into(); // discard port: nothing listens
     let vars = Vars(&owned);
     let service = ServiceDb::new(
-        &PostgrestConfig::from_vars(&vars)?,
+        &PostgrestConfig::from_vars(&vars, tokio_sleep)?,
         &ServiceKey::from_vars(&vars)?,
     );
     let err = service
@@ -239,7 +255,8 @@ pub async fn postgrest_down_is_503(world: &World) -> anyhow::Result<()> {
         .err()
         .context("ping of a dead PostgREST succeeded")?;
     ensure_eq!(err.status(), 503, "ping");
-    let err = execute::<Value>(service.from("accounts").select("id"))
+    let err = service
+        .execute::<Value>(service.from("accounts").select("id"))
         .await
         .err()
         .context("query of a dead PostgREST succeeded")?;
