@@ -46,7 +46,7 @@ pub enum Failure {
     /// The connection was never made, so nothing was sent. Only natively
     /// can this be told: inside workerd a failed fetch() says "Network
     /// connection lost." for a refused connection and for one lost
-    /// mid-request alike (checked on workerd 1.2025), so there every
+    /// mid-request alike (seen with workerd 2026-11-17), so there every
     /// transport failure is [`Failure::Lost`].
     NotSent(String),
     /// The request may have gone out, and the answer (its head or its

@@ -18,6 +18,11 @@
 //!   (`expired-input-response`, `sitekey-secret-mismatch`,
 //!   `not-using-dummy-passcode`); `{success, challenge_ts, hostname,
 //!   credit}` with no `action`.
+//! - Email (Resend, Postmark: [`email`]), the Auth JWKS ([`auth`]) and
+//!   hosted Storage's signing routes ([`storage`]).
+//!
+//! Each can also be told to fail in each way a third party fails
+//! ([`Fault`]), per request, so the cases of issue 12 run beside the rest.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
