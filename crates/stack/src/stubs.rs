@@ -694,10 +694,16 @@ impl Fault {
             Fault::Truncated => {
                 let promised = body.len();
                 let half = body[..body.len() / 2].to_vec();
-                let chunks = futures_util::stream::iter([
-                    Ok::<_, std::io::Error>(half),
-                    Err(std::io::Error::other("closed by the stand-in")),
-                ]);
+                // The close comes a moment later, so the head and the
+                // half are on the wire first (an error in the same poll
+                // would make hyper drop the connection with nothing sent).
+                let chunks = futures_util::StreamExt::chain(
+                    futures_util::stream::iter([Ok::<_, std::io::Error>(half)]),
+                    futures_util::stream::once(async {
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        Err(std::io::Error::other("closed by the stand-in"))
+                    }),
+                );
                 json_stream(axum::body::Body::from_stream(chunks), Some(promised))
             }
             Fault::Huge => {
@@ -855,5 +861,103 @@ async fn storage_sign_upload(
     match Fault::named_in(&path, "fault-") {
         Some(fault) => fault.answer(answer).await,
         None => Json(answer).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    /// The raw answer to `GET path` on `stub`, until the server closes or
+    /// `limit` bytes came (a hung or huge answer is cut there).
+    async fn raw(url: &str, path: &str, limit: usize) -> Vec<u8> {
+        let addr = url.trim_start_matches("http://");
+        let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let request = format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n");
+        conn.write_all(request.as_bytes()).await.expect("send");
+        let mut answer = Vec::new();
+        let mut buf = vec![0; 64 * 1024];
+        let read = async {
+            while answer.len() < limit {
+                match conn.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => answer.extend_from_slice(&buf[..n]),
+                }
+            }
+        };
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), read).await;
+        answer
+    }
+
+    fn split(answer: &[u8]) -> (String, &[u8]) {
+        let at = answer
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("a head");
+        (
+            String::from_utf8_lossy(&answer[..at]).to_ascii_lowercase(),
+            &answer[at + 4..],
+        )
+    }
+
+    /// The faults are what their names say on the wire (the JWKS routes
+    /// take a GET, so they serve for all).
+    #[tokio::test]
+    async fn each_fault_is_what_it_says_on_the_wire() {
+        let stub = auth(0).await.expect("stand-in");
+        let path = |fault: Fault| format!("/fault/{}{JWKS_PATH}", fault.name());
+
+        let answer = raw(stub.url(), JWKS_PATH, usize::MAX).await;
+        let (head, body) = split(&answer);
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        let normal: Value = serde_json::from_slice(body).expect("the normal JWKS");
+        assert_eq!(normal["keys"].as_array().map(Vec::len), Some(3));
+
+        let answer = raw(stub.url(), &path(Fault::Truncated), usize::MAX).await;
+        let (head, body) = split(&answer);
+        let promised: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .expect("a content-length")
+            .parse()
+            .expect("a number");
+        assert!(body.len() < promised, "{} of {promised}", body.len());
+
+        let answer = raw(stub.url(), &path(Fault::Huge), 8 * 1024 * 1024).await;
+        let (head, _) = split(&answer);
+        assert!(head.contains("transfer-encoding: chunked"), "{head}");
+        assert!(answer.len() >= 8 * 1024 * 1024, "still coming");
+
+        let answer = raw(stub.url(), &path(Fault::Slow), usize::MAX).await;
+        let (head, body) = split(&answer);
+        assert!(
+            head.contains(&format!(
+                "content-length: {}",
+                normal.to_string().len().max(SLOW_BYTES)
+            )),
+            "{head}"
+        );
+        assert!(
+            body.len() < 60,
+            "one byte per {SLOW_BYTE_MS} ms: {} in 2 s",
+            body.len()
+        );
+
+        assert!(raw(stub.url(), &path(Fault::Hang), usize::MAX)
+            .await
+            .is_empty());
+        let (head, _) = split(&raw(stub.url(), &path(Fault::ServerError), usize::MAX).await);
+        assert!(head.starts_with("http/1.1 503"), "{head}");
+        let answer = raw(stub.url(), &path(Fault::Malformed), usize::MAX).await;
+        let (_, body) = split(&answer);
+        assert!(serde_json::from_slice::<Value>(body).is_err());
+
+        let (url, _socket) = refused_url().expect("refused url");
+        let refused = tokio::net::TcpStream::connect(url.trim_start_matches("http://")).await;
+        assert_eq!(
+            refused.map(|_| ()).map_err(|e| e.kind()),
+            Err(std::io::ErrorKind::ConnectionRefused)
+        );
     }
 }
