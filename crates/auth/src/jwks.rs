@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use edge_core::{within, Error, Sleep};
+use edge_core::{Error, Sleep};
 use serde::Deserialize;
 
 use crate::backend::{self, PublicKey};
@@ -33,6 +33,10 @@ pub(crate) const MAX_AGE_SECS: i64 = 10 * 60;
 pub(crate) const MIN_REFETCH_SECS: i64 = 60;
 /// After a failed fetch, the next attempt waits this long.
 pub(crate) const RETRY_AFTER_FAILURE_SECS: i64 = 5;
+
+/// A project's JWKS is a few keys of under a kilobyte each; an answer past
+/// this is not one, and is not read further.
+pub(crate) const MAX_JWKS_BYTES: usize = 64 * 1024;
 
 /// RFC 7518 section 3.3: RS256 keys must be at least 2048 bits.
 const MIN_RSA_MODULUS_BYTES: usize = 2048 / 8;
@@ -109,15 +113,7 @@ impl JwksCache {
         // fetch() in workerd has no timeout: an auth server that never
         // answers must not hold the request (and its CPU slot) forever.
         let (sleep, limit) = deadline;
-        let fetched = within(sleep, limit, fetch(http, &self.url))
-            .await
-            .unwrap_or_else(|| {
-                Err(format!(
-                    "JWKS fetch from {} took longer than {} ms",
-                    self.url,
-                    limit.as_millis()
-                ))
-            });
+        let fetched = fetch(http, &self.url, sleep, limit).await;
         match fetched {
             Ok(keys) => {
                 let keys = import_all(keys).await;
@@ -214,22 +210,26 @@ struct Jwk {
     e: Option<String>,
 }
 
-async fn fetch(http: &reqwest::Client, url: &str) -> Result<Vec<serde_json::Value>, String> {
-    let response = http
-        .get(url)
-        .header("accept", "application/json")
-        .send()
+/// The whole fetch, body included, within `limit`; at most
+/// [`MAX_JWKS_BYTES`] read.
+async fn fetch(
+    http: &reqwest::Client,
+    url: &str,
+    sleep: Sleep,
+    limit: Duration,
+) -> Result<Vec<serde_json::Value>, String> {
+    let request = http.get(url).header("accept", "application/json");
+    let bounds = edge_outbound::Bounds {
+        timeout: limit,
+        max_body_bytes: MAX_JWKS_BYTES,
+    };
+    let answer = edge_outbound::call(request, sleep, bounds)
         .await
-        .map_err(|e| format!("JWKS fetch failed: {e}"))?;
-    let status = response.status();
-    if !status.is_success() {
-        return Err(format!("JWKS fetch from {url} answered {status}"));
+        .map_err(|failure| format!("JWKS fetch from {url}: {failure}"))?;
+    if !(200..300).contains(&answer.status) {
+        return Err(format!("JWKS fetch from {url} answered {}", answer.status));
     }
-    let body = response
-        .bytes()
-        .await
-        .map_err(|e| format!("JWKS fetch from {url} failed reading the body: {e}"))?;
-    let set: JwkSet = serde_json::from_slice(&body)
+    let set: JwkSet = serde_json::from_slice(&answer.body)
         .map_err(|e| format!("JWKS from {url} is not a JWK set: {e}"))?;
     Ok(set.keys)
 }

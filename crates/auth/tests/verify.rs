@@ -774,7 +774,7 @@ async fn a_jwks_server_that_never_answers_is_503_after_the_timeout() {
     match result {
         Err(err @ Error::Unavailable { .. }) => {
             assert!(
-                reason(&err).contains("took longer than 200 ms"),
+                reason(&err).contains("no complete answer within 200 ms"),
                 "{}",
                 reason(&err)
             );
@@ -907,4 +907,54 @@ async fn one_verifier_serves_concurrent_requests() {
         task.await.expect("join").expect("valid");
     }
     assert_eq!(stub.hits(), 1);
+}
+
+/// Issue 12: the JWKS answering a huge, slow, cut-short, malformed or
+/// failed answer (the stack's Auth stand-in acting it out) is a bounded
+/// 503, and no token passes. Seen failing before `edge-outbound`: the
+/// 32 MB key set (valid JSON padded with whitespace) was read whole and
+/// the token accepted.
+#[tokio::test]
+async fn a_jwks_failing_in_every_way_is_a_bounded_503() {
+    use edge_stack::stubs::{self, Fault};
+    let stub = stubs::auth(0).await.expect("auth stand-in");
+    let now = chrono::Utc::now().timestamp();
+    let claims = edge_stack::tokens::user_claims(edge_stack::DemoUser::Member, chrono::Utc::now());
+    let token = edge_stack::tokens::mint_es256(&claims).expect("token");
+
+    let mut cfg = config(Some(&format!("{}{}", stub.url(), stubs::JWKS_PATH)));
+    cfg.jwks_timeout_ms = 500;
+    verifier(cfg.clone())
+        .verify(&token, now)
+        .await
+        .expect("the stand-in's normal answer verifies the token");
+
+    for fault in [
+        Fault::Hang,
+        Fault::ServerError,
+        Fault::Malformed,
+        Fault::Truncated,
+        Fault::Huge,
+        Fault::Slow,
+    ] {
+        cfg.jwks_url = Some(format!(
+            "{}/fault/{}{}",
+            stub.url(),
+            fault.name(),
+            stubs::JWKS_PATH
+        ));
+        let started = std::time::Instant::now();
+        let result = verifier(cfg.clone()).verify(&token, now).await;
+        assert!(
+            matches!(result, Err(Error::Unavailable { .. })),
+            "{}: {result:?}",
+            fault.name()
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_millis(1500),
+            "{}: {:?}",
+            fault.name(),
+            started.elapsed()
+        );
+    }
 }

@@ -107,6 +107,10 @@ impl CaptchaConfig {
     }
 }
 
+/// A siteverify answer is a few hundred bytes; anything past this is not
+/// one, and is not read further.
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
 /// The siteverify answer (both providers).
 #[derive(Debug, Deserialize)]
 struct Verdict {
@@ -171,34 +175,26 @@ impl Captcha {
         if self.config.provider.takes_idempotency_key() {
             form.push(("idempotency_key", &key));
         }
-        let call = async {
-            let answer = self
-                .http
-                .post(&self.config.verify_url)
-                .form(&form)
-                .send()
-                .await
-                .map_err(|e| Error::unavailable(format!("captcha provider unreachable: {e}")))?;
-            let status = answer.status();
-            if status.is_server_error() || status.as_u16() == 429 {
-                return Err(Error::unavailable(format!(
-                    "captcha provider answered {status}"
-                )));
-            }
-            answer.json::<Verdict>().await.map_err(|e| {
-                Error::unavailable(format!(
-                    "captcha provider answer unreadable ({status}): {e}"
-                ))
-            })
+        let request = self.http.post(&self.config.verify_url).form(&form);
+        let bounds = edge_outbound::Bounds {
+            timeout: self.config.timeout,
+            max_body_bytes: MAX_ANSWER_BYTES,
         };
-        let verdict = edge_core::within(self.sleep, self.config.timeout, call)
+        let answer = edge_outbound::call(request, self.sleep, bounds)
             .await
-            .ok_or_else(|| {
-                Error::unavailable(format!(
-                    "captcha provider: no answer within {:?}",
-                    self.config.timeout
-                ))
-            })??;
+            .map_err(|failure| failure.unavailable("captcha provider"))?;
+        if answer.status >= 500 || answer.status == 429 {
+            return Err(Error::unavailable(format!(
+                "captcha provider answered {}",
+                answer.status
+            )));
+        }
+        let verdict: Verdict = serde_json::from_slice(&answer.body).map_err(|e| {
+            Error::unavailable(format!(
+                "captcha provider answer unreadable ({}): {e}",
+                answer.status
+            ))
+        })?;
         self.judge(&verdict)
     }
 
@@ -285,6 +281,49 @@ mod tests {
             error_codes: codes.iter().map(|c| (*c).to_owned()).collect(),
             hostname: Some(hostname.to_owned()),
             action: Some(action.to_owned()),
+        }
+    }
+
+    fn tokio_sleep(d: Duration) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> {
+        Box::pin(tokio::time::sleep(d))
+    }
+
+    /// Issue 12: siteverify answering huge, slowly, cut short, malformed or
+    /// 5xx is a 503 within the timeout, never a pass. Seen failing before
+    /// `edge-outbound`: the 32 MB success answer (valid JSON padded with
+    /// whitespace) was read whole and the token passed.
+    #[tokio::test]
+    async fn a_provider_failing_in_every_way_is_a_bounded_503() {
+        use edge_stack::stubs::{self, Fault};
+        let stub = stubs::captcha(0).await.expect("captcha stand-in");
+        let captcha = Captcha::new(
+            CaptchaConfig {
+                provider: Provider::Turnstile,
+                secret: Secret::new(stubs::CAPTCHA_SECRET),
+                verify_url: format!("{}{}", stub.url(), stubs::TURNSTILE_SITEVERIFY_PATH),
+                expected_hostname: None,
+                expected_action: None,
+                timeout: Duration::from_millis(500),
+            },
+            reqwest::Client::new(),
+            tokio_sleep,
+        );
+        captcha
+            .verify("pass-normal", None)
+            .await
+            .expect("the normal answer passes");
+        for fault in &Fault::ALL[1..] {
+            let started = std::time::Instant::now();
+            let got = captcha
+                .verify(&format!("fault-{}-token", fault.name()), None)
+                .await;
+            assert_eq!(got.map_err(|e| e.status()), Err(503), "{}", fault.name());
+            assert!(
+                started.elapsed() < Duration::from_millis(1500),
+                "{}: {:?}",
+                fault.name(),
+                started.elapsed()
+            );
         }
     }
 

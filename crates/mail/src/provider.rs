@@ -185,11 +185,15 @@ impl EmailApi for Resend {
             (409, "concurrent_idempotent_requests") => Sent::Unknown(why()),
             // Our sender or key, not the caller's message.
             (400 | 422, "invalid_from_address" | "invalid_idempotency_key") => Sent::Refused(why()),
+            // 409 invalid_idempotent_request: the key was used with another
+            // body, so this one was not sent. A 409 whose body does not say
+            // which (unreadable) may be the concurrent one above.
+            (409, "invalid_idempotent_request") => Sent::Refused(why()),
+            (409, _) => Sent::Unknown(why()),
             // 401/403: our API key, or a domain not verified for EMAIL_FROM;
-            // 404/405: EMAIL_API_URL points elsewhere; 409: the key was used
-            // with another body, so this one was not sent; 429: rate limit,
+            // 404/405: EMAIL_API_URL points elsewhere; 429: rate limit,
             // daily or monthly quota.
-            (401 | 403 | 404 | 405 | 409 | 429, _) => Sent::Refused(why()),
+            (401 | 403 | 404 | 405 | 429, _) => Sent::Refused(why()),
             // 400/422 validation errors, 451 security_error: the message.
             (400..=499, _) => Sent::Rejected(why()),
             // 5xx, and anything undocumented.
@@ -293,6 +297,10 @@ fn all_inactive(recipients: &[String], message: &str) -> bool {
     }
 }
 
+/// A send's answer is an id or an error of a few hundred bytes; anything
+/// past this is not one, and is not read further (the outcome is unknown).
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
 pub struct Provider {
     api: Box<dyn EmailApi>,
     config: ProviderConfig,
@@ -324,40 +332,23 @@ impl Provider {
         let request = self
             .api
             .request(&self.http, &self.config, mail, idempotency_key);
-        let call = async {
-            let response = request.send().await.map_err(|e| {
-                if never_sent(&e) {
-                    Sent::Refused(format!("could not connect: {e}"))
-                } else {
-                    Sent::Unknown(format!("no answer: {e}"))
-                }
-            })?;
-            let status = response.status().as_u16();
-            // An unreadable body is judged by the status alone.
-            let body: Value = response.json().await.unwrap_or(Value::Null);
-            Ok::<_, Sent>((status, body))
+        let bounds = edge_outbound::Bounds {
+            timeout: self.config.timeout,
+            max_body_bytes: MAX_ANSWER_BYTES,
         };
-        match edge_core::within(self.sleep, self.config.timeout, call).await {
-            Some(Ok((status, body))) => self.api.judge(status, &body, mail),
-            Some(Err(outcome)) => outcome,
-            None => Sent::Unknown(format!("no answer within {:?}", self.config.timeout)),
+        match edge_outbound::call(request, self.sleep, bounds).await {
+            Ok(answer) => {
+                // A body that is no JSON is judged by the status alone.
+                let body: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
+                self.api.judge(answer.status, &body, mail)
+            }
+            // Only a connection never made is certainly no send; a timeout,
+            // an answer that broke off or one too large to read may follow
+            // a send the provider made.
+            Err(failure) if failure.may_have_been_sent() => Sent::Unknown(failure.to_string()),
+            Err(failure) => Sent::Refused(failure.to_string()),
         }
     }
-}
-
-/// Whether a transport error happened before the request left: the
-/// connection (TCP, TLS) was never made, so the provider saw nothing.
-/// Natively reqwest says so; inside workerd a failed `fetch` does not tell
-/// a refused connection from one lost mid-request, so every failure there
-/// may have been a send.
-#[cfg(not(target_arch = "wasm32"))]
-fn never_sent(e: &reqwest::Error) -> bool {
-    e.is_connect()
-}
-
-#[cfg(target_arch = "wasm32")]
-fn never_sent(_: &reqwest::Error) -> bool {
-    false
 }
 
 #[cfg(test)]
@@ -425,6 +416,9 @@ mod tests {
             (429, error(429, "daily_quota_exceeded"), "refused"),
             (429, error(429, "monthly_quota_exceeded"), "refused"),
             (409, error(409, "concurrent_idempotent_requests"), "unknown"),
+            // Regression: a 409 with an unreadable body was refunded, though
+            // it may be the concurrent request that is still sending.
+            (409, Value::Null, "unknown"),
             (500, error(500, "application_error"), "unknown"),
             (500, error(500, "internal_server_error"), "unknown"),
             (502, Value::Null, "unknown"),
@@ -586,6 +580,47 @@ mod tests {
             ),
             "a request that went out and got no answer may have been sent"
         );
+    }
+
+    fn tokio_sleep(d: Duration) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> {
+        Box::pin(tokio::time::sleep(d))
+    }
+
+    /// Issue 12: a provider that took the mail and then answers huge,
+    /// slowly, cut short, malformed or 5xx leaves the outcome unknown (no
+    /// refund), within the timeout. Seen failing before `edge-outbound`: the
+    /// 32 MB answer (a valid `{"id"}` padded with whitespace) was read whole
+    /// and judged `Accepted`.
+    #[tokio::test]
+    async fn a_provider_failing_after_the_send_is_an_unknown_outcome_in_time() {
+        use edge_stack::stubs::{self, Fault};
+        let stub = stubs::email(0).await.expect("email stand-in");
+        let vars = [
+            ("EMAIL_API_KEY", stubs::EMAIL_API_KEY),
+            ("EMAIL_FROM", "a@b.example"),
+            ("EMAIL_API_URL", stub.url()),
+            ("EMAIL_TIMEOUT_MS", "500"),
+        ];
+        let provider = Provider::new(
+            ProviderConfig::from_vars(&Vars(&vars)).expect("config"),
+            reqwest::Client::new(),
+            tokio_sleep,
+        );
+        for fault in &Fault::ALL[1..] {
+            let mut outgoing = mail(&["x@y.example"]);
+            outgoing.subject = Some(format!("[fault:{}]", fault.name()));
+            let started = std::time::Instant::now();
+            let got = provider
+                .send(&outgoing, &format!("k-{}", fault.name()))
+                .await;
+            assert_eq!(kind(&got), "unknown", "{}: {got:?}", fault.name());
+            assert!(
+                started.elapsed() < Duration::from_millis(1500),
+                "{}: {:?}",
+                fault.name(),
+                started.elapsed()
+            );
+        }
     }
 
     #[tokio::test]

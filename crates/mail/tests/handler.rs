@@ -573,7 +573,7 @@ async fn a_provider_that_never_answers_is_502_unknown_and_not_refunded() {
     assert!(
         finalize.body["p_error"]
             .as_str()
-            .is_some_and(|e| e.contains("no answer within")),
+            .is_some_and(|e| e.contains("no complete answer within")),
         "{}",
         finalize.body
     );

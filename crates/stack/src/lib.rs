@@ -207,8 +207,10 @@ pub struct Variant {
     /// The function whose build it serves.
     pub function: String,
     /// Bindings added after (and so overriding) everyone's. In values,
-    /// `{captcha}` stands for the captcha stand-in's base URL, which is
-    /// only known once it runs (e.g. `{captcha}/hcaptcha/siteverify`).
+    /// `{captcha}`, `{email}`, `{auth}` and `{storage}` stand for those
+    /// stand-ins' base URLs, which are only known once they run (e.g.
+    /// `{captcha}/hcaptcha/siteverify`), and `{refused}` for a local URL
+    /// whose connections are refused ([`stubs::refused_url`]).
     pub bindings: Vec<(String, String)>,
     /// Whether its PostgREST requests go through a counting proxy of its
     /// own ([`StackOptions::counted`]).
@@ -294,6 +296,9 @@ pub struct Stack {
     captcha: Option<stubs::Stub>,
     email: Option<stubs::Stub>,
     auth: Option<stubs::Stub>,
+    storage: Option<stubs::Stub>,
+    /// Holds `{refused}`'s port (bound, never listening) while the stack runs.
+    _refused: Option<tokio::net::TcpSocket>,
     s3: Option<s3::S3Server>,
     root: PathBuf,
     db_port: u16,
@@ -371,13 +376,15 @@ impl Stack {
             choose_ports(opts.ports, names.len() + variants.len() + js_workers.len())?;
         // Third parties the functions call, stood in for locally; their
         // settings go first so a caller's bindings can override them.
-        let (captcha, email, auth) = if names.is_empty() {
-            (None, None, None)
+        let (captcha, email, auth, storage, refused) = if names.is_empty() {
+            (None, None, None, None, None)
         } else {
             (
                 Some(stubs::captcha(0).await?),
                 Some(stubs::email(0).await?),
                 Some(stubs::auth(0).await?),
+                Some(stubs::storage(0).await?),
+                Some(stubs::refused_url()?),
             )
         };
         let stub_bindings: Vec<(String, String)> = captcha
@@ -422,12 +429,20 @@ impl Stack {
         );
         let postgrest_url = format!("http://127.0.0.1:{postgrest_port}");
 
-        let captcha_url = captcha.as_ref().map(|stub| stub.url().to_owned());
+        let placeholders: Vec<(&str, String)> = [
+            ("{captcha}", &captcha),
+            ("{email}", &email),
+            ("{auth}", &auth),
+            ("{storage}", &storage),
+        ]
+        .into_iter()
+        .filter_map(|(name, stub)| Some((name, stub.as_ref()?.url().to_owned())))
+        .chain(refused.iter().map(|(url, _)| ("{refused}", url.clone())))
+        .collect();
         let resolve = |(name, value): &(String, String)| {
-            let value = match &captcha_url {
-                Some(url) => value.replace("{captcha}", url),
-                None => value.clone(),
-            };
+            let value = placeholders
+                .iter()
+                .fold(value.clone(), |value, (from, to)| value.replace(from, to));
             (name.clone(), value)
         };
         // A counted variant's POSTGREST_URL is its own counting proxy.
@@ -524,6 +539,8 @@ impl Stack {
             captcha,
             email,
             auth,
+            storage,
+            _refused: refused.map(|(_, socket)| socket),
             s3,
             root,
             db_port,
@@ -574,6 +591,12 @@ impl Stack {
     /// up in a log or an answer.
     pub fn secrets(&self) -> &[(String, String)] {
         &self.secrets
+    }
+
+    /// The hosted Storage stand-in ([`stubs::storage`]); functions use it
+    /// only where a variant points `STORAGE_URL` at `{storage}`.
+    pub fn storage(&self) -> Option<&stubs::Stub> {
+        self.storage.as_ref()
     }
 
     /// The email provider stand-in (Resend's API) the functions are

@@ -18,6 +18,11 @@
 //!   (`expired-input-response`, `sitekey-secret-mismatch`,
 //!   `not-using-dummy-passcode`); `{success, challenge_ts, hostname,
 //!   credit}` with no `action`.
+//! - Email (Resend, Postmark: [`email`]), the Auth JWKS ([`auth`]) and
+//!   hosted Storage's signing routes ([`storage`]).
+//!
+//! Each can also be told to fail in each way a third party fails
+//! ([`Fault`]), per request, so the cases of issue 12 run beside the rest.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -43,8 +48,12 @@ pub const DUMMY_TOKEN: &str = "XXXX.DUMMY.TOKEN.XXXX";
 pub struct Stub {
     url: String,
     requests: Requests,
+    fault: Switch,
     task: tokio::task::JoinHandle<()>,
 }
+
+/// The fault a stand-in's `/switch/...` routes act out, set by the test.
+type Switch = Arc<Mutex<Option<Fault>>>;
 
 /// What a stand-in received, each request as a JSON object (form fields,
 /// or the JSON body plus the headers that matter).
@@ -65,6 +74,15 @@ impl Stub {
     /// Every request received so far, oldest first.
     pub fn requests(&self) -> Vec<Value> {
         self.requests.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    /// What the stand-in's `/switch/...` routes do from now on: answer
+    /// normally (`None`) or act out `fault`. Only routes under `/switch`
+    /// listen, so tests using the other routes are not disturbed.
+    pub fn set_fault(&self, fault: Option<Fault>) {
+        if let Ok(mut switch) = self.fault.lock() {
+            *switch = fault;
+        }
     }
 }
 
@@ -126,6 +144,15 @@ pub async fn captcha(port: u16) -> anyhow::Result<Stub> {
 }
 
 async fn serve(app: Router, port: u16, requests: Requests) -> anyhow::Result<Stub> {
+    serve_switched(app, port, requests, Switch::default()).await
+}
+
+async fn serve_switched(
+    app: Router,
+    port: u16,
+    requests: Requests,
+    fault: Switch,
+) -> anyhow::Result<Stub> {
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port)))
         .await
         .with_context(|| format!("bind a stand-in on port {port}"))?;
@@ -136,6 +163,7 @@ async fn serve(app: Router, port: u16, requests: Requests) -> anyhow::Result<Stu
     Ok(Stub {
         url,
         requests,
+        fault,
         task,
     })
 }
@@ -155,6 +183,9 @@ async fn siteverify(
     }
     if token.is_empty() {
         return Json(failure("missing-input-response")).into_response();
+    }
+    if let Some(fault) = Fault::named_in(&token, "fault-") {
+        return fault.answer(success(flavor, CAPTCHA_HOSTNAME, "")).await;
     }
     if token.starts_with("down") {
         return (StatusCode::SERVICE_UNAVAILABLE, "upstream unavailable").into_response();
@@ -407,6 +438,13 @@ async fn resend_send(
             "An unexpected error occurred.",
         );
     }
+    if let Some(fault) = Fault::named_in(&subject, "[fault:") {
+        let Some((id, new)) = state.message_id(key.as_deref()) else {
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        };
+        state.record("resend", &body, key.as_deref(), new);
+        return fault.answer(json!({"id": id})).await;
+    }
     if subject.contains("[hang]") {
         tokio::time::sleep(std::time::Duration::from_secs(30)).await;
     }
@@ -453,6 +491,17 @@ async fn postmark_send(
             .into_response();
     }
     let to = body["To"].as_str().unwrap_or_default().to_owned();
+    if let Some(fault) = Fault::named_in(body["Subject"].as_str().unwrap_or_default(), "[fault:") {
+        let Some((id, _)) = state.message_id(None) else {
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        };
+        state.record("postmark", &body, None, true);
+        return fault.answer(json!({
+            "To": to, "SubmittedAt": "2026-12-01T12:00:00.0000000-05:00",
+            "MessageID": format!("0a129aee-e1cd-480d-b08d-4f48548ff48d-{id}"), "ErrorCode": 0, "Message": "OK",
+        }))
+        .await;
+    }
     let (inactive, active): (Vec<&str>, Vec<&str>) = to
         .split(',')
         .map(str::trim)
@@ -504,16 +553,411 @@ pub async fn auth(port: u16) -> anyhow::Result<Stub> {
         crate::tokens::oct_jwk()?,
     ]});
     let requests: Requests = Arc::default();
-    let seen = Arc::clone(&requests);
-    let app = Router::new().route(
-        "/auth/v1/.well-known/jwks.json",
-        get(move || {
-            let jwks = jwks.clone();
-            if let Ok(mut seen) = seen.lock() {
-                seen.push(json!({"path": "/auth/v1/.well-known/jwks.json"}));
+    let switch = Switch::default();
+    let state = JwksState {
+        jwks,
+        requests: Arc::clone(&requests),
+        switch: Arc::clone(&switch),
+    };
+    let app = Router::new()
+        .route(JWKS_PATH, get(|s| jwks_answer(s, None)))
+        .route(
+            &format!("/fault/{{fault}}{JWKS_PATH}"),
+            get(
+                |s, axum::extract::Path(name): axum::extract::Path<String>| {
+                    jwks_answer(s, Some(name))
+                },
+            ),
+        )
+        .route(
+            &format!("/switch{JWKS_PATH}"),
+            get(|s: State<JwksState>| async move {
+                let fault = s.switch.lock().ok().and_then(|f| *f);
+                match fault {
+                    Some(fault) => jwks_answer(s, Some(fault.name().to_owned())).await,
+                    None => jwks_answer(s, None).await,
+                }
+            }),
+        )
+        .with_state(state);
+    serve_switched(app, port, requests, switch).await
+}
+
+/// Where Supabase Auth serves a project's JWKS.
+pub const JWKS_PATH: &str = "/auth/v1/.well-known/jwks.json";
+
+#[derive(Clone)]
+struct JwksState {
+    jwks: Value,
+    requests: Requests,
+    switch: Switch,
+}
+
+async fn jwks_answer(State(state): State<JwksState>, fault: Option<String>) -> Response {
+    if let Ok(mut seen) = state.requests.lock() {
+        seen.push(json!({"path": JWKS_PATH, "fault": fault}));
+    }
+    match fault.as_deref().map(Fault::parse) {
+        None => Json(state.jwks).into_response(),
+        Some(Some(fault)) => fault.answer(state.jwks).await,
+        Some(None) => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// The ways a third party fails, which every stand-in can be told to act
+/// out (issue 12, "every third party in each way it can fail"). Each but
+/// [`Fault::Refuse`] is asked for per request: by the captcha token
+/// (`fault-<name>-...`), the email subject (`[fault:<name>]`), the Storage
+/// object path (containing `fault-<name>`) or the JWKS path
+/// (`/fault/<name>/auth/v1/.well-known/jwks.json`; [`Stub::set_fault`] for
+/// `/switch/...`). Where the fault still carries an answer (huge, slow,
+/// truncated), it is the provider's normal success answer, and the request
+/// was acted on (a mail sent): the caller's limits, not the answer, decide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Connections are refused: a port bound and never listened on
+    /// ([`refused_url`]); it cannot be asked for per request.
+    Refuse,
+    /// The connection is accepted and nothing is ever answered.
+    Hang,
+    /// A 503 with a short text body, as a provider (or its CDN) down.
+    ServerError,
+    /// A 200 whose JSON body is malformed.
+    Malformed,
+    /// A 200 whose `Content-Length` promises more than is sent: half the
+    /// normal answer, then the connection is closed.
+    Truncated,
+    /// A 200 with the normal answer followed by [`HUGE_BODY_BYTES`] of
+    /// JSON whitespace, chunked (no `Content-Length`): valid JSON that only
+    /// a reader without a cap takes.
+    Huge,
+    /// The normal answer (padded to [`SLOW_BYTES`]), one byte every
+    /// [`SLOW_BYTE_MS`] ms: the head at once, the whole answer after 10 s.
+    Slow,
+}
+
+/// How much a [`Fault::Huge`] answer pads the normal one.
+pub const HUGE_BODY_BYTES: usize = 32 * 1024 * 1024;
+/// The pause between bytes of a [`Fault::Slow`] answer.
+pub const SLOW_BYTE_MS: u64 = 50;
+/// A [`Fault::Slow`] answer is padded to at least this many bytes.
+pub const SLOW_BYTES: usize = 200;
+
+impl Fault {
+    /// Every fault, for test matrices.
+    pub const ALL: [Fault; 7] = [
+        Fault::Refuse,
+        Fault::Hang,
+        Fault::ServerError,
+        Fault::Malformed,
+        Fault::Truncated,
+        Fault::Huge,
+        Fault::Slow,
+    ];
+
+    /// The name used in tokens, subjects, paths.
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::Refuse => "refuse",
+            Fault::Hang => "hang",
+            Fault::ServerError => "5xx",
+            Fault::Malformed => "malformed",
+            Fault::Truncated => "truncated",
+            Fault::Huge => "huge",
+            Fault::Slow => "slow",
+        }
+    }
+
+    fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.name() == name)
+    }
+
+    /// The fault named right after `marker` in `text` (`fault-huge...`,
+    /// `[fault:huge]`), if any.
+    fn named_in(text: &str, marker: &str) -> Option<Self> {
+        let (_, rest) = text.split_once(marker)?;
+        Self::ALL.into_iter().find(|f| rest.starts_with(f.name()))
+    }
+
+    /// Acts the fault out in place of `normal` (the provider's answer).
+    async fn answer(self, normal: Value) -> Response {
+        let body = normal.to_string().into_bytes();
+        match self {
+            Fault::Refuse | Fault::Hang => {
+                std::future::pending::<()>().await;
+                StatusCode::INTERNAL_SERVER_ERROR.into_response()
             }
-            async move { Json(jwks) }
-        }),
-    );
+            Fault::ServerError => {
+                (StatusCode::SERVICE_UNAVAILABLE, "upstream unavailable").into_response()
+            }
+            Fault::Malformed => json_bytes(b"{\"success\": true, \"id\": <html>".to_vec(), None),
+            Fault::Truncated => {
+                let promised = body.len();
+                let half = body[..body.len() / 2].to_vec();
+                // The close comes a moment later, so the head and the
+                // half are on the wire first (an error in the same poll
+                // would make hyper drop the connection with nothing sent).
+                let chunks = futures_util::StreamExt::chain(
+                    futures_util::stream::iter([Ok::<_, std::io::Error>(half)]),
+                    futures_util::stream::once(async {
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        Err(std::io::Error::other("closed by the stand-in"))
+                    }),
+                );
+                json_stream(axum::body::Body::from_stream(chunks), Some(promised))
+            }
+            Fault::Huge => {
+                const CHUNK: usize = 64 * 1024;
+                let pad = axum::body::Bytes::from(vec![b' '; CHUNK]);
+                let chunks = futures_util::stream::iter(
+                    std::iter::once(axum::body::Bytes::from(body))
+                        .chain(std::iter::repeat_n(pad, HUGE_BODY_BYTES / CHUNK))
+                        .map(Ok::<_, std::io::Error>),
+                );
+                json_stream(axum::body::Body::from_stream(chunks), None)
+            }
+            Fault::Slow => {
+                // Padded (JSON whitespace) so that even a short answer
+                // takes SLOW_BYTES x SLOW_BYTE_MS = 10 s, past any timeout.
+                let mut body = body;
+                body.resize(body.len().max(SLOW_BYTES), b' ');
+                let length = body.len();
+                let chunks = futures_util::stream::unfold(body.into_iter(), |mut bytes| async {
+                    let byte = bytes.next()?;
+                    tokio::time::sleep(std::time::Duration::from_millis(SLOW_BYTE_MS)).await;
+                    Some((Ok::<_, std::io::Error>(vec![byte]), bytes))
+                });
+                json_stream(axum::body::Body::from_stream(chunks), Some(length))
+            }
+        }
+    }
+}
+
+fn json_bytes(body: Vec<u8>, length: Option<usize>) -> Response {
+    json_stream(axum::body::Body::from(body), length)
+}
+
+fn json_stream(body: axum::body::Body, length: Option<usize>) -> Response {
+    let mut response =
+        (StatusCode::OK, [("content-type", "application/json")], body).into_response();
+    if let Some(length) = length {
+        response.headers_mut().insert(
+            axum::http::header::CONTENT_LENGTH,
+            axum::http::HeaderValue::from(length),
+        );
+    }
+    response
+}
+
+/// A local URL whose connections are refused ([`Fault::Refuse`]), and the
+/// socket that keeps its port ours: bound, never listening, so the kernel
+/// answers every connection with a reset and no other process can take
+/// the port while the socket lives.
+pub fn refused_url() -> anyhow::Result<(String, tokio::net::TcpSocket)> {
+    let socket = tokio::net::TcpSocket::new_v4().context("a socket for the refused port")?;
+    socket
+        .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .context("bind the refused port")?;
+    Ok((format!("http://{}", socket.local_addr()?), socket))
+}
+
+/// The secret the hosted-Storage stand-in signs its URL tokens with (only
+/// it checks them; hosted Storage keeps its own).
+const STORAGE_STUB_SECRET: &str = "stub-hosted-storage-secret-at-least-32-chars";
+
+/// Starts the hosted Supabase Storage stand-in: the two signing routes
+/// attachment-urls' `storage` signer calls, as supabase/storage v1.70.6
+/// answers them (see `crates/attachments/src/sign/storage.rs`):
+///
+/// - `POST /storage/v1/object/sign/{bucket}` with `{"expiresIn", "paths"}`:
+///   `[{"error": null, "path", "signedURL": "/object/sign/{bucket}/{path}?token=..."}]`,
+///   the token a JWT with `url` = `{bucket}/{path}` and `exp`; every path
+///   has an object here, except one containing `missing`, which gets
+///   Storage's per-path error.
+/// - `POST /storage/v1/object/upload/sign/{bucket}/{path}`: `{"url":
+///   "/object/upload/sign/{bucket}/{path}?token=...", "token"}`, valid two
+///   hours (Storage's `UPLOAD_SIGNED_URL_EXPIRATION_TIME`).
+///
+/// Without an `apikey` header both answer Storage's error shape, HTTP 400
+/// with `statusCode` "403". A path containing `fault-<name>` acts out that
+/// [`Fault`].
+pub async fn storage(port: u16) -> anyhow::Result<Stub> {
+    let requests: Requests = Arc::default();
+    let app = Router::new()
+        .route("/storage/v1/object/sign/{bucket}", post(storage_sign_batch))
+        .route(
+            "/storage/v1/object/upload/sign/{bucket}/{*path}",
+            post(storage_sign_upload),
+        )
+        .with_state(Arc::clone(&requests));
     serve(app, port, requests).await
+}
+
+fn storage_token(bucket: &str, path: &str, ttl: u64) -> Option<String> {
+    let now = chrono::Utc::now().timestamp();
+    let claims = json!({"url": format!("{bucket}/{path}"), "iat": now, "exp": now + i64::try_from(ttl).ok()?});
+    crate::tokens::sign_hs256(STORAGE_STUB_SECRET, &claims).ok()
+}
+
+fn storage_unauthorized(headers: &axum::http::HeaderMap) -> Option<Response> {
+    header(headers, "apikey").is_none().then(|| {
+        (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"statusCode": "403", "error": "Unauthorized", "message": "invalid signature"})),
+        )
+            .into_response()
+    })
+}
+
+async fn storage_sign_batch(
+    State(requests): State<Requests>,
+    axum::extract::Path(bucket): axum::extract::Path<String>,
+    headers: axum::http::HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    if let Ok(mut seen) = requests.lock() {
+        seen.push(json!({"route": "sign", "bucket": bucket, "body": body}));
+    }
+    if let Some(refusal) = storage_unauthorized(&headers) {
+        return refusal;
+    }
+    let ttl = body["expiresIn"].as_u64().unwrap_or(60);
+    let paths: Vec<&str> = body["paths"]
+        .as_array()
+        .map(|p| p.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let items: Vec<Value> = paths
+        .iter()
+        .map(|path| match storage_token(&bucket, path, ttl) {
+            Some(token) if !path.contains("missing") => json!({"error": null, "path": path,
+                "signedURL": format!("/object/sign/{bucket}/{path}?token={token}")}),
+            _ => {
+                json!({"error": "Either the object does not exist or you do not have access to it",
+                "path": path, "signedURL": null})
+            }
+        })
+        .collect();
+    match paths.iter().find_map(|p| Fault::named_in(p, "fault-")) {
+        Some(fault) => fault.answer(Value::Array(items)).await,
+        None => Json(Value::Array(items)).into_response(),
+    }
+}
+
+async fn storage_sign_upload(
+    State(requests): State<Requests>,
+    axum::extract::Path((bucket, path)): axum::extract::Path<(String, String)>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    if let Ok(mut seen) = requests.lock() {
+        seen.push(json!({"route": "upload/sign", "bucket": bucket, "path": path}));
+    }
+    if let Some(refusal) = storage_unauthorized(&headers) {
+        return refusal;
+    }
+    let Some(token) = storage_token(&bucket, &path, 7200) else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let answer = json!({"url": format!("/object/upload/sign/{bucket}/{path}?token={token}"), "token": token});
+    match Fault::named_in(&path, "fault-") {
+        Some(fault) => fault.answer(answer).await,
+        None => Json(answer).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    /// The raw answer to `GET path` on `stub`, until the server closes or
+    /// `limit` bytes came (a hung or huge answer is cut there).
+    async fn raw(url: &str, path: &str, limit: usize) -> Vec<u8> {
+        let addr = url.trim_start_matches("http://");
+        let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let request = format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n");
+        conn.write_all(request.as_bytes()).await.expect("send");
+        let mut answer = Vec::new();
+        let mut buf = vec![0; 64 * 1024];
+        let read = async {
+            while answer.len() < limit {
+                match conn.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => answer.extend_from_slice(&buf[..n]),
+                }
+            }
+        };
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), read).await;
+        answer
+    }
+
+    fn split(answer: &[u8]) -> (String, &[u8]) {
+        let at = answer
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("a head");
+        (
+            String::from_utf8_lossy(&answer[..at]).to_ascii_lowercase(),
+            &answer[at + 4..],
+        )
+    }
+
+    /// The faults are what their names say on the wire (the JWKS routes
+    /// take a GET, so they serve for all).
+    #[tokio::test]
+    async fn each_fault_is_what_it_says_on_the_wire() {
+        let stub = auth(0).await.expect("stand-in");
+        let path = |fault: Fault| format!("/fault/{}{JWKS_PATH}", fault.name());
+
+        let answer = raw(stub.url(), JWKS_PATH, usize::MAX).await;
+        let (head, body) = split(&answer);
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        let normal: Value = serde_json::from_slice(body).expect("the normal JWKS");
+        assert_eq!(normal["keys"].as_array().map(Vec::len), Some(3));
+
+        let answer = raw(stub.url(), &path(Fault::Truncated), usize::MAX).await;
+        let (head, body) = split(&answer);
+        let promised: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .expect("a content-length")
+            .parse()
+            .expect("a number");
+        assert!(body.len() < promised, "{} of {promised}", body.len());
+
+        let answer = raw(stub.url(), &path(Fault::Huge), 8 * 1024 * 1024).await;
+        let (head, _) = split(&answer);
+        assert!(head.contains("transfer-encoding: chunked"), "{head}");
+        assert!(answer.len() >= 8 * 1024 * 1024, "still coming");
+
+        let answer = raw(stub.url(), &path(Fault::Slow), usize::MAX).await;
+        let (head, body) = split(&answer);
+        assert!(
+            head.contains(&format!(
+                "content-length: {}",
+                normal.to_string().len().max(SLOW_BYTES)
+            )),
+            "{head}"
+        );
+        assert!(
+            body.len() < 60,
+            "one byte per {SLOW_BYTE_MS} ms: {} in 2 s",
+            body.len()
+        );
+
+        assert!(raw(stub.url(), &path(Fault::Hang), usize::MAX)
+            .await
+            .is_empty());
+        let (head, _) = split(&raw(stub.url(), &path(Fault::ServerError), usize::MAX).await);
+        assert!(head.starts_with("http/1.1 503"), "{head}");
+        let answer = raw(stub.url(), &path(Fault::Malformed), usize::MAX).await;
+        let (_, body) = split(&answer);
+        assert!(serde_json::from_slice::<Value>(body).is_err());
+
+        let (url, _socket) = refused_url().expect("refused url");
+        let refused = tokio::net::TcpStream::connect(url.trim_start_matches("http://")).await;
+        assert_eq!(
+            refused.map(|_| ()).map_err(|e| e.kind()),
+            Err(std::io::ErrorKind::ConnectionRefused)
+        );
+    }
 }

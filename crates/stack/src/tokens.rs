@@ -136,7 +136,7 @@ pub fn mint(secret: &str, claims: &impl Serialize) -> anyhow::Result<String> {
     sign_hs256(secret, claims).map(remember)
 }
 
-fn sign_hs256(secret: &str, claims: &impl Serialize) -> anyhow::Result<String> {
+pub(crate) fn sign_hs256(secret: &str, claims: &impl Serialize) -> anyhow::Result<String> {
     let value = serde_json::to_value(claims).context("serialize JWT claims")?;
     if !value.is_object() {
         bail!("JWT claims must be a JSON object, got {value}");

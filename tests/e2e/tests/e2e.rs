@@ -9,6 +9,7 @@ mod intake;
 mod jwt;
 mod load;
 mod mail;
+mod thirdparty;
 
 use attachments::s3;
 use edge_e2e::{Case, CaseFuture, World};
@@ -44,12 +45,21 @@ fn main() {
             ],
         );
     }
+    // Every third party failing in each way: instances of their own for a
+    // refused connection and for each JWKS fault (see `thirdparty`).
+    let options = thirdparty::variants()
+        .into_iter()
+        .fold(options, |options, (name, build, bindings)| {
+            let bindings: Vec<(&str, &str)> =
+                bindings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            options.variant(&name, build, &bindings)
+        });
     edge_e2e::run(
         options
             // The provider stand-in's `[hang]` must outlast this.
-            .binding("EMAIL_TIMEOUT_MS", "1500")
+            .binding("EMAIL_TIMEOUT_MS", thirdparty::TIMEOUT_MS)
             // ...and the captcha stand-in's `slow` tokens this.
-            .binding("CAPTCHA_TIMEOUT_MS", "1500")
+            .binding("CAPTCHA_TIMEOUT_MS", thirdparty::TIMEOUT_MS)
             // The load cases run two at a time on two shared cores, and
             // queue thousands of requests on PostgREST's pool of 10: some
             // wait longer than the 10 s default. The bound itself is the
@@ -221,6 +231,11 @@ fn main() {
             jwt::service_role_and_anonymous_tokens_never_pass_as_users,
             jwt::truncated_huge_and_non_base64_tokens_are_401,
             jwt::rs256_tokens_are_verified_through_webcrypto_end_to_end,
+            thirdparty::a_failing_captcha_provider_is_503_and_writes_nothing,
+            thirdparty::a_failing_email_provider_keeps_the_charge_and_the_ledger,
+            thirdparty::failing_storage_signs_nothing_and_leaves_no_row,
+            thirdparty::a_failing_jwks_is_503_and_never_lets_a_token_in,
+            thirdparty::a_jwks_failing_later_keeps_its_keys_for_their_lifetime,
         ],
     )
 }

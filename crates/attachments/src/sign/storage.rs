@@ -29,8 +29,11 @@
 //! Errors come back as `{"statusCode": "404", "error", "message"}`, mostly
 //! with HTTP status 400 (`src/http/error-handler.ts`), so the body's
 //! `statusCode` decides: 404 → [`Error::NotFound`], 409 → [`Error::Conflict`],
-//! 413 and 415 → [`Error::Client`], anything else → [`Error::BadGateway`];
-//! unreachable or silent past `STORAGE_TIMEOUT_MS` → [`Error::unavailable`].
+//! 413 and 415 → [`Error::Client`], an HTTP 5xx → [`Error::unavailable`],
+//! anything else (and a success we cannot read) → [`Error::BadGateway`].
+//! Unreachable, not done answering within `STORAGE_TIMEOUT_MS`, an answer
+//! that breaks off or passes [`MAX_ANSWER_BYTES`] → [`Error::unavailable`]
+//! (through [`edge_outbound::call`]).
 //!
 //! Left out: the upload URL's lifetime, which Storage fixes itself
 //! (`UPLOAD_SIGNED_URL_EXPIRATION_TIME`, two hours on supabase.com); we
@@ -148,6 +151,11 @@ pub(crate) fn upload(url: String, content_type: &str, expires_at: u64) -> Signed
         expires_at,
     }
 }
+
+/// The largest answer read: a batch of [`super::MAX_BATCH`] signed URLs,
+/// each with a path of up to [`super::MAX_PATH_BYTES`] (twice: `path` and
+/// the URL) and a token, stays well under it.
+const MAX_ANSWER_BYTES: usize = 1024 * 1024;
 
 #[derive(Deserialize)]
 struct BatchItem {
@@ -278,32 +286,20 @@ impl HostedStorage {
             })
     }
 
-    /// Sends, waits at most `timeout`, and sorts the answer.
+    /// Sends, waits at most `timeout` for the whole answer, reads at most
+    /// [`MAX_ANSWER_BYTES`] of it, and sorts it.
     async fn call(&self, request: reqwest::RequestBuilder) -> Result<Vec<u8>, Error> {
-        let call = async {
-            let response = request
-                .send()
-                .await
-                .map_err(|e| Error::unavailable(format!("storage unreachable: {e}")))?;
-            let status = response.status().as_u16();
-            let body = response
-                .bytes()
-                .await
-                .map_err(|e| Error::unavailable(format!("storage: reading the answer: {e}")))?;
-            Ok::<_, Error>((status, body.to_vec()))
+        let bounds = edge_outbound::Bounds {
+            timeout: self.config.timeout,
+            max_body_bytes: MAX_ANSWER_BYTES,
         };
-        let (status, body) = edge_core::within(self.sleep, self.config.timeout, call)
+        let answer = edge_outbound::call(request, self.sleep, bounds)
             .await
-            .ok_or_else(|| {
-                Error::unavailable(format!(
-                    "storage: no answer within {:?}",
-                    self.config.timeout
-                ))
-            })??;
-        if (200..300).contains(&status) {
-            Ok(body)
+            .map_err(|failure| failure.unavailable("storage"))?;
+        if (200..300).contains(&answer.status) {
+            Ok(answer.body)
         } else {
-            Err(judge_failure(status, &body))
+            Err(judge_failure(answer.status, &answer.body))
         }
     }
 }
@@ -328,6 +324,9 @@ fn judge_failure(status: u16, body: &[u8]) -> Error {
             status: 415,
             detail: "Attachments of this content type are not accepted.".to_owned(),
         },
+        // Storage or what is in front of it is down: nothing was signed,
+        // and a retry may well work.
+        _ if status >= 500 => Error::unavailable(format!("storage answered {status}: {text}")),
         _ => bad_gateway(format!("storage answered {status}: {text}")),
     }
 }
@@ -651,13 +650,18 @@ mod tests {
 
     #[tokio::test]
     async fn storage_errors_map_to_the_projects_errors() {
-        let cases: [(u16, &str, u16); 5] = [
+        let cases: [(u16, &str, u16); 6] = [
             (
                 500,
                 r#"{"statusCode":"500","error":"internal","message":"db down"}"#,
+                503,
+            ),
+            (503, r#"{"message":"upstream"}"#, 503),
+            (
+                400,
+                r#"{"statusCode":"500","error":"internal","message":"db down"}"#,
                 502,
             ),
-            (503, r#"{"message":"upstream"}"#, 502),
             (
                 400,
                 r#"{"statusCode":"403","error":"Unauthorized","message":"invalid signature"}"#,
@@ -738,6 +742,57 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(err.status(), 503);
+    }
+
+    /// Issue 12: Storage answering huge, slowly, cut short or 5xx is a
+    /// 503 within the timeout (malformed: 502), and nothing is signed. Seen
+    /// failing before `edge-outbound`: the 32 MB answer (a valid one padded
+    /// with whitespace) was read whole and the URL signed.
+    #[tokio::test]
+    async fn storage_failing_in_every_way_is_a_bounded_error() {
+        use edge_stack::stubs::{self, Fault};
+        let stub = stubs::storage(0).await.unwrap();
+        let url = format!("{}/storage/v1", stub.url());
+        let vars = [
+            ("STORAGE_URL", url.as_str()),
+            ("SUPABASE_SERVICE_ROLE_KEY", "k"),
+            ("STORAGE_TIMEOUT_MS", "500"),
+        ];
+        let signer = Signer::new(
+            SignerConfig::from_vars(&Vars(&vars)).unwrap(),
+            reqwest::Client::new(),
+            tokio_sleep,
+        );
+        let access = Access::Upload {
+            content_type: "image/png".into(),
+            content_length: 1,
+        };
+        signer
+            .sign("a/normal.png", &access, None, NOW)
+            .await
+            .expect("the normal answer signs");
+        for fault in &Fault::ALL[1..] {
+            let path = format!("a/fault-{}.png", fault.name());
+            let started = std::time::Instant::now();
+            for got in [
+                signer.sign(&path, &access, None, NOW).await,
+                signer.sign(&path, &Access::Download, None, NOW).await,
+            ] {
+                let expected = if *fault == Fault::Malformed { 502 } else { 503 };
+                assert_eq!(
+                    got.map_err(|e| e.status()),
+                    Err(expected),
+                    "{}",
+                    fault.name()
+                );
+            }
+            assert!(
+                started.elapsed() < Duration::from_millis(2500),
+                "{}: {:?}",
+                fault.name(),
+                started.elapsed()
+            );
+        }
     }
 
     #[test]

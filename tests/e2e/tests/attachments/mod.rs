@@ -17,9 +17,9 @@ const FUNCTION: &str = "attachment-urls";
 /// attachment-urls served again with its PostgREST requests counted.
 pub const COUNTED: &str = "attachment-urls-counted";
 /// The seeded attachment on Acme's ticket (`hello.txt`).
-const SEEDED: &str = "dddddddd-dddd-4ddd-8ddd-dddddddddddd";
+pub(crate) const SEEDED: &str = "dddddddd-dddd-4ddd-8ddd-dddddddddddd";
 /// The seeded support reply it hangs off, written by the member.
-const REPLY: &str = "eeeeeeee-eeee-4eee-8eee-eeeeeeeeeeee";
+pub(crate) const REPLY: &str = "eeeeeeee-eeee-4eee-8eee-eeeeeeeeeeee";
 /// The customer's question on the same ticket.
 const CUSTOMER_MESSAGE: &str = "cccccccc-cccc-4ccc-8ccc-cccccccccccc";
 /// Acme, the account the seeded ticket belongs to.
@@ -36,7 +36,7 @@ async fn post(
     post_to(world, FUNCTION, route, token, body).await
 }
 
-async fn post_to(
+pub(crate) async fn post_to(
     world: &World,
     function: &str,
     route: &str,
@@ -110,7 +110,7 @@ async fn insert_directly(
 }
 
 /// How many attachment rows carry this file name.
-async fn rows_named(world: &World, file_name: &str) -> anyhow::Result<String> {
+pub(crate) async fn rows_named(world: &World, file_name: &str) -> anyhow::Result<String> {
     let count = world
         .stack
         .psql(&format!(

@@ -8,7 +8,7 @@ use anyhow::{ensure, Context as _};
 use edge_e2e::{ensure_eq, Reply, World};
 use serde_json::{json, Value};
 
-const FUNCTION: &str = "ticket-intake";
+pub(crate) const FUNCTION: &str = "ticket-intake";
 const ORIGIN: &str = "http://localhost:3000";
 
 /// The captcha providers, each with the ticket-intake instance that uses
@@ -39,11 +39,11 @@ impl Provider {
 }
 
 /// A marker unique to one case, so its rows and tokens are its own.
-fn unique(what: &str) -> String {
+pub(crate) fn unique(what: &str) -> String {
     format!("{what}-{}", uuid::Uuid::new_v4().simple())
 }
 
-fn submission(title: &str, token: &str) -> Value {
+pub(crate) fn submission(title: &str, token: &str) -> Value {
     json!({
         "intake_key": "acme",
         "title": title,
@@ -56,7 +56,7 @@ fn submission(title: &str, token: &str) -> Value {
 }
 
 /// An address of its own for each case, so the per-IP limit is per case.
-fn ip() -> String {
+pub(crate) fn ip() -> String {
     let n = uuid::Uuid::new_v4().as_bytes()[0];
     format!("198.51.{}.{}", n, uuid::Uuid::new_v4().as_bytes()[1])
 }
@@ -65,7 +65,7 @@ async fn post_json(world: &World, body: &Value, headers: &[(&str, &str)]) -> any
     post_json_to(world, FUNCTION, body, headers).await
 }
 
-async fn post_json_to(
+pub(crate) async fn post_json_to(
     world: &World,
     function: &str,
     body: &Value,
@@ -88,7 +88,7 @@ async fn count(world: &World, sql: &str) -> anyhow::Result<i64> {
         .with_context(|| format!("count from {sql:?}: {out:?}"))
 }
 
-async fn tickets_titled(world: &World, title: &str) -> anyhow::Result<i64> {
+pub(crate) async fn tickets_titled(world: &World, title: &str) -> anyhow::Result<i64> {
     count(
         world,
         &format!("select count(*) from public.tickets where title = '{title}'"),

@@ -7,12 +7,12 @@ use anyhow::{ensure, Context as _};
 use edge_e2e::{ensure_eq, Reply, World};
 use serde_json::{json, Value};
 
-const FUNCTION: &str = "send-email";
-const POSTMARK: &str = "send-email-postmark";
+pub(crate) const FUNCTION: &str = "send-email";
+pub(crate) const POSTMARK: &str = "send-email-postmark";
 
 /// A fresh user allowed to send their own subject and body (the shipped
 /// policy is templates only), as most cases here do, and a token for them.
-async fn sign_up(world: &World) -> anyhow::Result<(String, String)> {
+pub(crate) async fn sign_up(world: &World) -> anyhow::Result<(String, String)> {
     let (id, token) = sign_up_with_defaults(world).await?;
     world
         .stack
@@ -43,7 +43,7 @@ async fn sign_up_with_defaults(world: &World) -> anyhow::Result<(String, String)
     Ok((id.clone(), world.stack.mint(&claims)?))
 }
 
-async fn balance(world: &World, user: &str) -> anyhow::Result<(i64, i64)> {
+pub(crate) async fn balance(world: &World, user: &str) -> anyhow::Result<(i64, i64)> {
     let out = world
         .stack
         .psql(&format!(
@@ -84,7 +84,7 @@ async fn send(
 }
 
 /// `POST /emails` on `function` (send-email or one of its variants).
-async fn send_to(
+pub(crate) async fn send_to(
     world: &World,
     function: &str,
     token: &str,
@@ -102,7 +102,7 @@ async fn send_to(
     Reply::read(request.send().await?).await
 }
 
-fn mail(subject: &str) -> Value {
+pub(crate) fn mail(subject: &str) -> Value {
     json!({"to": "ada@example.com", "subject": subject, "text": "Hello from the e2e suite."})
 }
 
@@ -130,7 +130,10 @@ fn sends(world: &World, subject: &str) -> usize {
 }
 
 /// The id, status and refunds of the caller's mail with this subject.
-async fn mail_by_subject(world: &World, subject: &str) -> anyhow::Result<(String, String, i64)> {
+pub(crate) async fn mail_by_subject(
+    world: &World,
+    subject: &str,
+) -> anyhow::Result<(String, String, i64)> {
     let out = world
         .stack
         .psql(&format!(
@@ -165,7 +168,7 @@ async fn mail_status(world: &World, mail_id: &str) -> anyhow::Result<String> {
         .to_owned())
 }
 
-fn unique(what: &str) -> String {
+pub(crate) fn unique(what: &str) -> String {
     format!("{what} {}", uuid::Uuid::new_v4().simple())
 }
 
