@@ -47,13 +47,14 @@ fn main() {
     }
     // Every third party failing in each way: instances of their own for a
     // refused connection and for each JWKS fault (see `thirdparty`).
-    let options = thirdparty::variants()
-        .into_iter()
-        .fold(options, |options, (name, build, bindings)| {
-            let bindings: Vec<(&str, &str)> =
-                bindings.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            options.variant(&name, build, &bindings)
-        });
+    let options =
+        thirdparty::variants()
+            .into_iter()
+            .fold(options, |options, (name, build, bindings)| {
+                let bindings: Vec<(&str, &str)> =
+                    bindings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                options.variant(&name, build, &bindings)
+            });
     edge_e2e::run(
         options
             // The provider stand-in's `[hang]` must outlast this.
