@@ -55,6 +55,13 @@ impl ServiceKey {
         vars.header_secret("SUPABASE_SERVICE_ROLE_KEY").map(Self)
     }
 
+    /// Whether `presented` is this key, compared in constant time: for a
+    /// route only the service may call (an operator's).
+    pub fn matches(&self, presented: &str) -> bool {
+        use subtle::ConstantTimeEq as _;
+        !presented.is_empty() && bool::from(self.0.expose().as_bytes().ct_eq(presented.as_bytes()))
+    }
+
     /// The headers that present this key to Supabase's APIs (PostgREST,
     /// Storage). The gateway accepts an `sb_secret_` key only as `apikey` and
     /// swaps in a service_role JWT itself; a legacy JWT key must also be the

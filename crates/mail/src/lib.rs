@@ -25,12 +25,14 @@
 
 pub mod message;
 pub mod provider;
+pub mod reconcile;
 
 use edge_auth::{JwtConfig, Policy, Verifier};
 use edge_core::{Error, HttpConfig, Method, Request, Response, Service, Sleep, Vars};
 use edge_db::{execute, PostgrestConfig, ServiceDb, ServiceKey, UserDb};
 use message::{validate, RawMessage};
 use provider::{Provider, ProviderConfig, Sent};
+use reconcile::ReconcileConfig;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -49,6 +51,9 @@ pub struct SendEmail {
     service_db: ServiceDb,
     verifier: Verifier,
     provider: Provider,
+    reconcile: ReconcileConfig,
+    /// The only credential `POST /emails/reconcile` takes.
+    service_key: ServiceKey,
     now: fn() -> i64,
 }
 
@@ -58,12 +63,16 @@ impl SendEmail {
     pub fn from_vars(vars: &Vars<'_>, sleep: Sleep, now: fn() -> i64) -> Result<Self, Error> {
         let postgrest = PostgrestConfig::from_vars(vars)?;
         let http = reqwest::Client::new();
+        let service_key = ServiceKey::from_vars(vars)?;
+        let provider = ProviderConfig::from_vars(vars)?;
         Ok(Self {
             http: HttpConfig::from_vars_with_body_limit(vars, DEFAULT_MAX_BODY_BYTES)?,
-            service_db: ServiceDb::new(&postgrest, &ServiceKey::from_vars(vars)?),
+            service_db: ServiceDb::new(&postgrest, &service_key),
             postgrest,
             verifier: Verifier::new(JwtConfig::from_vars(vars)?, http.clone(), sleep),
-            provider: Provider::new(ProviderConfig::from_vars(vars)?, http, sleep),
+            reconcile: ReconcileConfig::from_vars(vars, provider.timeout)?,
+            provider: Provider::new(provider, http, sleep),
+            service_key,
             now,
         })
     }
@@ -166,6 +175,25 @@ impl SendEmail {
     }
 }
 
+impl SendEmail {
+    /// `POST /emails/reconcile`: an operator starts a reconciler run (the
+    /// Cron Trigger runs the same). Only the service key is accepted, as
+    /// `Authorization: Bearer`, compared in constant time; anything else is
+    /// the one 401 every auth failure is.
+    async fn reconcile_now(&self, req: &Request) -> Result<Response, Error> {
+        let presented = req
+            .header("authorization")
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        if !self.service_key.matches(presented) {
+            return Err(Error::unauthorized(
+                "reconcile: the bearer is not the service key",
+            ));
+        }
+        Response::json(200, &self.reconcile().await?)
+    }
+}
+
 /// A mail as `reserve_email` and `finalize_email` answer it.
 #[derive(Debug, Deserialize)]
 struct Mail {
@@ -218,7 +246,7 @@ fn replay(mail: Mail) -> Result<Response, Error> {
 }
 
 /// `<user>:<client key>`, hashed when longer than Resend's 256 characters.
-fn provider_key(user_id: &str, key: &str) -> String {
+pub(crate) fn provider_key(user_id: &str, key: &str) -> String {
     let combined = format!("{user_id}:{key}");
     if combined.len() <= 256 {
         return combined;
@@ -244,6 +272,14 @@ impl Service for SendEmail {
         self.service_db.ping().await
     }
     async fn handle(&self, req: Request) -> Result<Response, Error> {
+        if req.route_is("/emails/reconcile") {
+            return match req.method {
+                Method::Post => self.reconcile_now(&req).await,
+                _ => Err(Error::MethodNotAllowed {
+                    allow: vec![Method::Post],
+                }),
+            };
+        }
         if req.route_is("/emails") {
             return match req.method {
                 Method::Post => self.send(&req).await,
@@ -346,6 +382,32 @@ mod tests {
         let long = provider_key(user, &"k".repeat(255));
         assert!(long.len() <= 256, "{}", long.len());
         assert_ne!(long, provider_key(user, &"k".repeat(254)));
+    }
+
+    #[tokio::test]
+    async fn only_the_service_key_starts_a_reconciler_run() {
+        // A user token, another key, none: the one 401, before any I/O.
+        let user = user_token(DEMO_JWT_SECRET, DemoUser::Member);
+        for bearer in [None, Some(user.as_str()), Some("servic"), Some("service ")] {
+            let mut req = Request::new(Method::Post, "/emails/reconcile");
+            if let Some(bearer) = bearer {
+                req = req.with_header("authorization", &format!("Bearer {bearer}"));
+            }
+            let r = edge_core::serve(&service(), req, || 0.0).await.0;
+            assert_eq!(r.status, 401, "{bearer:?}");
+        }
+        // The key: the run starts, and PostgREST (a closed port) is a 503.
+        let req = Request::new(Method::Post, "/emails/reconcile")
+            .with_header("authorization", "Bearer service");
+        assert_eq!(
+            edge_core::serve(&service(), req, || 0.0).await.0.status,
+            503
+        );
+        let req = Request::new(Method::Get, "/emails/reconcile");
+        assert_eq!(
+            edge_core::serve(&service(), req, || 0.0).await.0.status,
+            405
+        );
     }
 
     #[tokio::test]

@@ -10,6 +10,9 @@ use serde_json::{json, Value};
 const FUNCTION: &str = "send-email";
 const POSTMARK: &str = "send-email-postmark";
 
+mod reconcile;
+pub use reconcile::the_reconciler_settles_stuck_mails_once;
+
 /// A fresh user allowed to send their own subject and body (the shipped
 /// policy is templates only), as most cases here do, and a token for them.
 async fn sign_up(world: &World) -> anyhow::Result<(String, String)> {
