@@ -26,6 +26,7 @@
 pub mod message;
 pub mod provider;
 pub mod reconcile;
+pub mod webhooks;
 
 use edge_auth::{JwtConfig, Policy, Verifier};
 use edge_core::{Error, HttpConfig, Method, Request, Response, Service, Sleep, Vars};
@@ -36,6 +37,7 @@ use reconcile::ReconcileConfig;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
+use webhooks::WebhookConfig;
 
 pub const NAME: &str = "send-email";
 
@@ -52,6 +54,7 @@ pub struct SendEmail {
     verifier: Verifier,
     provider: Provider,
     reconcile: ReconcileConfig,
+    webhooks: WebhookConfig,
     /// The only credential `POST /emails/reconcile` takes.
     service_key: ServiceKey,
     now: fn() -> i64,
@@ -71,6 +74,7 @@ impl SendEmail {
             postgrest,
             verifier: Verifier::new(JwtConfig::from_vars(vars)?, http.clone(), sleep),
             reconcile: ReconcileConfig::from_vars(vars, provider.timeout)?,
+            webhooks: WebhookConfig::from_vars(vars)?,
             provider: Provider::new(provider, http, sleep),
             service_key,
             now,
@@ -272,6 +276,20 @@ impl Service for SendEmail {
         self.service_db.ping().await
     }
     async fn handle(&self, req: Request) -> Result<Response, Error> {
+        for (route, provider) in [
+            ("/webhooks/email/resend", "resend"),
+            ("/webhooks/email/postmark", "postmark"),
+        ] {
+            if req.route_is(route) {
+                return match (&req.method, provider) {
+                    (Method::Post, "resend") => self.resend_webhook(&req).await,
+                    (Method::Post, _) => self.postmark_webhook(&req).await,
+                    _ => Err(Error::MethodNotAllowed {
+                        allow: vec![Method::Post],
+                    }),
+                };
+            }
+        }
         if req.route_is("/emails/reconcile") {
             return match req.method {
                 Method::Post => self.reconcile_now(&req).await,

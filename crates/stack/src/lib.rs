@@ -65,16 +65,24 @@ pub const STORAGE_JWT_SECRET: &str = "local-storage-secret-at-least-32-character
 pub const STRIPE_WEBHOOK_SECRET: &str = "whsec_local_stripe_webhook_secret";
 pub const LEMON_SQUEEZY_WEBHOOK_SECRET: &str = "local-lemon-squeezy-signing-secret";
 pub const PADDLE_WEBHOOK_SECRET: &str = "pdl_ntfset_local_paddle_webhook_secret";
+/// send-email's webhook credentials: Resend's (Svix) signing secret, in its
+/// `whsec_<base64>` form (the key is `local-resend-webhook-signing-key`),
+/// and the basic auth set on Postmark's webhook. Public and local only.
+pub const RESEND_WEBHOOK_SECRET: &str = "whsec_bG9jYWwtcmVzZW5kLXdlYmhvb2stc2lnbmluZy1rZXk=";
+pub const POSTMARK_WEBHOOK_USER: &str = "postmark-webhook";
+pub const POSTMARK_WEBHOOK_PASSWORD: &str = "local-postmark-webhook-password";
 
 /// The bindings that hold secrets (the README's configuration table, kind
 /// "secret"): whatever else a function is given is public.
-pub const SECRET_BINDINGS: [&str; 9] = [
+pub const SECRET_BINDINGS: [&str; 11] = [
     "SUPABASE_SERVICE_ROLE_KEY",
     "SUPABASE_JWT_SECRET",
     "EMAIL_API_KEY",
     "STORAGE_JWT_SECRET",
     "S3_SECRET_ACCESS_KEY",
     "STRIPE_WEBHOOK_SECRET",
+    "RESEND_WEBHOOK_SECRET",
+    "POSTMARK_WEBHOOK_PASSWORD",
     "LEMON_SQUEEZY_WEBHOOK_SECRET",
     "PADDLE_WEBHOOK_SECRET",
     "CAPTCHA_SECRET",
@@ -873,6 +881,12 @@ fn function_bindings(
             LEMON_SQUEEZY_WEBHOOK_SECRET.to_owned(),
         ),
         ("PADDLE_WEBHOOK_SECRET", PADDLE_WEBHOOK_SECRET.to_owned()),
+        ("RESEND_WEBHOOK_SECRET", RESEND_WEBHOOK_SECRET.to_owned()),
+        ("POSTMARK_WEBHOOK_USER", POSTMARK_WEBHOOK_USER.to_owned()),
+        (
+            "POSTMARK_WEBHOOK_PASSWORD",
+            POSTMARK_WEBHOOK_PASSWORD.to_owned(),
+        ),
     ];
     let mut bindings: Vec<(String, String)> = defaults
         .into_iter()

@@ -12,6 +12,8 @@ const POSTMARK: &str = "send-email-postmark";
 
 mod reconcile;
 pub use reconcile::the_reconciler_settles_stuck_mails_once;
+mod webhooks;
+pub use webhooks::deliveries_bounces_and_complaints_reach_the_mail_once;
 
 /// A fresh user allowed to send their own subject and body (the shipped
 /// policy is templates only), as most cases here do, and a token for them.
