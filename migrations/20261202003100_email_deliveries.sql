@@ -75,6 +75,7 @@ create index if not exists ix_email_events_mail_id on public.email_events (mail_
 create index if not exists ix_email_events_user_id on public.email_events (user_id);
 
 revoke all on table public.email_events from public, anon, authenticated, service_role;
+revoke all on sequence public.email_events_id_seq from public, anon, authenticated, service_role;
 grant select on table public.email_events to authenticated, service_role;
 
 alter table public.email_events enable row level security;
