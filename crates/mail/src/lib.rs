@@ -29,7 +29,7 @@ pub mod reconcile;
 pub mod webhooks;
 
 use edge_auth::{JwtConfig, Policy, Verifier};
-use edge_core::{Error, HttpConfig, Method, Request, Response, Service, Sleep, Vars};
+use edge_core::{Error, FieldError, HttpConfig, Method, Request, Response, Service, Sleep, Vars};
 use edge_db::{execute, PostgrestConfig, ServiceDb, ServiceKey, UserDb};
 use message::{validate, RawMessage};
 use provider::{Provider, ProviderConfig, Sent};
@@ -107,7 +107,8 @@ impl SendEmail {
                 "p_request_hash": message.request_hash(),
             }),
         ))
-        .await?;
+        .await
+        .map_err(recipient_errors)?;
         if reserved.replayed {
             return replay(reserved);
         }
@@ -246,6 +247,32 @@ fn replay(mail: Mail) -> Result<Response, Error> {
             "An email with this Idempotency-Key failed and was refunded. Send again with a new Idempotency-Key.",
         )),
         _ => Ok(Response::json(200, &mail.receipt())?.with_header("idempotent-replayed", "true")),
+    }
+}
+
+/// `reserve_email`'s refusal of suppressed recipients, `http_422:
+/// to[<i>]: <why>; to[<j>]: ...`, as the field errors it names, so a form
+/// can show each next to its address; any other error as it is.
+fn recipient_errors(err: Error) -> Error {
+    let Error::Client {
+        status: 422,
+        detail,
+    } = &err
+    else {
+        return err;
+    };
+    let fields: Option<Vec<FieldError>> = detail
+        .split("; ")
+        .map(|part| {
+            let (field, message) = part.split_once(": ")?;
+            let index = field.strip_prefix("to[")?.strip_suffix(']')?;
+            index.parse::<usize>().ok()?;
+            Some(FieldError::new(field, message))
+        })
+        .collect();
+    match fields {
+        Some(errors) if !errors.is_empty() => Error::Validation { errors },
+        _ => err,
     }
 }
 
@@ -391,6 +418,34 @@ mod tests {
         let r = post(Some(&token), VALID).await;
         assert_eq!(r.status, 503);
         assert!(r.header("retry-after").is_some());
+    }
+
+    #[test]
+    fn suppressed_recipients_are_field_errors_on_their_index() {
+        let refused = |detail: &str| Error::Client {
+            status: 422,
+            detail: detail.into(),
+        };
+        let got = recipient_errors(refused(
+            "to[0]: this address is suppressed (it hard-bounced), so no mail is sent to it; \
+             to[2]: this address is suppressed (it marked our mail as spam), so no mail is sent to it",
+        ));
+        let Error::Validation { errors } = got else {
+            panic!("{got:?}");
+        };
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["to[0]", "to[2]"]);
+        assert!(errors[1].message.contains("spam"));
+        // Other 422s from reserve_email stay as they are.
+        for detail in [
+            "Idempotency-Key was already used with a different email",
+            "to[x]: no",
+        ] {
+            assert!(matches!(
+                recipient_errors(refused(detail)),
+                Error::Client { status: 422, .. }
+            ));
+        }
     }
 
     #[test]

@@ -103,18 +103,20 @@ pub async fn deliveries_bounces_and_complaints_reach_the_mail_once(
     let now = chrono::Utc::now().timestamp();
     let (user, token) = sign_up(world).await?;
     let (_, outsider) = sign_up(world).await?;
+    // Addresses of this case's own: a bounce suppresses its address for
+    // every sender, and the other cases send to ada@example.com.
+    let bouncing = format!("bounce-{}@example.com", uuid::Uuid::new_v4().simple());
+    let complaining = format!("complain-{}@example.com", uuid::Uuid::new_v4().simple());
     let subject = unique("Delivered");
-    ensure_eq!(
-        send(world, &token, &mail(&subject), None).await?.status,
-        201,
-        "sent"
-    );
+    let mut first = mail(&subject);
+    first["to"] = json!(bouncing);
+    ensure_eq!(send(world, &token, &first, None).await?.status, 201, "sent");
     let (mail_id, _, _) = mail_by_subject(world, &subject).await?;
     let (message_id, _, _, _) = delivery(world, &mail_id).await?;
     let (paid, _) = balance(world, &user).await?;
 
     let delivered = json!({"type": "email.delivered", "created_at": "2026-12-01T12:00:01.000Z",
-        "data": {"email_id": message_id, "to": ["ada@example.com"], "subject": subject,
+        "data": {"email_id": message_id, "to": [bouncing], "subject": subject,
                  "created_at": "2026-12-01T12:00:00.000Z", "from": "support@acme.example"}});
     let event_id = format!("msg_{}", uuid::Uuid::new_v4().simple());
     for (what, prefix) in [
@@ -150,7 +152,7 @@ pub async fn deliveries_bounces_and_complaints_reach_the_mail_once(
         STANDARD.encode("another-signing-key-of-32-bytes!")
     );
     let bounced = json!({"type": "email.bounced", "created_at": "2026-12-01T12:00:02.000Z",
-        "data": {"email_id": message_id, "to": ["ada@example.com"],
+        "data": {"email_id": message_id, "to": [bouncing],
                  "bounce": {"message": "The recipient's mailbox does not exist.", "type": "Permanent", "subType": "General"}}});
     for (what, key, at) in [
         ("other secret", other.as_str(), now),
@@ -242,7 +244,7 @@ pub async fn deliveries_bounces_and_complaints_reach_the_mail_once(
 
     // Postmark: basic auth, its bounce and complaint payloads.
     let subject = unique("Postmark");
-    let body = json!({"to": "grace@example.com", "subject": subject, "text": "Hi"});
+    let body = json!({"to": complaining, "subject": subject, "text": "Hi"});
     ensure_eq!(
         send_to(world, POSTMARK, &token, &body, None).await?.status,
         201,
@@ -255,7 +257,7 @@ pub async fn deliveries_bounces_and_complaints_reach_the_mail_once(
         edge_stack::POSTMARK_WEBHOOK_PASSWORD,
     );
     let delivery_event = json!({"RecordType": "Delivery", "ServerID": 23, "MessageID": message_id,
-        "Recipient": "grace@example.com", "Tag": "", "DeliveredAt": "2026-12-01T12:00:00.0000000-05:00",
+        "Recipient": complaining, "Tag": "", "DeliveredAt": "2026-12-01T12:00:00.0000000-05:00",
         "Details": "Test delivery webhook details", "MessageStream": "outbound", "Metadata": {}});
     let reply = postmark_event(world, (auth.0, "wrong"), &delivery_event).await?;
     ensure_eq!(reply.status, 401, "wrong credentials");
@@ -280,7 +282,7 @@ pub async fn deliveries_bounces_and_complaints_reach_the_mail_once(
         );
     }
     let complaint = json!({"RecordType": "SpamComplaint", "ID": 42, "Type": "SpamComplaint", "TypeCode": 512,
-        "Name": "Spam complaint", "MessageID": message_id, "Email": "grace@example.com",
+        "Name": "Spam complaint", "MessageID": message_id, "Email": complaining,
         "BouncedAt": "2026-12-01T12:05:00.0000000-05:00", "Description": "The subscriber explicitly marked this message as spam.",
         "Inactive": true, "CanActivate": false, "MessageStream": "outbound"});
     ensure_eq!(
@@ -293,6 +295,35 @@ pub async fn deliveries_bounces_and_complaints_reach_the_mail_once(
         (status.as_str(), events),
         ("complained", 2),
         "complained, each event once"
+    );
+
+    // Suppressed: the bounced and the complaining address are refused
+    // before anything is charged or sent, each a field error on its index.
+    let (before, _) = balance(world, &user).await?;
+    let again = unique("Again");
+    let body = json!({"to": ["ok@example.com", bouncing.to_uppercase(), complaining], "subject": again, "text": "Hi"});
+    let reply = send(world, &token, &body, None).await?;
+    ensure_eq!(
+        reply.status,
+        422,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    world.openapi.check("POST", "/send-email/emails", &reply)?;
+    let fields: Vec<Value> = reply.json()?["errors"]
+        .as_array()
+        .map(|e| e.iter().map(|e| e["field"].clone()).collect())
+        .unwrap_or_default();
+    ensure_eq!(
+        fields,
+        vec![json!("to[1]"), json!("to[2]")],
+        "each suppressed address named"
+    );
+    ensure_eq!(balance(world, &user).await?.0, before, "nothing charged");
+    ensure_eq!(
+        super::provider_requests(world, &again).len(),
+        0,
+        "nothing sent"
     );
     Ok(())
 }
