@@ -137,6 +137,10 @@ pub struct StackOptions {
     /// functions: e.g. the benchmark's floor for `GET /health`, what
     /// workerd itself costs per request.
     pub js_workers: Vec<(String, PathBuf)>,
+    /// Cron triggers (name, function): a small worker served as `name`
+    /// whose every request runs the function's `scheduled` handler, as a
+    /// Cron Trigger would ([`StackOptions::cron_trigger`]).
+    pub cron_triggers: Vec<(String, String)>,
     /// Start an S3-compatible server for the functions ([`s3`]).
     pub s3: bool,
     /// HS256 secret shared by PostgREST, the functions and the minted tokens.
@@ -158,6 +162,7 @@ impl StackOptions {
             bindings: Vec::new(),
             variants: Vec::new(),
             js_workers: Vec::new(),
+            cron_triggers: Vec::new(),
             s3: false,
             jwt_secret: DEMO_JWT_SECRET.to_owned(),
             keep_dir: std::env::var_os("STACK_KEEP_DIR").is_some_and(|v| !v.is_empty() && v != "0"),
@@ -235,6 +240,17 @@ impl StackOptions {
     #[must_use]
     pub fn js_worker(mut self, name: &str, source: impl Into<PathBuf>) -> Self {
         self.js_workers.push((name.to_owned(), source.into()));
+        self
+    }
+
+    /// Also serves `name`, which fires `function`'s Cron Trigger (its
+    /// `scheduled` handler) on every request and answers
+    /// `{"outcome": ...}`: workerd's `Fetcher.scheduled()`, what Miniflare
+    /// uses for `wrangler dev`'s `/cdn-cgi/handler/scheduled`.
+    #[must_use]
+    pub fn cron_trigger(mut self, name: &str, function: &str) -> Self {
+        self.cron_triggers
+            .push((name.to_owned(), function.to_owned()));
         self
     }
 }
@@ -345,12 +361,10 @@ impl Stack {
         } else {
             Vec::new()
         };
-        let (variants, js_workers): (&[Variant], &[(String, PathBuf)]) =
-            if opts.services >= Services::All {
-                (&opts.variants, &opts.js_workers)
-            } else {
-                (&[], &[])
-            };
+        let served = opts.services >= Services::All;
+        let variants: &[Variant] = if served { &opts.variants } else { &[] };
+        let js_workers: &[(String, PathBuf)] = if served { &opts.js_workers } else { &[] };
+        let cron_triggers: &[(String, String)] = if served { &opts.cron_triggers } else { &[] };
         for variant in variants {
             if !names.contains(&variant.function) {
                 bail!(
@@ -366,8 +380,10 @@ impl Stack {
         } else {
             None
         };
-        let (db_port, postgrest_port, function_ports) =
-            choose_ports(opts.ports, names.len() + variants.len() + js_workers.len())?;
+        let (db_port, postgrest_port, function_ports) = choose_ports(
+            opts.ports,
+            names.len() + variants.len() + js_workers.len() + cron_triggers.len(),
+        )?;
         // Third parties the functions call, stood in for locally; their
         // settings go first so a caller's bindings can override them.
         let (captcha, email, auth) = if names.is_empty() {
@@ -468,10 +484,18 @@ impl Stack {
                 ),
             })
             .collect();
-        for ((name, source), port) in js_workers.iter().zip(function_ports) {
+        for ((name, source), port) in js_workers.iter().zip(function_ports.by_ref()) {
             functions.push(Function {
                 name: name.clone(),
                 build: Build::Js(source.clone()),
+                port,
+                bindings: Vec::new(),
+            });
+        }
+        for ((name, target), port) in cron_triggers.iter().zip(function_ports) {
+            functions.push(Function {
+                name: name.clone(),
+                build: Build::Cron(target.clone()),
                 port,
                 bindings: Vec::new(),
             });

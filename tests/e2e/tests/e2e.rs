@@ -95,6 +95,8 @@ fn main() {
                 "attachment-urls",
                 &[("ATTACHMENT_SIGNER", "s3")],
             )
+            // send-email's Cron Trigger, fired on request (the reconciler).
+            .cron_trigger(mail::CRON, "send-email")
             // send-email again, on asymmetric keys only: no HS256 secret.
             .variant(
                 jwt::ASYMMETRIC,

@@ -12,6 +12,7 @@ const POSTMARK: &str = "send-email-postmark";
 
 mod reconcile;
 pub use reconcile::the_reconciler_settles_stuck_mails_once;
+pub use reconcile::CRON;
 mod webhooks;
 pub use webhooks::deliveries_bounces_and_complaints_reach_the_mail_once;
 

@@ -17,6 +17,10 @@ use anyhow::{ensure, Context as _};
 use edge_e2e::{ensure_eq, Reply, World};
 use serde_json::{json, Value};
 
+/// The stack's stand-in for send-email's Cron Trigger: a request to it runs
+/// send-email's `#[event(scheduled)]` in workerd.
+pub const CRON: &str = "send-email-cron";
+
 /// `POST /emails/reconcile` on `function` with `bearer`.
 async fn reconcile(world: &World, function: &str, bearer: &str) -> anyhow::Result<Reply> {
     Reply::read(
@@ -279,6 +283,47 @@ pub async fn the_reconciler_settles_stuck_mails_once(world: &World) -> anyhow::R
         balance(world, &user).await?,
         (start - 2, start - 2),
         "the partly sent mail (2 recipients) stays paid for, the other is refunded; ledger agrees"
+    );
+
+    // The Cron Trigger runs the same reconciler: `#[event(scheduled)]` in
+    // the real wasm. Seen failing with the trigger bound to a function
+    // without a scheduled handler (workerd's outcome: "exception").
+    let lost = unique("[lost]");
+    let reply = send(
+        world,
+        &token,
+        &mail(&lost),
+        Some(&format!("cron-{}", uuid::Uuid::new_v4())),
+    )
+    .await?;
+    ensure_eq!(reply.status, 502, "[lost] is an unknown outcome");
+    let (lost_id, _, _) = mail_by_subject(world, &lost).await?;
+    backdate(world, &[&lost_id]).await?;
+    let fired: Value = world
+        .http
+        .get(world.function(CRON))
+        .send()
+        .await?
+        .json()
+        .await?;
+    ensure_eq!(
+        fired["outcome"],
+        json!("ok"),
+        "the scheduled handler ran: {fired}"
+    );
+    let (_, status, refunds) = mail_by_subject(world, &lost).await?;
+    ensure_eq!(
+        (status.as_str(), refunds),
+        ("sent", 0),
+        "the cron run settled it as sent"
+    );
+    ensure_eq!(
+        provider_requests(world, &lost)
+            .iter()
+            .filter(|r| r["sent"] == true)
+            .count(),
+        1,
+        "without a second mail"
     );
     Ok(())
 }
