@@ -273,6 +273,16 @@ fn raised_status(code: &str, message: &str) -> Option<Error> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_service_key_matches_only_itself() {
+        let vars = [("SUPABASE_SERVICE_ROLE_KEY", "sb_secret_abc")];
+        let key = ServiceKey::from_vars(&Vars(&vars)).expect("key");
+        assert!(key.matches("sb_secret_abc"));
+        for other in ["", "sb_secret_ab", "sb_secret_abcd", "SB_SECRET_ABC"] {
+            assert!(!key.matches(other), "{other:?}");
+        }
+    }
+
     fn mapped(status: u16, code: &str, message: &str) -> Error {
         let body =
             serde_json::json!({"code": code, "message": message, "details": null, "hint": null});
