@@ -199,7 +199,17 @@ select set_eq(
      , ('public.billing_payments', 'service_role', '{SELECT,INSERT,UPDATE,DELETE}')
      , ('public.billing_reversals', 'anon', '{}')
      , ('public.billing_reversals', 'authenticated', '{}')
-     , ('public.billing_reversals', 'service_role', '{SELECT,INSERT,UPDATE,DELETE}') $$,
+     , ('public.billing_reversals', 'service_role', '{SELECT,INSERT,UPDATE,DELETE}')
+     -- 06x: the email lifecycle (060 reconcile, 062 events, 063 suppressions)
+     , ('public.email_events', 'anon', '{}')
+     , ('public.email_events', 'authenticated', '{SELECT}')
+     , ('public.email_events', 'service_role', '{SELECT}')
+     , ('public.email_reconcile_claims', 'anon', '{}')
+     , ('public.email_reconcile_claims', 'authenticated', '{}')
+     , ('public.email_reconcile_claims', 'service_role', '{SELECT}')
+     , ('public.email_suppressions', 'anon', '{}')
+     , ('public.email_suppressions', 'authenticated', '{}')
+     , ('public.email_suppressions', 'service_role', '{SELECT,INSERT,DELETE}') $$,
   'the API roles hold exactly these privileges on every table in public and kit');
 
 select is(

@@ -31,7 +31,7 @@ select has_table('public', 'user_mails', 'public.user_mails exists');
 select columns_are('public', 'user_mails',
   array['id', 'user_id', 'recipients', 'subject', 'content', 'html', 'mail_type', 'template_id', 'credits_used',
         'status', 'provider', 'provider_message_id', 'idempotency_key', 'request_hash', 'error',
-        'created_at', 'sent_at', 'updated_at'],
+        'created_at', 'sent_at', 'updated_at', 'delivery_status', 'delivery_status_at', 'delivery_reason'],
   'public.user_mails has exactly its documented columns');
 select col_is_pk('public', 'user_mails', 'id', 'mails are keyed by id');
 select fk_ok('public', 'user_mails', 'user_id', 'public', 'profiles', 'id', 'a mail belongs to its sender''s profile');

@@ -104,6 +104,13 @@ impl ServiceKey {
         vars.header_secret("SUPABASE_SERVICE_ROLE_KEY").map(Self)
     }
 
+    /// Whether `presented` is this key, compared in constant time: for a
+    /// route only the service may call (an operator's).
+    pub fn matches(&self, presented: &str) -> bool {
+        use subtle::ConstantTimeEq as _;
+        !presented.is_empty() && bool::from(self.0.expose().as_bytes().ct_eq(presented.as_bytes()))
+    }
+
     /// The headers that present this key to Supabase's APIs (PostgREST,
     /// Storage). The gateway accepts an `sb_secret_` key only as `apikey` and
     /// swaps in a service_role JWT itself; a legacy JWT key must also be the
@@ -342,6 +349,16 @@ fn raised_status(code: &str, message: &str) -> Option<Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_service_key_matches_only_itself() {
+        let vars = [("SUPABASE_SERVICE_ROLE_KEY", "sb_secret_abc")];
+        let key = ServiceKey::from_vars(&Vars(&vars)).expect("key");
+        assert!(key.matches("sb_secret_abc"));
+        for other in ["", "sb_secret_ab", "sb_secret_abcd", "SB_SECRET_ABC"] {
+            assert!(!key.matches(other), "{other:?}");
+        }
+    }
 
     fn mapped(status: u16, code: &str, message: &str) -> Error {
         let body =

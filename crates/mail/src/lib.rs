@@ -25,15 +25,19 @@
 
 pub mod message;
 pub mod provider;
+pub mod reconcile;
+pub mod webhooks;
 
 use edge_auth::{JwtConfig, Policy, Verifier};
-use edge_core::{Error, HttpConfig, Method, Request, Response, Service, Sleep, Vars};
+use edge_core::{Error, FieldError, HttpConfig, Method, Request, Response, Service, Sleep, Vars};
 use edge_db::{PostgrestConfig, ServiceDb, ServiceKey, UserDb};
 use message::{validate, RawMessage};
 use provider::{Provider, ProviderConfig, Sent};
+use reconcile::ReconcileConfig;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
+use webhooks::WebhookConfig;
 
 pub const NAME: &str = "send-email";
 
@@ -49,6 +53,10 @@ pub struct SendEmail {
     service_db: ServiceDb,
     verifier: Verifier,
     provider: Provider,
+    reconcile: ReconcileConfig,
+    webhooks: WebhookConfig,
+    /// The only credential `POST /emails/reconcile` takes.
+    service_key: ServiceKey,
     now: fn() -> i64,
 }
 
@@ -59,12 +67,17 @@ impl SendEmail {
     pub fn from_vars(vars: &Vars<'_>, sleep: Sleep, now: fn() -> i64) -> Result<Self, Error> {
         let postgrest = PostgrestConfig::from_vars(vars, sleep)?;
         let http = reqwest::Client::new();
+        let service_key = ServiceKey::from_vars(vars)?;
+        let provider = ProviderConfig::from_vars(vars)?;
         Ok(Self {
             http: HttpConfig::from_vars_with_body_limit(vars, DEFAULT_MAX_BODY_BYTES)?,
-            service_db: ServiceDb::new(&postgrest, &ServiceKey::from_vars(vars)?),
+            service_db: ServiceDb::new(&postgrest, &service_key),
             postgrest,
             verifier: Verifier::new(JwtConfig::from_vars(vars)?, http.clone(), sleep),
-            provider: Provider::new(ProviderConfig::from_vars(vars)?, http, sleep),
+            reconcile: ReconcileConfig::from_vars(vars, provider.timeout)?,
+            webhooks: WebhookConfig::from_vars(vars)?,
+            provider: Provider::new(provider, http, sleep),
+            service_key,
             now,
         })
     }
@@ -96,7 +109,8 @@ impl SendEmail {
                     "p_request_hash": message.request_hash(),
                 }),
             ))
-            .await?;
+            .await
+            .map_err(recipient_errors)?;
         if reserved.replayed {
             return replay(reserved);
         }
@@ -179,6 +193,25 @@ impl SendEmail {
     }
 }
 
+impl SendEmail {
+    /// `POST /emails/reconcile`: an operator starts a reconciler run (the
+    /// Cron Trigger runs the same). Only the service key is accepted, as
+    /// `Authorization: Bearer`, compared in constant time; anything else is
+    /// the one 401 every auth failure is.
+    async fn reconcile_now(&self, req: &Request) -> Result<Response, Error> {
+        let presented = req
+            .header("authorization")
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        if !self.service_key.matches(presented) {
+            return Err(Error::unauthorized(
+                "reconcile: the bearer is not the service key",
+            ));
+        }
+        Response::json(200, &self.reconcile().await?)
+    }
+}
+
 /// A mail as `reserve_email` and `finalize_email` answer it.
 #[derive(Debug, Deserialize)]
 struct Mail {
@@ -230,8 +263,34 @@ fn replay(mail: Mail) -> Result<Response, Error> {
     }
 }
 
+/// `reserve_email`'s refusal of suppressed recipients, `http_422:
+/// to[<i>]: <why>; to[<j>]: ...`, as the field errors it names, so a form
+/// can show each next to its address; any other error as it is.
+fn recipient_errors(err: Error) -> Error {
+    let Error::Client {
+        status: 422,
+        detail,
+    } = &err
+    else {
+        return err;
+    };
+    let fields: Option<Vec<FieldError>> = detail
+        .split("; ")
+        .map(|part| {
+            let (field, message) = part.split_once(": ")?;
+            let index = field.strip_prefix("to[")?.strip_suffix(']')?;
+            index.parse::<usize>().ok()?;
+            Some(FieldError::new(field, message))
+        })
+        .collect();
+    match fields {
+        Some(errors) if !errors.is_empty() => Error::Validation { errors },
+        _ => err,
+    }
+}
+
 /// `<user>:<client key>`, hashed when longer than Resend's 256 characters.
-fn provider_key(user_id: &str, key: &str) -> String {
+pub(crate) fn provider_key(user_id: &str, key: &str) -> String {
     let combined = format!("{user_id}:{key}");
     if combined.len() <= 256 {
         return combined;
@@ -257,6 +316,28 @@ impl Service for SendEmail {
         self.service_db.ping().await
     }
     async fn handle(&self, req: Request) -> Result<Response, Error> {
+        for (route, provider) in [
+            ("/webhooks/email/resend", "resend"),
+            ("/webhooks/email/postmark", "postmark"),
+        ] {
+            if req.route_is(route) {
+                return match (&req.method, provider) {
+                    (Method::Post, "resend") => self.resend_webhook(&req).await,
+                    (Method::Post, _) => self.postmark_webhook(&req).await,
+                    _ => Err(Error::MethodNotAllowed {
+                        allow: vec![Method::Post],
+                    }),
+                };
+            }
+        }
+        if req.route_is("/emails/reconcile") {
+            return match req.method {
+                Method::Post => self.reconcile_now(&req).await,
+                _ => Err(Error::MethodNotAllowed {
+                    allow: vec![Method::Post],
+                }),
+            };
+        }
         if req.route_is("/emails") {
             return match req.method {
                 Method::Post => self.send(&req).await,
@@ -353,12 +434,66 @@ mod tests {
     }
 
     #[test]
+    fn suppressed_recipients_are_field_errors_on_their_index() {
+        let refused = |detail: &str| Error::Client {
+            status: 422,
+            detail: detail.into(),
+        };
+        let got = recipient_errors(refused(
+            "to[0]: this address is suppressed (it hard-bounced), so no mail is sent to it; \
+             to[2]: this address is suppressed (it marked our mail as spam), so no mail is sent to it",
+        ));
+        let Error::Validation { errors } = got else {
+            panic!("{got:?}");
+        };
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["to[0]", "to[2]"]);
+        assert!(errors[1].message.contains("spam"));
+        // Other 422s from reserve_email stay as they are.
+        for detail in [
+            "Idempotency-Key was already used with a different email",
+            "to[x]: no",
+        ] {
+            assert!(matches!(
+                recipient_errors(refused(detail)),
+                Error::Client { status: 422, .. }
+            ));
+        }
+    }
+
+    #[test]
     fn provider_keys_are_per_user_and_fit_resends_limit() {
         let user = "22222222-2222-4222-8222-222222222222";
         assert_eq!(provider_key(user, "k-1"), format!("{user}:k-1"));
         let long = provider_key(user, &"k".repeat(255));
         assert!(long.len() <= 256, "{}", long.len());
         assert_ne!(long, provider_key(user, &"k".repeat(254)));
+    }
+
+    #[tokio::test]
+    async fn only_the_service_key_starts_a_reconciler_run() {
+        // A user token, another key, none: the one 401, before any I/O.
+        let user = user_token(DEMO_JWT_SECRET, DemoUser::Member);
+        for bearer in [None, Some(user.as_str()), Some("servic"), Some("service ")] {
+            let mut req = Request::new(Method::Post, "/emails/reconcile");
+            if let Some(bearer) = bearer {
+                req = req.with_header("authorization", &format!("Bearer {bearer}"));
+            }
+            let r = edge_core::serve(&service(), req, || 0.0).await.0;
+            assert_eq!(r.status, 401, "{bearer:?}");
+        }
+        // The key: the run starts, and PostgREST (a closed port) is a 503.
+        let req = Request::new(Method::Post, "/emails/reconcile")
+            .with_header("authorization", "Bearer service");
+        assert_eq!(
+            edge_core::serve(&service(), req, || 0.0).await.0.status,
+            503
+        );
+        let req = Request::new(Method::Get, "/emails/reconcile");
+        assert_eq!(
+            edge_core::serve(&service(), req, || 0.0).await.0.status,
+            405
+        );
     }
 
     #[tokio::test]

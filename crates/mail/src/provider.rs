@@ -24,6 +24,7 @@
 
 use edge_core::{ConfigError, Secret, Sleep, Vars};
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,6 +127,58 @@ pub trait EmailApi {
     /// Sorts the provider's answer to `mail` into an outcome (the caller
     /// handles the transport: no answer at all).
     fn judge(&self, status: u16, body: &Value, mail: &Outgoing) -> Sent;
+    /// The reconciler's question about an earlier send of `mail` under
+    /// `idempotency_key`: what became of it.
+    fn lookup(
+        &self,
+        http: &reqwest::Client,
+        config: &ProviderConfig,
+        mail: &Outgoing,
+        idempotency_key: &str,
+    ) -> reqwest::RequestBuilder;
+    /// Sorts the answer to [`EmailApi::lookup`].
+    fn judge_lookup(&self, status: u16, body: &Value) -> Found;
+    /// How long after the first send the provider can still tell: past it,
+    /// [`Provider::lookup`] does not ask and hands the mail to an operator.
+    fn lookup_window_secs(&self) -> i64;
+}
+
+/// What a provider can tell the reconciler about an earlier send. Only
+/// `Sent` and `NotSent` settle a mail; the rest leave it charged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found {
+    /// It was sent; the provider's message id.
+    Sent(String),
+    /// It was certainly not sent (the provider's words, for the log).
+    NotSent(String),
+    /// No answer that tells (a 5xx, a timeout, our key refused): ask again
+    /// at the next run.
+    Unclear(String),
+    /// The provider can no longer tell, or tells something only a person
+    /// can sort out (the key was used for another body): for an operator.
+    Operator(String),
+}
+
+/// Resend keeps idempotency keys for 24 hours; an hour is left for the
+/// clocks and a send that started late in its reservation.
+pub const RESEND_IDEMPOTENCY_WINDOW_SECS: i64 = 23 * 3600;
+
+/// Postmark keeps messages searchable for its retention period, 45 days by
+/// default and at least 7: within 7 days, a message it accepted is found.
+pub const POSTMARK_SEARCH_WINDOW_SECS: i64 = 7 * 24 * 3600;
+
+/// The metadata key Postmark sends carry, whose value is [`send_key`]:
+/// what the reconciler searches Postmark's outbound messages by.
+pub const POSTMARK_SEND_KEY: &str = "send_key";
+
+/// The value of a Postmark send's [`POSTMARK_SEND_KEY`] metadata: the
+/// provider idempotency key hashed, since Postmark takes metadata values
+/// of at most 80 characters and ours may be 256.
+pub fn send_key(idempotency_key: &str) -> String {
+    Sha256::digest(idempotency_key.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// What a success answer means: sent, with the message id, or (no id, so
@@ -200,6 +253,48 @@ impl EmailApi for Resend {
             _ => Sent::Unknown(why()),
         }
     }
+
+    /// The same request again: within 24 hours Resend answers a repeated
+    /// key and body with the original result and sends nothing
+    /// (<https://resend.com/docs/dashboard/emails/idempotency-keys>).
+    fn lookup(
+        &self,
+        http: &reqwest::Client,
+        config: &ProviderConfig,
+        mail: &Outgoing,
+        idempotency_key: &str,
+    ) -> reqwest::RequestBuilder {
+        self.request(http, config, mail, idempotency_key)
+    }
+
+    fn judge_lookup(&self, status: u16, body: &Value) -> Found {
+        let why = || format!("{status}: {body}");
+        match (status, body["name"].as_str().unwrap_or_default()) {
+            (200..=299, _) => match body["id"].as_str() {
+                Some(id) => Found::Sent(id.to_owned()),
+                None => Found::Unclear(why()),
+            },
+            // The key was used with another body (EMAIL_FROM changed, or a
+            // mail logged before its html was): something was sent under
+            // it, perhaps not this.
+            (409, "invalid_idempotent_request") => Found::Operator(why()),
+            // Our sender or key, our API key, quota or rate limit: Resend
+            // did not look at the key, so it tells nothing yet.
+            (400 | 422, "invalid_from_address" | "invalid_idempotency_key") => {
+                Found::Unclear(why())
+            }
+            (401 | 403 | 404 | 405 | 409 | 429, _) => Found::Unclear(why()),
+            // The message itself is refused: the same body, refused now,
+            // was never accepted under this key (an accepted one would be
+            // answered with its id).
+            (400..=499, _) => Found::NotSent(why()),
+            _ => Found::Unclear(why()),
+        }
+    }
+
+    fn lookup_window_secs(&self) -> i64 {
+        RESEND_IDEMPOTENCY_WINDOW_SECS
+    }
 }
 
 /// Postmark: server token header, its own field names, templates by alias;
@@ -216,12 +311,15 @@ impl EmailApi for Postmark {
         http: &reqwest::Client,
         config: &ProviderConfig,
         mail: &Outgoing,
-        _idempotency_key: &str,
+        idempotency_key: &str,
     ) -> reqwest::RequestBuilder {
+        // The key goes along as metadata: Postmark has no idempotency, but
+        // its message search finds a send by it (see `lookup`).
         let mut body = json!({
             "From": config.from,
             "To": mail.to.join(","),
             "MessageStream": "outbound",
+            "Metadata": {POSTMARK_SEND_KEY: send_key(idempotency_key)},
         });
         let path = match &mail.template {
             Some((alias, model)) => {
@@ -271,6 +369,51 @@ impl EmailApi for Postmark {
             (400..=499, _) => Sent::Rejected(why()),
             _ => Sent::Unknown(why()),
         }
+    }
+
+    /// Outbound message search by the send's metadata
+    /// (<https://postmarkapp.com/developer/api/messages-api>, `metadata_`
+    /// filters): a message Postmark accepted, even partly (a 406 for some
+    /// inactive recipients), is listed; one it refused is not.
+    fn lookup(
+        &self,
+        http: &reqwest::Client,
+        config: &ProviderConfig,
+        _mail: &Outgoing,
+        idempotency_key: &str,
+    ) -> reqwest::RequestBuilder {
+        http.get(format!("{}/messages/outbound", config.url))
+            .query(&[
+                ("count", "1".to_owned()),
+                ("offset", "0".to_owned()),
+                (
+                    format!("metadata_{POSTMARK_SEND_KEY}").as_str(),
+                    send_key(idempotency_key),
+                ),
+            ])
+            .header("x-postmark-server-token", config.api_key.expose())
+            .header("accept", "application/json")
+    }
+
+    /// Found is sent. Not found is not sent: the reconciler asks only about
+    /// mails reserved longer ago than any send of them can take, and a
+    /// message Postmark accepted is searchable at once.
+    fn judge_lookup(&self, status: u16, body: &Value) -> Found {
+        let why = || format!("{status}: {body}");
+        match (status, body["TotalCount"].as_i64()) {
+            (200..=299, Some(0)) => Found::NotSent(
+                "no message with its send key in Postmark's outbound messages".into(),
+            ),
+            (200..=299, Some(_)) => match body["Messages"][0]["MessageID"].as_str() {
+                Some(id) => Found::Sent(id.to_owned()),
+                None => Found::Unclear(why()),
+            },
+            _ => Found::Unclear(why()),
+        }
+    }
+
+    fn lookup_window_secs(&self) -> i64 {
+        POSTMARK_SEARCH_WINDOW_SECS
     }
 }
 
@@ -347,6 +490,36 @@ impl Provider {
             // a send the provider made.
             Err(failure) if failure.may_have_been_sent() => Sent::Unknown(failure.to_string()),
             Err(failure) => Sent::Refused(failure.to_string()),
+        }
+    }
+}
+
+impl Provider {
+    /// Asks the provider what became of `mail`, first sent `age_secs` ago
+    /// under `idempotency_key` (see [`EmailApi::lookup`]); past the
+    /// provider's window it does not ask. Bounded by `EMAIL_TIMEOUT_MS`.
+    pub async fn lookup(&self, mail: &Outgoing, idempotency_key: &str, age_secs: i64) -> Found {
+        let window = self.api.lookup_window_secs();
+        if age_secs > window {
+            return Found::Operator(format!(
+                "reserved {age_secs} s ago, past the {window} s in which {} can tell whether it was sent",
+                self.api.name()
+            ));
+        }
+        let request = self
+            .api
+            .lookup(&self.http, &self.config, mail, idempotency_key);
+        let bounds = edge_outbound::Bounds {
+            timeout: self.config.timeout,
+            max_body_bytes: MAX_ANSWER_BYTES,
+        };
+        match edge_outbound::call(request, self.sleep, bounds).await {
+            Ok(answer) => {
+                let body: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
+                self.api.judge_lookup(answer.status, &body)
+            }
+            // Nothing learnt: ask again on a later run.
+            Err(failure) => Found::Unclear(failure.to_string()),
         }
     }
 }
@@ -530,6 +703,72 @@ mod tests {
             let got = postmark.api.judge(422, &body, &mail);
             assert_eq!(kind(&got), expected, "{:?} {body}", mail.to);
         }
+    }
+
+    #[test]
+    fn the_reconcilers_answers_settle_only_what_is_certain() {
+        // Regression guard: a refusal of our key or a 5xx on the replay
+        // must not refund a mail the first request may have sent.
+        let found = |f: &Found| match f {
+            Found::Sent(_) => "sent",
+            Found::NotSent(_) => "not sent",
+            Found::Unclear(_) => "unclear",
+            Found::Operator(_) => "operator",
+        };
+        let resend = provider("resend");
+        let error = |status: u16, name: &str| json!({"statusCode": status, "name": name});
+        for (status, body, expected) in [
+            (200, json!({"id": "re_1"}), "sent"),
+            (200, json!({}), "unclear"),
+            (400, error(400, "validation_error"), "not sent"),
+            (422, error(422, "missing_required_field"), "not sent"),
+            (409, error(409, "invalid_idempotent_request"), "operator"),
+            (409, error(409, "concurrent_idempotent_requests"), "unclear"),
+            (422, error(422, "invalid_from_address"), "unclear"),
+            (403, error(403, "invalid_api_key"), "unclear"),
+            (429, error(429, "daily_quota_exceeded"), "unclear"),
+            (500, error(500, "application_error"), "unclear"),
+        ] {
+            assert_eq!(
+                found(&resend.api.judge_lookup(status, &body)),
+                expected,
+                "{status} {body}"
+            );
+        }
+        let postmark = provider("postmark");
+        for (status, body, expected) in [
+            (
+                200,
+                json!({"TotalCount": 1, "Messages": [{"MessageID": "pm-1", "Status": "Sent"}]}),
+                "sent",
+            ),
+            (200, json!({"TotalCount": 0, "Messages": []}), "not sent"),
+            (200, json!({"TotalCount": 1, "Messages": []}), "unclear"),
+            (401, json!({"ErrorCode": 10}), "unclear"),
+            (500, Value::Null, "unclear"),
+        ] {
+            assert_eq!(
+                found(&postmark.api.judge_lookup(status, &body)),
+                expected,
+                "{status} {body}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn past_the_providers_window_nobody_is_asked() {
+        // An API URL nothing listens on: asking would be `Unclear`.
+        let resend = provider("resend");
+        let day = 24 * 3600;
+        assert!(matches!(
+            resend.lookup(&mail(&["a@b.example"]), "k", day).await,
+            Found::Operator(_)
+        ));
+        let postmark = provider("postmark");
+        assert!(matches!(
+            postmark.lookup(&mail(&["a@b.example"]), "k", 8 * day).await,
+            Found::Operator(_)
+        ));
     }
 
     #[test]

@@ -914,10 +914,14 @@ async fn postmark_gets_its_own_endpoints_token_and_fields() {
         None,
         "Postmark has no idempotency key"
     );
+    // The send key goes along as metadata, for the reconciler's search.
+    let send_key =
+        |key: &str| edge_mail::provider::send_key(&format!("{}:{key}", DemoUser::Member.id()));
     assert_eq!(
         custom.body,
         json!({"From": FROM, "To": "ada@example.com,grace@example.com",
-               "Subject": "Hello", "TextBody": "Hi there", "MessageStream": "outbound"})
+               "Subject": "Hello", "TextBody": "Hi there", "MessageStream": "outbound",
+               "Metadata": {"send_key": send_key("k-1")}})
     );
     assert_eq!(
         stub.only_call(FINALIZE).body,
@@ -934,7 +938,8 @@ async fn postmark_gets_its_own_endpoints_token_and_fields() {
     assert_eq!(
         sent.body,
         json!({"From": FROM, "To": "ada@example.com", "MessageStream": "outbound",
-               "TemplateAlias": "welcome", "TemplateModel": {"name": "Ada"}})
+               "TemplateAlias": "welcome", "TemplateModel": {"name": "Ada"},
+               "Metadata": {"send_key": send_key("k-2")}})
     );
     assert_eq!(stub.calls(RESEND).len(), 0);
 }

@@ -67,15 +67,24 @@ pub fn webhook_secret(provider: edge_billing::event::Provider) -> String {
     format!("local-{}-webhook-secret", provider.spec().slug)
 }
 
+/// send-email's webhook credentials: Resend's (Svix) signing secret, in its
+/// `whsec_<base64>` form (the key is `local-resend-webhook-signing-key`),
+/// and the basic auth set on Postmark's webhook. Public and local only.
+pub const RESEND_WEBHOOK_SECRET: &str = "whsec_bG9jYWwtcmVzZW5kLXdlYmhvb2stc2lnbmluZy1rZXk=";
+pub const POSTMARK_WEBHOOK_USER: &str = "postmark-webhook";
+pub const POSTMARK_WEBHOOK_PASSWORD: &str = "local-postmark-webhook-password";
+
 /// The bindings that hold secrets (the README's configuration table, kind
 /// "secret"), besides each billing provider's: whatever else a function is
 /// given is public. See [`is_secret_binding`].
-pub const SECRET_BINDINGS: [&str; 6] = [
+pub const SECRET_BINDINGS: [&str; 8] = [
     "SUPABASE_SERVICE_ROLE_KEY",
     "SUPABASE_JWT_SECRET",
     "EMAIL_API_KEY",
     "STORAGE_JWT_SECRET",
     "S3_SECRET_ACCESS_KEY",
+    "RESEND_WEBHOOK_SECRET",
+    "POSTMARK_WEBHOOK_PASSWORD",
     "CAPTCHA_SECRET",
 ];
 
@@ -137,6 +146,10 @@ pub struct StackOptions {
     /// functions: e.g. the benchmark's floor for `GET /health`, what
     /// workerd itself costs per request.
     pub js_workers: Vec<(String, PathBuf)>,
+    /// Cron triggers (name, function): a small worker served as `name`
+    /// whose every request runs the function's `scheduled` handler, as a
+    /// Cron Trigger would ([`StackOptions::cron_trigger`]).
+    pub cron_triggers: Vec<(String, String)>,
     /// Start an S3-compatible server for the functions ([`s3`]).
     pub s3: bool,
     /// HS256 secret shared by PostgREST, the functions and the minted tokens.
@@ -158,6 +171,7 @@ impl StackOptions {
             bindings: Vec::new(),
             variants: Vec::new(),
             js_workers: Vec::new(),
+            cron_triggers: Vec::new(),
             s3: false,
             jwt_secret: DEMO_JWT_SECRET.to_owned(),
             keep_dir: std::env::var_os("STACK_KEEP_DIR").is_some_and(|v| !v.is_empty() && v != "0"),
@@ -237,6 +251,17 @@ impl StackOptions {
     #[must_use]
     pub fn js_worker(mut self, name: &str, source: impl Into<PathBuf>) -> Self {
         self.js_workers.push((name.to_owned(), source.into()));
+        self
+    }
+
+    /// Also serves `name`, which fires `function`'s Cron Trigger (its
+    /// `scheduled` handler) on every request and answers
+    /// `{"outcome": ...}`: workerd's `Fetcher.scheduled()`, what Miniflare
+    /// uses for `wrangler dev`'s `/cdn-cgi/handler/scheduled`.
+    #[must_use]
+    pub fn cron_trigger(mut self, name: &str, function: &str) -> Self {
+        self.cron_triggers
+            .push((name.to_owned(), function.to_owned()));
         self
     }
 }
@@ -351,12 +376,10 @@ impl Stack {
         } else {
             Vec::new()
         };
-        let (variants, js_workers): (&[Variant], &[(String, PathBuf)]) =
-            if opts.services >= Services::All {
-                (&opts.variants, &opts.js_workers)
-            } else {
-                (&[], &[])
-            };
+        let served = opts.services >= Services::All;
+        let variants: &[Variant] = if served { &opts.variants } else { &[] };
+        let js_workers: &[(String, PathBuf)] = if served { &opts.js_workers } else { &[] };
+        let cron_triggers: &[(String, String)] = if served { &opts.cron_triggers } else { &[] };
         for variant in variants {
             if !names.contains(&variant.function) {
                 bail!(
@@ -372,8 +395,10 @@ impl Stack {
         } else {
             None
         };
-        let (db_port, postgrest_port, function_ports) =
-            choose_ports(opts.ports, names.len() + variants.len() + js_workers.len())?;
+        let (db_port, postgrest_port, function_ports) = choose_ports(
+            opts.ports,
+            names.len() + variants.len() + js_workers.len() + cron_triggers.len(),
+        )?;
         // Third parties the functions call, stood in for locally; their
         // settings go first so a caller's bindings can override them.
         let (captcha, email, auth, storage, refused) = if names.is_empty() {
@@ -487,10 +512,18 @@ impl Stack {
                 ),
             })
             .collect();
-        for ((name, source), port) in js_workers.iter().zip(function_ports) {
+        for ((name, source), port) in js_workers.iter().zip(function_ports.by_ref()) {
             functions.push(Function {
                 name: name.clone(),
                 build: Build::Js(source.clone()),
+                port,
+                bindings: Vec::new(),
+            });
+        }
+        for ((name, target), port) in cron_triggers.iter().zip(function_ports) {
+            functions.push(Function {
+                name: name.clone(),
+                build: Build::Cron(target.clone()),
                 port,
                 bindings: Vec::new(),
             });
@@ -721,7 +754,7 @@ impl Stack {
             .env(
                 "PGOPTIONS",
                 format!(
-                    "-c tests.dblink_password={} -c tests.require_races=on",
+                    "-c tests.dblink_password={} -c tests.require_races=on -c client_min_messages=warning",
                     postgres::POSTGRES_PASSWORD
                 ),
             )
@@ -951,6 +984,12 @@ fn function_bindings(
         // no Storage server runs locally, and minting needs none.
         ("ATTACHMENT_SIGNER", "storage-local".to_owned()),
         ("STORAGE_JWT_SECRET", STORAGE_JWT_SECRET.to_owned()),
+        ("RESEND_WEBHOOK_SECRET", RESEND_WEBHOOK_SECRET.to_owned()),
+        ("POSTMARK_WEBHOOK_USER", POSTMARK_WEBHOOK_USER.to_owned()),
+        (
+            "POSTMARK_WEBHOOK_PASSWORD",
+            POSTMARK_WEBHOOK_PASSWORD.to_owned(),
+        ),
     ];
     let mut bindings: Vec<(String, String)> = defaults
         .into_iter()

@@ -286,8 +286,21 @@ pub const POSTMARK_SERVER_TOKEN: &str = "stub-postmark-server-token";
 #[derive(Default)]
 struct EmailState {
     requests: Requests,
-    /// Idempotency key -> the id the first request with it got.
-    sent: Mutex<HashMap<String, String>>,
+    /// Idempotency key -> the body of the first request with it and the id
+    /// it got.
+    sent: Mutex<HashMap<String, (Value, String)>>,
+    /// Postmark's sent messages, newest last, as its message search lists
+    /// them.
+    postmark_sent: Mutex<Vec<Value>>,
+}
+
+/// What a repeated Resend idempotency key gets.
+enum Keyed {
+    /// A new send, or the same key and body again: the id (and whether it
+    /// is new).
+    Id(String, bool),
+    /// The same key with another body.
+    OtherBody,
 }
 
 impl EmailState {
@@ -299,15 +312,23 @@ impl EmailState {
         }
     }
 
-    /// A new message id; with an idempotency key, the one it got first.
-    fn message_id(&self, key: Option<&str>) -> Option<(String, bool)> {
+    /// A new message id; with an idempotency key used before, the one it
+    /// got first, if the body is the same.
+    fn message_id(&self, key: Option<&str>, body: &Value) -> Option<Keyed> {
         let mut sent = self.sent.lock().ok()?;
-        if let Some(id) = key.and_then(|k| sent.get(k)) {
-            return Some((id.clone(), false));
+        if let Some((first, id)) = key.and_then(|k| sent.get(k)) {
+            return Some(if first == body {
+                Keyed::Id(id.clone(), false)
+            } else {
+                Keyed::OtherBody
+            });
         }
         let id = format!("stub-{}", sent.len() + 1);
-        sent.insert(key.map_or_else(|| id.clone(), str::to_owned), id.clone());
-        Some((id, true))
+        sent.insert(
+            key.map_or_else(|| id.clone(), str::to_owned),
+            (body.clone(), id.clone()),
+        );
+        Some(Keyed::Id(id, true))
     }
 }
 
@@ -318,13 +339,17 @@ impl EmailState {
 /// (<https://resend.com/docs/api-reference/emails/send-email>, errors as in
 /// <https://resend.com/docs/api-reference/errors>): bearer API key (none:
 /// 401 `missing_api_key`; another: 403 `invalid_api_key`), JSON body,
-/// optional `Idempotency-Key` (a repeat gets the first id and sends
-/// nothing), answer `{"id"}`; a body without `subject` or `template` is 422
+/// optional `Idempotency-Key` (kept for ever here, 24 hours at Resend: a
+/// repeat with the same body gets the first id and sends nothing, with
+/// another body 409 `invalid_idempotent_request`;
+/// <https://resend.com/docs/dashboard/emails/idempotency-keys>), answer
+/// `{"id"}`; a body without `subject` or `template` is 422
 /// `missing_required_field`. `[reject]` is 400 `validation_error`;
 /// `[rate-limit]` 429 `rate_limit_exceeded` with Resend's `ratelimit-*` and
 /// `retry-after` headers; `[quota]` 429 `daily_quota_exceeded`; `[fail]` a
 /// 500 `application_error` before sending; `[lost]` sends the mail, then
-/// answers 500 (what a provider failing after accepting looks like); `[hang]`
+/// answers 500 (what a provider failing after accepting looks like; a
+/// repeat of it under its key gets the id); `[hang]`
 /// sends it after 30 s, longer than any function waits.
 ///
 /// Postmark, `POST /email` and `POST /email/withTemplate`
@@ -336,7 +361,11 @@ impl EmailState {
 /// recipient is one, 422 with `ErrorCode` 406 and nothing is sent; when only
 /// some are, the others are sent the mail and the answer is still a 422
 /// with 406, "Message OK, but will not deliver to these inactive addresses".
-/// `[fail]` is a 500.
+/// `[fail]` is a 500. Sends carry `Metadata`; `GET /messages/outbound`
+/// (<https://postmarkapp.com/developer/api/messages-api>: `count`,
+/// `offset`, `recipient`, `metadata_<key>` filters) lists the messages
+/// sent, newest first, as `{TotalCount, Messages: [{MessageID, Status,
+/// Recipients, Subject, Metadata, ...}]}`.
 ///
 /// Each request is recorded with its `provider` and a `sent` flag: whether
 /// it was a new send.
@@ -347,6 +376,7 @@ pub async fn email(port: u16) -> anyhow::Result<Stub> {
         .route("/emails", post(resend_send))
         .route("/email", post(postmark_send))
         .route("/email/withTemplate", post(postmark_send))
+        .route("/messages/outbound", get(postmark_search))
         .with_state(state);
     serve(app, port, requests).await
 }
@@ -439,7 +469,7 @@ async fn resend_send(
         );
     }
     if let Some(fault) = Fault::named_in(&subject, "[fault:") {
-        let Some((id, new)) = state.message_id(key.as_deref()) else {
+        let Some(Keyed::Id(id, new)) = state.message_id(key.as_deref(), &body) else {
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         };
         state.record("resend", &body, key.as_deref(), new);
@@ -448,11 +478,20 @@ async fn resend_send(
     if subject.contains("[hang]") {
         tokio::time::sleep(std::time::Duration::from_secs(30)).await;
     }
-    let Some((id, new)) = state.message_id(key.as_deref()) else {
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    let (id, new) = match state.message_id(key.as_deref(), &body) {
+        Some(Keyed::Id(id, new)) => (id, new),
+        Some(Keyed::OtherBody) => {
+            return refuse(
+                StatusCode::CONFLICT,
+                "invalid_idempotent_request",
+                "This idempotency key has already been used on a request that had a different payload. \
+                 Retrying this request is useless without changing the idempotency key or payload.",
+            )
+        }
+        None => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     };
     state.record("resend", &body, key.as_deref(), new);
-    if subject.contains("[lost]") {
+    if subject.contains("[lost]") && new {
         return resend_error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal_server_error",
@@ -492,7 +531,7 @@ async fn postmark_send(
     }
     let to = body["To"].as_str().unwrap_or_default().to_owned();
     if let Some(fault) = Fault::named_in(body["Subject"].as_str().unwrap_or_default(), "[fault:") {
-        let Some((id, _)) = state.message_id(None) else {
+        let Some(Keyed::Id(id, _)) = state.message_id(None, &body) else {
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         };
         state.record("postmark", &body, None, true);
@@ -519,10 +558,20 @@ async fn postmark_send(
             ),
         );
     }
-    let Some((id, _)) = state.message_id(None) else {
+    let Some(Keyed::Id(id, _)) = state.message_id(None, &body) else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
     state.record("postmark", &body, None, true);
+    let message_id = format!("0a129aee-e1cd-480d-b08d-4f48548ff48d-{id}");
+    if let Ok(mut sent) = state.postmark_sent.lock() {
+        sent.push(json!({
+            "MessageID": message_id, "Status": "Sent", "Tag": "", "MessageStream": "outbound",
+            "To": active.iter().map(|a| json!({"Email": a, "Name": null})).collect::<Vec<_>>(),
+            "Recipients": active, "From": body["From"], "Subject": body["Subject"],
+            "ReceivedAt": "2026-12-01T12:00:00.0000000-05:00",
+            "Metadata": body.get("Metadata").cloned().unwrap_or_else(|| json!({})),
+        }));
+    }
     if !inactive.is_empty() {
         return postmark_error(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -535,9 +584,60 @@ async fn postmark_send(
     }
     Json(json!({
         "To": to, "SubmittedAt": "2026-12-01T12:00:00.0000000-05:00",
-        "MessageID": format!("0a129aee-e1cd-480d-b08d-4f48548ff48d-{id}"), "ErrorCode": 0, "Message": "OK",
+        "MessageID": message_id, "ErrorCode": 0, "Message": "OK",
     }))
     .into_response()
+}
+
+/// Postmark's outbound message search: `count` (1-500) and `offset` are
+/// required (422 `ErrorCode` 1100 otherwise, as Postmark answers bad query
+/// parameters), `recipient` and each `metadata_<key>` filter.
+async fn postmark_search(
+    State(state): State<Arc<EmailState>>,
+    headers: axum::http::HeaderMap,
+    axum::extract::Query(query): axum::extract::Query<HashMap<String, String>>,
+) -> Response {
+    state.record("postmark-search", &json!(query), None, false);
+    let error = |status: StatusCode, code: i64, message: &str| {
+        (status, Json(json!({"ErrorCode": code, "Message": message}))).into_response()
+    };
+    if header(&headers, "x-postmark-server-token").as_deref() != Some(POSTMARK_SERVER_TOKEN) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            10,
+            "Request does not contain a valid Server token.",
+        );
+    }
+    let number = |name: &str| query.get(name).and_then(|v| v.parse::<usize>().ok());
+    let (Some(count @ 1..=500), Some(offset)) = (number("count"), number("offset")) else {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            1100,
+            "The 'count' and 'offset' parameters are required.",
+        );
+    };
+    let sent = state
+        .postmark_sent
+        .lock()
+        .map(|s| s.clone())
+        .unwrap_or_default();
+    let matching: Vec<Value> = sent
+        .into_iter()
+        .rev()
+        .filter(|m| {
+            query.iter().all(|(name, value)| match name.as_str() {
+                "recipient" => m["Recipients"]
+                    .as_array()
+                    .is_some_and(|r| r.iter().any(|a| a == value)),
+                name => match name.strip_prefix("metadata_") {
+                    Some(key) => m["Metadata"][key] == *value,
+                    None => true,
+                },
+            })
+        })
+        .collect();
+    let page: Vec<Value> = matching.iter().skip(offset).take(count).cloned().collect();
+    Json(json!({"TotalCount": matching.len(), "Messages": page})).into_response()
 }
 
 /// Starts the Supabase Auth stand-in: only its JWKS endpoint,

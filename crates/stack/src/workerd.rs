@@ -48,7 +48,26 @@ pub(crate) enum Build {
     /// One plain JavaScript ES module, no wasm
     /// ([`crate::StackOptions::js_worker`]).
     Js(PathBuf),
+    /// The named function's Cron Trigger: [`CRON_TRIGGER_JS`], bound to it
+    /// ([`crate::StackOptions::cron_trigger`]).
+    Cron(String),
 }
+
+/// The worker behind a [`Build::Cron`]: each request fires the bound
+/// function's `scheduled` handler through `Fetcher.scheduled()` (workerd's,
+/// behind the experimental `service_binding_extra_handlers` flag) and
+/// answers its outcome (`ok`, or `exception` when the handler threw).
+const CRON_TRIGGER_JS: &str = r#"export default {
+  async fetch(request, env) {
+    const url = new URL(request.url);
+    // The stack's readiness probe must not fire the trigger.
+    if (url.pathname === "/health") return new Response("ok");
+    const cron = url.searchParams.get("cron") ?? "*/5 * * * *";
+    const result = await env.TARGET.scheduled({ cron, scheduledTime: Date.now() });
+    return Response.json({ outcome: result.outcome, noRetry: result.noRetry });
+  },
+};
+"#;
 
 /// Names of the functions with a build to serve: every `functions/<name>`
 /// holding `build/index.js` and `build/index_bg.wasm`, sorted by name.
@@ -107,14 +126,23 @@ pub(crate) fn write_config(
                     .with_context(|| format!("copy {}", source.display()))?;
                 format!("(name = \"index.js\", esModule = embed {js}),")
             }
+            Build::Cron(_) => {
+                fs::write(to.join("index.js"), CRON_TRIGGER_JS)?;
+                format!("(name = \"index.js\", esModule = embed {js}),")
+            }
         };
 
-        let bindings = f
+        let mut bindings: Vec<String> = f
             .bindings
             .iter()
             .map(|(name, value)| format!("(name = {}, text = {})", quote(name), quote(value)))
-            .collect::<Vec<_>>()
-            .join(",\n        ");
+            .collect();
+        let mut flags = String::new();
+        if let Build::Cron(target) = &f.build {
+            bindings.push(format!("(name = \"TARGET\", service = {})", quote(target)));
+            flags = "\n      compatibilityFlags = [\"service_binding_extra_handlers\"],".to_owned();
+        }
+        let bindings = bindings.join(",\n        ");
         write!(
             services,
             r#"
@@ -122,7 +150,7 @@ pub(crate) fn write_config(
       modules = [
         {module_list}
       ],
-      compatibilityDate = "{COMPATIBILITY_DATE}",
+      compatibilityDate = "{COMPATIBILITY_DATE}",{flags}
       bindings = [
         {bindings}
       ],
@@ -171,7 +199,12 @@ pub(crate) fn spawn(root: &Path, dir: &Path, config: &Path) -> anyhow::Result<Su
     let mut cmd = std::process::Command::new(bin);
     // Without --verbose workerd already logs console output and panics with
     // their stacks; --verbose only repeats them with C++ frames.
-    cmd.arg("serve").arg(config).current_dir(dir);
+    // --experimental: the Cron Trigger stand-in's `Fetcher.scheduled()` is
+    // behind an experimental compatibility flag; nothing else uses one.
+    cmd.arg("serve")
+        .arg("--experimental")
+        .arg(config)
+        .current_dir(dir);
     Supervised::spawn(
         "workerd",
         cmd,

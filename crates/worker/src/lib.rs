@@ -45,6 +45,20 @@ impl Source for EnvSource<'_> {
 /// `thread_local!(static SERVICE: Slot<MyService> = Slot::default());`.
 pub type Slot<S> = OnceCell<Rc<S>>;
 
+/// The isolate's service, built from `env` on first use (and again only
+/// while building fails): for events other than fetch (a Cron Trigger's
+/// `scheduled`), which need the same service without a request.
+pub fn service<S: Service + 'static>(
+    env: &worker::Env,
+    slot: &'static LocalKey<Slot<S>>,
+    build: fn(&Vars<'_>) -> Result<S, Error>,
+) -> Result<Rc<S>, Error> {
+    slot.with(|cell| match cell.get() {
+        Some(service) => Ok(service.clone()),
+        None => build(&Vars(&EnvSource(env))).map(|s| cell.get_or_init(|| Rc::new(s)).clone()),
+    })
+}
+
 /// Handles one fetch event. `build` runs on the isolate's first request (and
 /// again only while it fails, so a fixed secret takes effect without a
 /// redeploy); a config error answers 500 and names the variable in the log.
@@ -55,11 +69,7 @@ pub async fn run<S: Service + 'static>(
     name: &'static str,
     build: fn(&Vars<'_>) -> Result<S, Error>,
 ) -> worker::Result<worker::Response> {
-    let service = slot.with(|cell| match cell.get() {
-        Some(service) => Ok(service.clone()),
-        None => build(&Vars(&EnvSource(env))).map(|s| cell.get_or_init(|| Rc::new(s)).clone()),
-    });
-    let service = match service {
+    let service = match service(env, slot, build) {
         Ok(service) => service,
         Err(err) => {
             // Nothing to serve with; the body is not needed (limit 0).

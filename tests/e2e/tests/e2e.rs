@@ -136,6 +136,8 @@ fn main() {
                 "attachment-urls",
                 &[("ATTACHMENT_SIGNER", "s3")],
             )
+            // send-email's Cron Trigger, fired on request (the reconciler).
+            .cron_trigger(mail::CRON, "send-email")
             // send-email again, on asymmetric keys only: no HS256 secret.
             .variant(
                 jwt::ASYMMETRIC,
@@ -195,6 +197,8 @@ fn main() {
             mail::nobody_can_charge_another_user,
             mail::concurrent_sends_never_overdraw,
             mail::a_retry_while_the_first_is_in_flight_is_409,
+            mail::the_reconciler_settles_stuck_mails_once,
+            mail::deliveries_bounces_and_complaints_reach_the_mail_once,
             attachments::signing_any_number_of_ids_is_one_postgrest_request,
             attachments::members_get_signed_urls_others_get_404s,
             attachments::upload_urls_insert_the_row_only_where_rls_allows,

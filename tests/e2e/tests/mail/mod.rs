@@ -10,6 +10,12 @@ use serde_json::{json, Value};
 pub(crate) const FUNCTION: &str = "send-email";
 pub(crate) const POSTMARK: &str = "send-email-postmark";
 
+mod reconcile;
+pub use reconcile::the_reconciler_settles_stuck_mails_once;
+pub use reconcile::CRON;
+mod webhooks;
+pub use webhooks::deliveries_bounces_and_complaints_reach_the_mail_once;
+
 /// A fresh user allowed to send their own subject and body (the shipped
 /// policy is templates only), as most cases here do, and a token for them.
 pub(crate) async fn sign_up(world: &World) -> anyhow::Result<(String, String)> {
