@@ -225,8 +225,12 @@ async fn ensure_refused(
     token: &str,
 ) -> anyhow::Result<()> {
     // A hostile token is still something a client sent: it must not come
-    // back either (a truncated real token is most of a credential).
-    leaks::remember(format!("the token sent as \"{what}\""), token);
+    // back either (a truncated real token is most of a credential). A bare
+    // JOSE header is no credential: every HS256 token starts with the same
+    // one, the Storage upload tokens in signed URLs too.
+    if token.trim_end_matches('.').contains('.') {
+        leaks::remember(format!("the token sent as \"{what}\""), token);
+    }
     for (body, with) in [
         (&json!({}), "an empty body"),
         (&route.body, "a body that would write"),
