@@ -4,12 +4,21 @@
 //! the payload targets. So plain `cargo test` fails on a regression without
 //! cargo-fuzz, nightly features or a corpus.
 //!
-//! Seen failing: with `signature::verify` in crates/billing made to accept
-//! any Stripe `v1` of the right length, `webhook_signature` failed on its
-//! seeds; with `safe_object_name` in crates/attachments keeping `/`,
-//! `attachments_upload` failed on `fuzz/seeds/attachments_upload/path-name`;
-//! with the regressions' fixes reverted, each file under
-//! `fuzz/regressions/` failed (see the report in each fix's commit).
+//! Seen failing, each with one guarantee broken on purpose (then restored):
+//! - `Secrets::verify` in crates/billing taking any 32-byte signature:
+//!   `webhook_signature` failed on all five of its seeds;
+//! - the audience check in crates/auth skipped: `jwt` failed on
+//!   `seeds/jwt/signed-other-aud`;
+//! - `safe_object_name` in crates/attachments returning the name as given:
+//!   `attachments_upload` failed on `seeds/attachments_upload/unicode-name`
+//!   (the storage-local signer refused the accepted upload's path);
+//! - `Request::idempotency_key` in crates/core taking 256 characters:
+//!   `http_request` failed on `seeds/http_request/long-key`;
+//! - `escape` in crates/intake's pages leaving `<` alone: `intake_submission`
+//!   failed on `seeds/intake_submission/form-error-referer`.
+//!
+//! Each crash kept under `fuzz/regressions/` failed here with its fix
+//! reverted (its commit says so).
 
 use std::path::{Path, PathBuf};
 
