@@ -292,9 +292,9 @@ pub fn webhook_signature(data: &[u8]) {
 }
 
 /// A provider's payload parser over a (verified) body: a 4xx or an event
-/// the database can take: this provider's, with an id and a type, and an
-/// RFC 3339 time (`apply_billing_event` casts it to `timestamptz`; one
-/// that did not cast would be a 500 on every redelivery).
+/// the database can take: this provider's, with an id and a type, and
+/// times `apply_billing_event` can cast to `timestamptz` (one that did not
+/// would fail the event on every redelivery).
 fn payload(provider: Provider, parse: fn(&[u8]) -> Result<Event, Error>, body: &[u8]) {
     match parse(body) {
         Err(err) => assert_client_error(&err, provider.as_str()),
@@ -305,10 +305,31 @@ fn payload(provider: Provider, parse: fn(&[u8]) -> Result<Event, Error>, body: &
                 !event.event_id.is_empty(),
                 "an event without an id: {event:?}"
             );
-            chrono::DateTime::parse_from_rfc3339(&event.occurred_at)
-                .unwrap_or_else(|e| panic!("occurred_at {:?}: {e}", event.occurred_at));
-            serde_json::to_vec(&event).expect("an event serialises for the database");
+            let json = serde_json::to_value(&event).expect("an event serialises for the database");
+            assert!(json["occurred_at"].is_string(), "{json}");
+            assert_times_cast(&json);
         }
+    }
+}
+
+/// Every `*_at` string in the event is a time PostgreSQL's `timestamptz`
+/// reads: RFC 3339, years 0001 to 9999 (it refuses year 0, a sign, or five
+/// digits).
+fn assert_times_cast(json: &serde_json::Value) {
+    match json {
+        serde_json::Value::Object(map) => {
+            for (key, value) in map {
+                if let (true, Some(time)) = (key.ends_with("_at"), value.as_str()) {
+                    let parsed = chrono::DateTime::parse_from_rfc3339(time)
+                        .unwrap_or_else(|e| panic!("{key} {time:?} is not RFC 3339: {e}"));
+                    let year = chrono::Datelike::year(&parsed.naive_utc());
+                    assert!((1..=9999).contains(&year), "{key} {time:?}: year {year}");
+                }
+                assert_times_cast(value);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(assert_times_cast),
+        _ => {}
     }
 }
 
@@ -520,7 +541,7 @@ pub fn intake_submission(data: &[u8]) {
 /// handler does (`validate(req.json()?)`). Input: `content type byte,
 /// body`.
 ///
-/// Accepted: 1-50 trimmed, valid addresses; a one-line subject within
+/// Accepted: 1-50 trimmed addresses without control characters; a one-line subject within
 /// RFC 5322's line; bodies within their limits; a template or a body, not
 /// both. Refused: a 4xx.
 pub fn mail_message(data: &[u8]) {
