@@ -5,6 +5,7 @@
 # Chromium + ChromeDriver (the example form's browser test), wrk (the load
 # generator of scripts/bench), s3s-fs (the
 # S3-compatible server the e2e tests check presigned URLs against),
+# cargo-fuzz (scripts/fuzz),
 # the npm tools (wrangler/workerd, PostgREST, wasm-opt, esbuild), and a
 # Node.js 22 for wrangler itself (in .tools/node22; the machine's Node may be
 # older, and wrangler 4 refuses to run on Node 20), and schemathesis from
@@ -20,6 +21,7 @@ cd "$root"
 WORKER_BUILD_VERSION=0.8.7
 S3S_FS_VERSION=0.14.1
 SCHEMATHESIS_VERSION=4.32.5
+CARGO_FUZZ_VERSION=0.13.2
 APT_PACKAGES=(postgresql-15 postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl chromium chromium-driver wrk python3-venv)
 
 # cargo installs land here; make them visible to the checks below.
@@ -62,6 +64,17 @@ if [[ "$(version_of s3s-fs)" == "$S3S_FS_VERSION" ]]; then
 else
   cargo install s3s-fs --version "$S3S_FS_VERSION" --features binary --locked --quiet
   say "s3s-fs" "$S3S_FS_VERSION installed"
+fi
+
+# --- cargo-fuzz ------------------------------------------------------------------
+# Builds and runs the libFuzzer targets in fuzz/ (scripts/fuzz). It wants a
+# nightly toolchain; scripts/fuzz sets RUSTC_BOOTSTRAP=1 on the one stable
+# toolchain instead.
+if [[ "$(cargo fuzz --version 2>/dev/null | grep -oE '[0-9]+\.[0-9]+\.[0-9]+' | head -n1)" == "$CARGO_FUZZ_VERSION" ]]; then
+  say "cargo-fuzz" "$CARGO_FUZZ_VERSION present"
+else
+  cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked --quiet
+  say "cargo-fuzz" "$CARGO_FUZZ_VERSION installed"
 fi
 
 # --- wasm-bindgen-cli -----------------------------------------------------------

@@ -107,8 +107,8 @@ impl AttachmentUrls {
 
     async fn sign_downloads(&self, req: &Request) -> Result<Response, Error> {
         let user = self.user(req).await?;
-        let body: SignRequest = req.json()?;
-        let ids = validate_ids(&body.ids)?;
+        let body = read_download_request(req)?;
+        let ids = &body.ids;
         // Storage sets `Content-Disposition: attachment` from its `download`
         // parameter, which its token does not cover; an S3 presigned URL
         // would have to sign `response-content-disposition`, which ours does
@@ -172,7 +172,7 @@ impl AttachmentUrls {
 
     async fn upload_url(&self, req: &Request) -> Result<Response, Error> {
         let user = self.user(req).await?;
-        let upload = validate_upload(req.json()?, &self.limits)?;
+        let upload = read_upload_request(req, &self.limits)?;
         let db = UserDb::new(&self.postgrest, &user);
 
         // The message as the caller sees it: none means no such message, or
@@ -191,11 +191,11 @@ impl AttachmentUrls {
             .to_owned();
 
         let attachment_id = uuid::Uuid::new_v4();
-        let object_path = format!(
-            "{account_id}/{}/{}/{}",
+        let object_path = object_path(
+            &account_id,
             upload.message_id,
             uuid::Uuid::new_v4(),
-            safe_object_name(&upload.file_name)
+            &upload.file_name,
         );
         // The insert policy decides whether the caller may attach here (a
         // support reply they wrote: 403 otherwise), and the table's
@@ -253,6 +253,27 @@ impl AttachmentUrls {
             }),
         )
     }
+}
+
+/// The body of `POST /attachments/sign`, read and validated: what the
+/// handler acts on (and what the fuzz target `attachments_sign` checks).
+#[derive(Debug)]
+pub struct DownloadRequest {
+    /// Distinct, in the order asked; 1 to [`sign::MAX_BATCH`].
+    pub ids: Vec<uuid::Uuid>,
+    pub expires_in: Option<u32>,
+    pub download: bool,
+}
+
+/// Reads `POST /attachments/sign`'s JSON body: 415/400 for a body that is
+/// not JSON of this shape, 422 for ids that are not UUIDs or too many.
+pub fn read_download_request(req: &Request) -> Result<DownloadRequest, Error> {
+    let body: SignRequest = req.json()?;
+    Ok(DownloadRequest {
+        ids: validate_ids(&body.ids)?,
+        expires_in: body.expires_in,
+        download: body.download,
+    })
 }
 
 #[derive(Deserialize)]
@@ -335,12 +356,38 @@ where
         .ok_or_else(|| D::Error::custom(format!("expected a whole number in range, got {number}")))
 }
 
+/// The body of `POST /attachments/upload-url`, every field checked.
 #[derive(Debug)]
-struct Upload {
+pub struct Upload {
+    pub message_id: uuid::Uuid,
+    /// The user's own name, trimmed: a plain name, no path, no control
+    /// characters. Kept in the row; the object path gets
+    /// [`object_path`]'s reduced form.
+    pub file_name: String,
+    /// Lower-cased, one of the configured types.
+    pub content_type: String,
+    pub size: u64,
+}
+
+/// Reads `POST /attachments/upload-url`'s JSON body: 415/400 for a body that
+/// is not JSON of this shape, 422 listing every invalid field.
+pub fn read_upload_request(req: &Request, limits: &UploadLimits) -> Result<Upload, Error> {
+    validate_upload(req.json()?, limits)
+}
+
+/// Where an upload's bytes go: `<account>/<message>/<object>/<safe name>`.
+/// Built here, never taken from the client, so it stays under the account's
+/// and message's prefix whatever the file is called.
+pub fn object_path(
+    account_id: &str,
     message_id: uuid::Uuid,
-    file_name: String,
-    content_type: String,
-    size: u64,
+    object_id: uuid::Uuid,
+    file_name: &str,
+) -> String {
+    format!(
+        "{account_id}/{message_id}/{object_id}/{}",
+        safe_object_name(file_name)
+    )
 }
 
 fn validate_upload(raw: RawUpload, limits: &UploadLimits) -> Result<Upload, Error> {

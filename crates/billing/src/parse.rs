@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Datelike, SecondsFormat, Utc};
 use edge_core::Error;
 use serde::Deserialize;
 
@@ -63,7 +63,7 @@ pub(crate) fn read<'a, T: Deserialize<'a>>(
 
 /// Unix seconds as RFC 3339 UTC (`2025-09-10T12:00:05Z`); None when out of range.
 pub(crate) fn unix_to_rfc3339(secs: i64) -> Option<String> {
-    DateTime::<Utc>::from_timestamp(secs, 0).map(format_utc)
+    DateTime::<Utc>::from_timestamp(secs, 0).and_then(format_utc)
 }
 
 /// An optional unix time field as RFC 3339; an out-of-range value is an error.
@@ -77,7 +77,7 @@ pub(crate) fn unix_field(secs: Option<i64>, field: &str) -> Result<Option<String
 pub(crate) fn normalize_rfc3339(text: &str) -> Option<String> {
     DateTime::parse_from_rfc3339(text.trim())
         .ok()
-        .map(|t| format_utc(t.with_timezone(&Utc)))
+        .and_then(|t| format_utc(t.with_timezone(&Utc)))
 }
 
 /// An optional RFC 3339 field, normalised; an unreadable value is an error.
@@ -88,8 +88,14 @@ pub(crate) fn time_field(text: Option<&str>, field: &str) -> Result<Option<Strin
     .transpose()
 }
 
-fn format_utc(time: DateTime<Utc>) -> String {
-    time.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+/// None outside the years 0001 to 9999: RFC 3339 has four-digit years, and
+/// PostgreSQL's `timestamptz` refuses year 0 and what chrono writes beyond
+/// (`+10000-01-01T00:00:00Z`, `-0001-...`), so such an event would fail in
+/// `apply_billing_event` on every redelivery instead of being a 400 here.
+fn format_utc(time: DateTime<Utc>) -> Option<String> {
+    (1..=9999)
+        .contains(&time.year())
+        .then(|| time.to_rfc3339_opts(SecondsFormat::AutoSi, true))
 }
 
 /// ISO 4217 codes upper case, whatever the provider sends (Stripe: lower).
@@ -179,6 +185,26 @@ mod tests {
         assert_eq!(normalize_rfc3339("yesterday"), None);
         assert!(time_field(Some("2025-13-01"), "ends_at").is_err());
         assert_eq!(time_field(None, "ends_at"), Ok(None));
+    }
+
+    /// Found by the fuzz targets' payload check (fuzz/regressions/*_payload/):
+    /// chrono formats these, PostgreSQL refuses them. Fails before the fix:
+    /// `Some("+10000-01-01T00:00:00Z")`, `Some("0000-06-01T00:00:00Z")`.
+    #[test]
+    fn times_postgres_cannot_store_are_not_times() {
+        assert_eq!(unix_to_rfc3339(253_402_300_800), None); // year 10000
+        assert_eq!(unix_to_rfc3339(-62_135_596_801), None); // year 0
+        assert_eq!(
+            unix_to_rfc3339(253_402_300_799).as_deref(),
+            Some("9999-12-31T23:59:59Z")
+        );
+        assert_eq!(
+            unix_to_rfc3339(-62_135_596_800).as_deref(),
+            Some("0001-01-01T00:00:00Z")
+        );
+        assert_eq!(normalize_rfc3339("0000-06-01T00:00:00Z"), None);
+        assert_eq!(normalize_rfc3339("0001-01-01T00:00:00+01:00"), None);
+        assert!(unix_field(Some(253_402_300_800), "current_period_end").is_err());
     }
 
     #[test]

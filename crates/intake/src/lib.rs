@@ -28,7 +28,7 @@
 //! a ticket is created belongs in [`TicketIntake::after_created`].
 
 pub mod captcha;
-mod pages;
+pub mod pages;
 pub mod submission;
 
 use captcha::{token_hash, Captcha, CaptchaConfig};

@@ -1,0 +1,3 @@
+#![no_main]
+// What this target checks is documented on `edge_fuzz::attachments_sign`.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| edge_fuzz::attachments_sign(data));
