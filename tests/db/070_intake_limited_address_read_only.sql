@@ -34,14 +34,18 @@ $$;
 
 select tests.open_session(name, 'set statement_timeout = ''2s''') from unnest(array['holder', 'caller']) as name;
 
--- An account of the seeded owner's with an intake allowing 2 per address
--- an hour; 192.0.2.70 already counted 3 times (one past the limit: it is
--- limited), 192.0.2.71 once (under it). All committed.
+-- A user of this file's own (not dev/seed.sql's: a real project has no
+-- seed) and their account, with an intake allowing 2 per address an hour;
+-- 192.0.2.70 already counted 3 times (one past the limit: it is limited),
+-- 192.0.2.71 once (under it). All committed.
 select from dblink_exec('holder', $sql$
   delete from kit.intake_rate_counters where bucket like 'ip:00000000-0000-4000-8000-0000000ace70:%';
-  delete from public.accounts where id = '00000000-0000-4000-8000-0000000ace70';
+  delete from auth.users where id = '00000000-0000-4000-8000-0000000ace71';
+  insert into auth.users (instance_id, id, aud, role, email, raw_user_meta_data, created_at, updated_at)
+  values ('00000000-0000-0000-0000-000000000000', '00000000-0000-4000-8000-0000000ace71', 'authenticated',
+          'authenticated', 'spam-target@test.local', '{"name": "Spam Target"}', now(), now());
   insert into public.accounts (id, primary_owner_user_id, name, slug)
-  values ('00000000-0000-4000-8000-0000000ace70', '11111111-1111-4111-8111-111111111111', 'Spam target', 'spam-target-070');
+  values ('00000000-0000-4000-8000-0000000ace70', '00000000-0000-4000-8000-0000000ace71', 'Spam target', 'spam-target-070');
   insert into public.ticket_intakes (account_id, intake_key, rate_limit_per_ip, rate_limit_window_seconds)
   values ('00000000-0000-4000-8000-0000000ace70', 'spam-form-070', 2, 3600);
   insert into kit.intake_rate_counters (bucket, window_start, expires_at, hits)
@@ -106,7 +110,7 @@ select is(
 
 select from dblink_exec('holder', $sql$
   delete from kit.intake_rate_counters where bucket like 'ip:00000000-0000-4000-8000-0000000ace70:%';
-  delete from public.accounts where id = '00000000-0000-4000-8000-0000000ace70';
+  delete from auth.users where id = '00000000-0000-4000-8000-0000000ace71';
 $sql$);
 select from dblink_disconnect('holder');
 select from dblink_disconnect('caller');
