@@ -361,6 +361,25 @@ impl Stack {
     /// quotes the relevant log. Any thread and runtime will do: the stack
     /// may be started on one test's thread and shared with others.
     pub async fn start(opts: StackOptions) -> anyhow::Result<Stack> {
+        // Ephemeral ports are found free, then bound by the servers a moment
+        // later: another process (a second stack, a test's own listener) can
+        // take one in between. Such a start is tried again on new ports.
+        let mut attempt = 1;
+        loop {
+            match Self::start_once(opts.clone()).await {
+                Err(e)
+                    if attempt < 3
+                        && opts.ports == PortChoice::Ephemeral
+                        && format!("{e:#}").contains("Address already in use") =>
+                {
+                    attempt += 1;
+                }
+                started => return started,
+            }
+        }
+    }
+
+    async fn start_once(opts: StackOptions) -> anyhow::Result<Stack> {
         let mut watch = Stopwatch::new();
         let root = opts.root.canonicalize().unwrap_or(opts.root.clone());
         // Before anything starts, so a missing file fails fast.
