@@ -475,16 +475,8 @@ impl Provider {
         let request = self
             .api
             .request(&self.http, &self.config, mail, idempotency_key);
-        let bounds = edge_outbound::Bounds {
-            timeout: self.config.timeout,
-            max_body_bytes: MAX_ANSWER_BYTES,
-        };
-        match edge_outbound::call(request, self.sleep, bounds).await {
-            Ok(answer) => {
-                // A body that is no JSON is judged by the status alone.
-                let body: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
-                self.api.judge(answer.status, &body, mail)
-            }
+        match self.exchange(request).await {
+            Ok((status, body)) => self.api.judge(status, &body, mail),
             // Only a connection never made is certainly no send; a timeout,
             // an answer that broke off or one too large to read may follow
             // a send the provider made.
@@ -492,9 +484,7 @@ impl Provider {
             Err(failure) => Sent::Refused(failure.to_string()),
         }
     }
-}
 
-impl Provider {
     /// Asks the provider what became of `mail`, first sent `age_secs` ago
     /// under `idempotency_key` (see [`EmailApi::lookup`]); past the
     /// provider's window it does not ask. Bounded by `EMAIL_TIMEOUT_MS`.
@@ -509,18 +499,27 @@ impl Provider {
         let request = self
             .api
             .lookup(&self.http, &self.config, mail, idempotency_key);
+        match self.exchange(request).await {
+            Ok((status, body)) => self.api.judge_lookup(status, &body),
+            // Nothing learnt: ask again on a later run.
+            Err(failure) => Found::Unclear(failure.to_string()),
+        }
+    }
+
+    /// One call to the provider, bounded by `EMAIL_TIMEOUT_MS` and
+    /// [`MAX_ANSWER_BYTES`]: its status and body (a body that is no JSON is
+    /// `Null`, judged by the status alone).
+    async fn exchange(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<(u16, Value), edge_outbound::Failure> {
         let bounds = edge_outbound::Bounds {
             timeout: self.config.timeout,
             max_body_bytes: MAX_ANSWER_BYTES,
         };
-        match edge_outbound::call(request, self.sleep, bounds).await {
-            Ok(answer) => {
-                let body: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
-                self.api.judge_lookup(answer.status, &body)
-            }
-            // Nothing learnt: ask again on a later run.
-            Err(failure) => Found::Unclear(failure.to_string()),
-        }
+        let answer = edge_outbound::call(request, self.sleep, bounds).await?;
+        let body = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
+        Ok((answer.status, body))
     }
 }
 
