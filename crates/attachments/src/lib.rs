@@ -14,60 +14,22 @@
 //!   size}`: validated, the object path generated here (never taken from the
 //!   client), the row inserted as the caller, then a signed upload URL.
 
+mod download;
 pub mod sign;
+mod upload;
+
+use download::Visible;
+pub use download::{read_download_request, DownloadRequest};
+pub use upload::{object_path, read_upload_request, Upload, UploadLimits};
 
 use edge_auth::{AuthenticatedUser, JwtConfig, Policy, Verifier};
-use edge_core::{
-    ConfigError, Error, FieldError, HttpConfig, Method, Request, Response, Service, Sleep, Vars,
-};
+use edge_core::{Error, HttpConfig, Method, Request, Response, Service, Sleep, Vars};
 use edge_db::{PostgrestConfig, ServiceDb, ServiceKey, UserDb};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sign::{Access, Signer, SignerConfig};
 
 pub const NAME: &str = "attachment-urls";
-
-/// The schema's own bound (`message_attachments.size_bytes`).
-const SCHEMA_MAX_BYTES: u64 = 50 * 1024 * 1024;
-
-/// What uploads may be, read once.
-#[derive(Debug, Clone)]
-pub struct UploadLimits {
-    /// `ATTACHMENT_MAX_BYTES`: the largest upload (default 10 MiB, at most 50 MiB).
-    pub max_bytes: u64,
-    /// `ATTACHMENT_CONTENT_TYPES`: comma-separated allowed media types
-    /// (default: common images, PDF and plain text).
-    pub content_types: Vec<String>,
-}
-
-impl UploadLimits {
-    pub fn from_vars(vars: &Vars<'_>) -> Result<Self, ConfigError> {
-        let max_bytes = vars.parse_or("ATTACHMENT_MAX_BYTES", 10 * 1024 * 1024u64)?;
-        if !(1..=SCHEMA_MAX_BYTES).contains(&max_bytes) {
-            return Err(ConfigError::new(
-                "ATTACHMENT_MAX_BYTES",
-                "must be between 1 and 52428800",
-            ));
-        }
-        let mut content_types = vars.list("ATTACHMENT_CONTENT_TYPES");
-        if content_types.is_empty() {
-            content_types = [
-                "image/png",
-                "image/jpeg",
-                "image/gif",
-                "image/webp",
-                "application/pdf",
-                "text/plain",
-            ]
-            .map(str::to_owned)
-            .to_vec();
-        }
-        Ok(Self {
-            max_bytes,
-            content_types,
-        })
-    }
-}
 
 pub struct AttachmentUrls {
     http: HttpConfig,
@@ -255,87 +217,12 @@ impl AttachmentUrls {
     }
 }
 
-/// The body of `POST /attachments/sign`, read and validated: what the
-/// handler acts on (and what the fuzz target `attachments_sign` checks).
-#[derive(Debug)]
-pub struct DownloadRequest {
-    /// Distinct, in the order asked; 1 to [`sign::MAX_BATCH`].
-    pub ids: Vec<uuid::Uuid>,
-    pub expires_in: Option<u32>,
-    pub download: bool,
-}
-
-/// Reads `POST /attachments/sign`'s JSON body: 415/400 for a body that is
-/// not JSON of this shape, 422 for ids that are not UUIDs or too many.
-pub fn read_download_request(req: &Request) -> Result<DownloadRequest, Error> {
-    let body: SignRequest = req.json()?;
-    Ok(DownloadRequest {
-        ids: validate_ids(&body.ids)?,
-        expires_in: body.expires_in,
-        download: body.download,
-    })
-}
-
-#[derive(Deserialize)]
-struct SignRequest {
-    #[serde(default)]
-    ids: Vec<String>,
-    #[serde(default, deserialize_with = "integer")]
-    expires_in: Option<u32>,
-    /// Ask the browser to save the file (under its original name) rather
-    /// than display it.
-    #[serde(default)]
-    download: bool,
-}
-
-#[derive(Deserialize)]
-struct Visible {
-    id: uuid::Uuid,
-    object_path: String,
-    file_name: String,
-}
-
-fn validate_ids(ids: &[String]) -> Result<Vec<uuid::Uuid>, Error> {
-    let mut errors = Vec::new();
-    if ids.is_empty() {
-        errors.push(FieldError::new("ids", "give at least one attachment id"));
-    }
-    if ids.len() > sign::MAX_BATCH {
-        errors.push(FieldError::new(
-            "ids",
-            format!("at most {} ids at once", sign::MAX_BATCH),
-        ));
-    }
-    let mut parsed = Vec::new();
-    for (i, id) in ids.iter().enumerate() {
-        match uuid::Uuid::parse_str(id) {
-            Ok(id) if !parsed.contains(&id) => parsed.push(id),
-            Ok(_) => {}
-            Err(_) => errors.push(FieldError::new(format!("ids[{i}]"), "is not a UUID")),
-        }
-    }
-    if errors.is_empty() {
-        Ok(parsed)
-    } else {
-        Err(Error::Validation { errors })
-    }
-}
-
-#[derive(Deserialize)]
-struct RawUpload {
-    message_id: Option<String>,
-    file_name: Option<String>,
-    content_type: Option<String>,
-    #[serde(default, deserialize_with = "integer")]
-    size: Option<u64>,
-}
-
 /// A JSON number that is a whole number, `10` or `10.0` alike: JSON Schema's
 /// `integer` (what `openapi.yaml` declares) includes `10.0`, serde's `u64`
 /// does not, so clients that write numbers as floats (JavaScript's
 /// `JSON.stringify(10.0)` does not, others do) got a 400 for valid data.
 /// Fractions, negatives and values past `T` stay errors (400).
-fn integer<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+pub(crate) fn integer<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: TryFrom<u64>,
@@ -354,123 +241,6 @@ where
         .and_then(|n| T::try_from(n).ok())
         .map(Some)
         .ok_or_else(|| D::Error::custom(format!("expected a whole number in range, got {number}")))
-}
-
-/// The body of `POST /attachments/upload-url`, every field checked.
-#[derive(Debug)]
-pub struct Upload {
-    pub message_id: uuid::Uuid,
-    /// The user's own name, trimmed: a plain name, no path, no control
-    /// characters. Kept in the row; the object path gets
-    /// [`object_path`]'s reduced form.
-    pub file_name: String,
-    /// Lower-cased, one of the configured types.
-    pub content_type: String,
-    pub size: u64,
-}
-
-/// Reads `POST /attachments/upload-url`'s JSON body: 415/400 for a body that
-/// is not JSON of this shape, 422 listing every invalid field.
-pub fn read_upload_request(req: &Request, limits: &UploadLimits) -> Result<Upload, Error> {
-    validate_upload(req.json()?, limits)
-}
-
-/// Where an upload's bytes go: `<account>/<message>/<object>/<safe name>`.
-/// Built here, never taken from the client, so it stays under the account's
-/// and message's prefix whatever the file is called.
-pub fn object_path(
-    account_id: &str,
-    message_id: uuid::Uuid,
-    object_id: uuid::Uuid,
-    file_name: &str,
-) -> String {
-    format!(
-        "{account_id}/{message_id}/{object_id}/{}",
-        safe_object_name(file_name)
-    )
-}
-
-fn validate_upload(raw: RawUpload, limits: &UploadLimits) -> Result<Upload, Error> {
-    let mut errors = Vec::new();
-    let message_id = raw
-        .message_id
-        .as_deref()
-        .and_then(|s| uuid::Uuid::parse_str(s).ok());
-    if message_id.is_none() {
-        errors.push(FieldError::new(
-            "message_id",
-            "must be the UUID of a message",
-        ));
-    }
-    let file_name = raw.file_name.unwrap_or_default().trim().to_owned();
-    if file_name.is_empty() || file_name.chars().count() > 255 {
-        errors.push(FieldError::new("file_name", "must be 1 to 255 characters"));
-    } else if file_name.contains(['/', '\\']) || file_name == "." || file_name.contains("..") {
-        errors.push(FieldError::new(
-            "file_name",
-            "must be a plain file name, not a path",
-        ));
-    } else if file_name.chars().any(char::is_control) {
-        errors.push(FieldError::new(
-            "file_name",
-            "must not contain control characters",
-        ));
-    }
-    let content_type = raw
-        .content_type
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    if !limits
-        .content_types
-        .iter()
-        .any(|t| t.eq_ignore_ascii_case(&content_type))
-    {
-        errors.push(FieldError::new(
-            "content_type",
-            format!("must be one of: {}", limits.content_types.join(", ")),
-        ));
-    }
-    match raw.size {
-        Some(size) if (1..=limits.max_bytes).contains(&size) => {}
-        _ => errors.push(FieldError::new(
-            "size",
-            format!("must be between 1 and {} bytes", limits.max_bytes),
-        )),
-    }
-    match (message_id, raw.size) {
-        (Some(message_id), Some(size)) if errors.is_empty() => Ok(Upload {
-            message_id,
-            file_name,
-            content_type,
-            size,
-        }),
-        _ => Err(Error::Validation { errors }),
-    }
-}
-
-/// The last segment of an object path: the file name reduced to the
-/// characters every store accepts unencoded (S3's "safe" set), so the path
-/// the database checks and the URL a browser requests are the same bytes.
-/// The user's own name is kept in `file_name`.
-fn safe_object_name(file_name: &str) -> String {
-    let mapped: String = file_name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "!-_.*'()".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(100)
-        .collect();
-    let trimmed = mapped.trim_matches('.');
-    if trimmed.is_empty() || trimmed.contains("..") {
-        "file".to_owned()
-    } else {
-        trimmed.to_owned()
-    }
 }
 
 impl Service for AttachmentUrls {
@@ -509,6 +279,8 @@ impl Service for AttachmentUrls {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use download::{validate_ids, SignRequest};
+    use upload::{safe_object_name, validate_upload, RawUpload};
 
     fn limits() -> UploadLimits {
         UploadLimits::from_vars(&Vars(&[("ATTACHMENT_MAX_BYTES", "1000")])).expect("limits")
