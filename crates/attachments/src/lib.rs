@@ -23,7 +23,7 @@ pub use download::{read_download_request, DownloadRequest};
 pub use upload::{object_path, read_upload_request, Upload, UploadLimits};
 
 use edge_auth::{AuthenticatedUser, JwtConfig, Policy, Verifier};
-use edge_core::{Error, HttpConfig, Method, Request, Response, Service, Sleep, Vars};
+use edge_core::{Error, Function, Host, HttpConfig, Method, Request, Response, Service, Vars};
 use edge_db::{PostgrestConfig, ServiceDb, ServiceKey, UserDb};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -41,9 +41,12 @@ pub struct AttachmentUrls {
     now: fn() -> i64,
 }
 
-impl AttachmentUrls {
+impl Function for AttachmentUrls {
+    const NAME: &'static str = NAME;
+
     /// Reads the config once; see the README's table of variables.
-    pub fn from_vars(vars: &Vars<'_>, sleep: Sleep, now: fn() -> i64) -> Result<Self, Error> {
+    fn from_vars(vars: &Vars<'_>, host: Host) -> Result<Self, Error> {
+        let Host { sleep, now } = host;
         let postgrest = PostgrestConfig::from_vars(vars, sleep)?;
         let http = reqwest::Client::new();
         Ok(Self {
@@ -56,7 +59,9 @@ impl AttachmentUrls {
             now,
         })
     }
+}
 
+impl AttachmentUrls {
     async fn user(&self, req: &Request) -> Result<AuthenticatedUser, Error> {
         self.verifier
             .authenticate(req, (self.now)(), Policy::User)

@@ -18,7 +18,7 @@ pub mod providers;
 pub mod signature;
 pub mod stripe;
 
-use edge_core::{Error, HttpConfig, Method, Request, Response, Service, Sleep, Vars};
+use edge_core::{Error, Function, Host, HttpConfig, Method, Request, Response, Service, Vars};
 use edge_db::{PostgrestConfig, ServiceDb, ServiceKey};
 use event::{Event, Provider};
 use providers::{Spec, PROVIDERS};
@@ -65,10 +65,13 @@ pub struct BillingWebhooks {
     now: fn() -> i64,
 }
 
-impl BillingWebhooks {
+impl Function for BillingWebhooks {
+    const NAME: &'static str = NAME;
+
     /// Reads the config once; see the README's table of variables. `sleep`
     /// bounds the PostgREST call.
-    pub fn from_vars(vars: &Vars<'_>, sleep: Sleep, now: fn() -> i64) -> Result<Self, Error> {
+    fn from_vars(vars: &Vars<'_>, host: Host) -> Result<Self, Error> {
+        let Host { sleep, now } = host;
         let postgrest = PostgrestConfig::from_vars(vars, sleep)?;
         Ok(Self {
             http: HttpConfig::from_vars_with_body_limit(vars, DEFAULT_MAX_BODY_BYTES)?,
@@ -80,7 +83,9 @@ impl BillingWebhooks {
             now,
         })
     }
+}
 
+impl BillingWebhooks {
     /// Checks the provider's signature over the raw body; nothing has been
     /// parsed yet.
     fn verify(

@@ -15,7 +15,7 @@ use axum::{Json, Router};
 use edge_billing::event::Provider;
 use edge_billing::signature;
 use edge_billing::BillingWebhooks;
-use edge_core::{Method, Request, Response, Vars};
+use edge_core::{Function, Host, Method, Request, Response, Vars};
 use serde_json::{json, Value};
 
 const SERVICE_KEY: &str = "stub-service-role-key";
@@ -30,6 +30,11 @@ fn tokio_sleep(d: std::time::Duration) -> std::pin::Pin<Box<dyn std::future::Fut
 fn now() -> i64 {
     NOW
 }
+
+const HOST: Host = Host {
+    sleep: tokio_sleep,
+    now,
+};
 
 struct Stub {
     url: String,
@@ -89,7 +94,7 @@ impl Stub {
             ("SUPABASE_SERVICE_ROLE_KEY", SERVICE_KEY),
             ("STRIPE_WEBHOOK_SECRET", STRIPE_SECRET),
         ];
-        BillingWebhooks::from_vars(&Vars(&vars), tokio_sleep, now).expect("config")
+        BillingWebhooks::from_vars(&Vars(&vars), HOST).expect("config")
     }
 }
 
@@ -220,5 +225,5 @@ fn no_provider_configured_is_still_a_valid_config() {
         ("SUPABASE_ANON_KEY", "a"),
         ("SUPABASE_SERVICE_ROLE_KEY", "s"),
     ];
-    assert!(BillingWebhooks::from_vars(&Vars(&vars), tokio_sleep, now).is_ok());
+    assert!(BillingWebhooks::from_vars(&Vars(&vars), HOST).is_ok());
 }

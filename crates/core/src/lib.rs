@@ -15,7 +15,7 @@ pub mod service;
 pub use config::{ConfigError, Secret, Source, Vars};
 pub use error::{Error, FieldError, Result};
 pub use http::{BodyKind, Headers, Method, Request, Response};
-pub use service::{serve, unserved, HttpConfig, LogLine, Service};
+pub use service::{serve, unserved, Function, Host, HttpConfig, LogLine, Service};
 
 /// A timer, passed in by the host: `worker::Delay` in workerd, tokio's
 /// sleep in native tests. Handlers use it to bound calls to third parties.

@@ -73,6 +73,29 @@ pub trait Service {
     async fn handle(&self, req: Request) -> Result<Response, Error>;
 }
 
+/// What the host lends a function: its timer and its clock. Built once by
+/// the glue (`edge_worker::HOST` in workerd) or by a test with fakes, and
+/// handed whole to [`Function::from_vars`], so every function is built the
+/// same way whatever of it it uses.
+#[derive(Clone, Copy)]
+pub struct Host {
+    /// Bounds calls natively (see `edge_outbound`); waits.
+    pub sleep: crate::Sleep,
+    /// Unix time in seconds: token expiry, signature tolerance.
+    pub now: fn() -> i64,
+}
+
+/// A deployable function: a [`Service`] with a name and a way to be built
+/// from its configuration. The glue (`edge_worker::fetch!`) needs nothing
+/// else, so a function crate's `lib.rs` names only its type.
+pub trait Function: Service + Sized + 'static {
+    /// The name as deployed (`ticket-intake`), for logs and health.
+    const NAME: &'static str;
+    /// Reads the config once per isolate; see the README's table of
+    /// variables. A missing or malformed variable is `Error::Config`.
+    fn from_vars(vars: &Vars<'_>, host: Host) -> Result<Self, Error>;
+}
+
 /// The one log line written per request. Holds no header, token or body.
 #[derive(Debug, Serialize)]
 pub struct LogLine {

@@ -11,8 +11,9 @@
 //!   handler written against `UserDb` cannot be handed the service client.
 //!
 //! Both hand out `postgrest` query builders and run them through their
-//! `execute` methods, which bound the whole call (connect, answer, body) by
-//! `POSTGREST_TIMEOUT_MS` on the host's timer and map PostgREST's and
+//! `execute` methods, which send them through [`edge_outbound::call`]
+//! (the whole call, connect, answer and body, bounded by
+//! `POSTGREST_TIMEOUT_MS`; the answer read up to a cap) and map PostgREST's and
 //! Postgres's errors to the project's [`Error`] (see [`map_error`] for the
 //! table). fetch() in workerd has no timeout of its own: without the bound a
 //! PostgREST that accepts and never answers holds the request forever. The
@@ -23,11 +24,11 @@
 //! See PostgREST's error docs: <https://docs.postgrest.org/en/v12/references/errors.html>.
 
 use edge_auth::AuthenticatedUser;
-use edge_core::{within, ConfigError, Error, Secret, Sleep, Vars};
+use edge_core::{ConfigError, Error, Secret, Sleep, Vars};
+use edge_outbound::{Answer, Bounds};
 use postgrest::{Builder, Postgrest};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
-use std::future::Future;
 use std::time::Duration;
 
 /// Where PostgREST is, the public key every request carries, and how long
@@ -43,7 +44,8 @@ pub struct PostgrestConfig {
     /// body included; past it, 503 with `Retry-After`. Default 10000, above
     /// PostgREST's own 10 s wait for a pool connection (which answers 504).
     pub timeout: Duration,
-    /// The host's timer the timeout runs on (`worker::Delay` in workerd).
+    /// The host's timer the timeout runs on natively (inside workerd the
+    /// runtime's `AbortSignal.timeout` does: see `edge_outbound`).
     pub sleep: Sleep,
 }
 
@@ -72,26 +74,28 @@ impl PostgrestConfig {
         })
     }
 
-    /// Runs one PostgREST call, whole, within the timeout. The one place
-    /// every call goes through.
-    async fn bounded<T>(
-        &self,
-        what: &str,
-        call: impl Future<Output = Result<T, Error>>,
-    ) -> Result<T, Error> {
-        within(self.sleep, self.timeout, call)
+    /// Sends one PostgREST request and reads its whole answer within the
+    /// timeout: the one place every call goes through. Every failure is a
+    /// 503; one past the deadline may still have reached PostgREST and
+    /// committed, so callers must treat it as "unknown", never as "nothing
+    /// happened".
+    async fn send(&self, what: &str, request: reqwest::RequestBuilder) -> Result<Answer, Error> {
+        let bounds = Bounds {
+            timeout: self.timeout,
+            max_body_bytes: MAX_ANSWER_BYTES,
+        };
+        edge_outbound::call(request, self.sleep, bounds)
             .await
-            .unwrap_or_else(|| {
-                // The request may have reached PostgREST and committed: callers
-                // must treat this as "unknown", never as "nothing happened".
-                Err(Error::unavailable(format!(
-                    "PostgREST {} gave no answer to {what} within {} ms",
-                    self.url,
-                    self.timeout.as_millis()
-                )))
+            .map_err(|failure| {
+                Error::unavailable(format!("PostgREST {} to {what}: {failure}", self.url))
             })
     }
 }
+
+/// The most bytes one PostgREST answer may have. Every query here asks for
+/// a handful of rows; a bigger answer is a query gone wrong, and reading it
+/// would grow the isolate's wasm memory for good.
+const MAX_ANSWER_BYTES: usize = 4 << 20;
 
 /// The service credential. Never printed: `Debug` is redacted.
 #[derive(Clone, Debug)]
@@ -168,22 +172,15 @@ impl ServiceDb {
             reqwest::Client::new().head(format!("{url}/")),
             |r, (n, v)| r.header(*n, v),
         );
-        self.config
-            .bounded("the health check", async {
-                let response = request
-                    .send()
-                    .await
-                    .map_err(|e| Error::unavailable(format!("PostgREST {url} unreachable: {e}")))?;
-                if response.status().is_success() {
-                    Ok(())
-                } else {
-                    Err(Error::unavailable(format!(
-                        "PostgREST {url} answered {} to the service key",
-                        response.status()
-                    )))
-                }
-            })
-            .await
+        let answer = self.config.send("the health check", request).await?;
+        if (200..300).contains(&answer.status) {
+            Ok(())
+        } else {
+            Err(Error::unavailable(format!(
+                "PostgREST {url} answered {} to the service key",
+                answer.status
+            )))
+        }
     }
 
     /// Runs a query built from this client and decodes the JSON answer.
@@ -239,28 +236,15 @@ fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, Error> {
         .map_err(|e| Error::internal(format!("decoding PostgREST answer: {e}")))
 }
 
-/// Sends the query and reads its whole answer within the timeout; every
-/// failure is an [`Error`]: no answer in time, a refused or dropped
-/// connection, and PostgREST's 5xx (its database unreachable) are 503.
+/// Sends the query; a 2xx answer's body, or the answer as an [`Error`]
+/// (PostgREST's 5xx, its database unreachable, are 503 like no answer).
 async fn execute_raw(config: &PostgrestConfig, query: Builder) -> Result<Vec<u8>, Error> {
-    config
-        .bounded("a query", async {
-            let response = query
-                .execute()
-                .await
-                .map_err(|e| Error::unavailable(format!("PostgREST unreachable: {e}")))?;
-            let status = response.status().as_u16();
-            let body = response
-                .bytes()
-                .await
-                .map_err(|e| Error::unavailable(format!("reading PostgREST answer: {e}")))?;
-            if (200..300).contains(&status) {
-                Ok(body.to_vec())
-            } else {
-                Err(map_error(status, &body))
-            }
-        })
-        .await
+    let answer = config.send("a query", query.build()).await?;
+    if (200..300).contains(&answer.status) {
+        Ok(answer.body)
+    } else {
+        Err(map_error(answer.status, &answer.body))
+    }
 }
 
 /// PostgREST's error body: <https://docs.postgrest.org/en/v12/references/errors.html>.
@@ -496,7 +480,7 @@ mod tests {
         );
     }
 
-    fn tokio_sleep(d: Duration) -> std::pin::Pin<Box<dyn Future<Output = ()>>> {
+    fn tokio_sleep(d: Duration) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> {
         Box::pin(tokio::time::sleep(d))
     }
 
@@ -542,8 +526,8 @@ mod tests {
         (result, started.elapsed())
     }
 
-    /// Fails before: with `bounded` returning the call's own result (no
-    /// `within`), both calls hang and the 5 s guard below fires.
+    /// Fails before: with the call unbounded (no `within` around it), both
+    /// calls hang and the 5 s guard below fires.
     #[tokio::test]
     async fn a_postgrest_that_never_answers_or_stops_mid_body_is_503_within_the_timeout() {
         let silent = stalled(None).await;

@@ -33,7 +33,9 @@ mod reply;
 pub mod submission;
 
 use captcha::{token_hash, Captcha, CaptchaConfig};
-use edge_core::{Error, FieldError, HttpConfig, Method, Request, Response, Service, Sleep, Vars};
+use edge_core::{
+    Error, FieldError, Function, Host, HttpConfig, Method, Request, Response, Service, Vars,
+};
 use edge_db::{PostgrestConfig, ServiceDb, ServiceKey};
 use reply::{Accepted, Created, Outcome};
 use serde::Deserialize;
@@ -48,10 +50,13 @@ pub struct TicketIntake {
     captcha: Captcha,
 }
 
-impl TicketIntake {
+impl Function for TicketIntake {
+    const NAME: &'static str = NAME;
+
     /// Reads the config once; see the README's table of variables. `sleep`
     /// bounds the PostgREST and captcha provider calls.
-    pub fn from_vars(vars: &Vars<'_>, sleep: Sleep) -> Result<Self, Error> {
+    fn from_vars(vars: &Vars<'_>, host: Host) -> Result<Self, Error> {
+        let Host { sleep, .. } = host;
         let postgrest = PostgrestConfig::from_vars(vars, sleep)?;
         Ok(Self {
             http: HttpConfig::from_vars(vars)?,
@@ -63,7 +68,9 @@ impl TicketIntake {
             ),
         })
     }
+}
 
+impl TicketIntake {
     /// Called once per new ticket, after it is committed. Notifying the
     /// account's support address (webhook or email) is out of scope for now;
     /// this is where it goes, and a failure here must not fail the request.
@@ -292,7 +299,14 @@ mod tests {
         ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> {
             Box::pin(std::future::pending())
         }
-        TicketIntake::from_vars(&Vars(&vars), never).expect("config")
+        TicketIntake::from_vars(
+            &Vars(&vars),
+            Host {
+                sleep: never,
+                now: || 0,
+            },
+        )
+        .expect("config")
     }
 
     async fn post(content_type: &str, body: &str) -> Response {

@@ -29,7 +29,9 @@ pub mod reconcile;
 pub mod webhooks;
 
 use edge_auth::{JwtConfig, Policy, Verifier};
-use edge_core::{Error, FieldError, HttpConfig, Method, Request, Response, Service, Sleep, Vars};
+use edge_core::{
+    Error, FieldError, Function, Host, HttpConfig, Method, Request, Response, Service, Vars,
+};
 use edge_db::{PostgrestConfig, ServiceDb, ServiceKey, UserDb};
 use message::{validate, RawMessage};
 use provider::{Provider, ProviderConfig, Sent};
@@ -60,11 +62,14 @@ pub struct SendEmail {
     now: fn() -> i64,
 }
 
-impl SendEmail {
+impl Function for SendEmail {
+    const NAME: &'static str = NAME;
+
     /// Reads the config once; see the README's table of variables. `sleep`
     /// bounds the PostgREST and provider calls; `now` is the clock for token
     /// expiry.
-    pub fn from_vars(vars: &Vars<'_>, sleep: Sleep, now: fn() -> i64) -> Result<Self, Error> {
+    fn from_vars(vars: &Vars<'_>, host: Host) -> Result<Self, Error> {
+        let Host { sleep, now } = host;
         let postgrest = PostgrestConfig::from_vars(vars, sleep)?;
         let http = reqwest::Client::new();
         let service_key = ServiceKey::from_vars(vars)?;
@@ -81,7 +86,9 @@ impl SendEmail {
             now,
         })
     }
+}
 
+impl SendEmail {
     async fn send(&self, req: &Request) -> Result<Response, Error> {
         let user = self
             .verifier
@@ -377,7 +384,7 @@ mod tests {
             ("EMAIL_API_URL", "http://127.0.0.1:9"),
             ("EMAIL_FROM", "Acme <support@acme.example>"),
         ];
-        SendEmail::from_vars(&Vars(&vars), never, now).expect("config")
+        SendEmail::from_vars(&Vars(&vars), Host { sleep: never, now }).expect("config")
     }
 
     async fn post(token: Option<&str>, body: &str) -> Response {

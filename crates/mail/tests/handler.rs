@@ -22,7 +22,7 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::IntoResponse;
 use axum::routing::post;
 use axum::{Json, Router};
-use edge_core::{LogLine, Method, Request, Response, Sleep, Vars};
+use edge_core::{Function, Host, LogLine, Method, Request, Response, Sleep, Vars};
 use edge_mail::SendEmail;
 use edge_stack::tokens::user_token;
 use edge_stack::{DemoUser, DEMO_JWT_SECRET};
@@ -182,7 +182,7 @@ impl Stub {
             ("EMAIL_API_URL", provider_url),
             ("EMAIL_FROM", FROM),
         ];
-        SendEmail::from_vars(&Vars(&vars), sleep, now).expect("config")
+        SendEmail::from_vars(&Vars(&vars), Host { sleep, now }).expect("config")
     }
 }
 

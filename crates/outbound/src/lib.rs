@@ -1,13 +1,16 @@
 //! The one way a function calls a third party (captcha `siteverify`, the
-//! email provider, hosted Storage, the JWKS): [`call`].
+//! email provider, hosted Storage, the JWKS) or PostgREST: [`call`].
 //!
 //! It bounds the **whole exchange** (connecting, sending, the answer's head
-//! and every byte of its body) by one deadline on the host's timer
-//! ([`edge_core::within`]: fetch() in workerd has no timeout of its own),
-//! and reads the body chunk by chunk up to a cap, so a provider answering
-//! tens of megabytes is cut off at the cap instead of being copied whole
-//! into the isolate's wasm memory (which workerd never gives back). A body
-//! that announces more than the cap in `Content-Length` is not read at all.
+//! and every byte of its body) by one deadline (fetch() in workerd has no
+//! timeout of its own), and reads the body chunk by chunk up to a cap, so a
+//! provider answering tens of megabytes is cut off at the cap instead of
+//! being copied whole into the isolate's wasm memory (which workerd never
+//! gives back). A body that announces more than the cap in `Content-Length`
+//! is not read at all. Inside workerd the exchange runs in JavaScript
+//! (js/fetch.js) and crosses the wasm boundary once each way; natively it
+//! runs on reqwest and the host's timer, which is what the unit tests below
+//! exercise (the e2e tests exercise the workerd side).
 //!
 //! What it leaves to the caller: what an answer *means*. It returns the
 //! status and the body bytes, or a [`Failure`] that says whether the
@@ -20,7 +23,6 @@ use std::fmt;
 use std::time::Duration;
 
 use edge_core::{Error, Sleep};
-use futures_util::StreamExt as _;
 
 /// How long the whole exchange may take, and how many body bytes to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,72 +91,148 @@ impl fmt::Display for Failure {
     }
 }
 
-/// Sends `request` and reads its answer, all of it within `bounds.timeout`
-/// on `sleep`, at most `bounds.max_body_bytes` of body. Dropping the
-/// unfinished exchange at the deadline or the cap aborts the fetch (reqwest
-/// ties an `AbortController` to it in workerd), so the provider's bytes stop
+/// Sends `request` and reads its answer, all of it within `bounds.timeout`,
+/// at most `bounds.max_body_bytes` of body. Dropping or cutting off the
+/// unfinished exchange aborts the fetch, so the provider's bytes stop
 /// flowing into the isolate too.
+///
+/// Natively the deadline runs on `sleep`; inside workerd the runtime's own
+/// `AbortSignal.timeout` bounds the same whole exchange (`sleep` is unused
+/// there: see js/fetch.js for why the call is made in JavaScript).
 pub async fn call(
     request: reqwest::RequestBuilder,
     sleep: Sleep,
     bounds: Bounds,
 ) -> Result<Answer, Failure> {
-    edge_core::within(
-        sleep,
-        bounds.timeout,
-        exchange(request, bounds.max_body_bytes),
-    )
-    .await
-    .unwrap_or(Err(Failure::TimedOut(bounds.timeout)))
+    transport::call(request, sleep, bounds).await
 }
 
-async fn exchange(request: reqwest::RequestBuilder, cap: usize) -> Result<Answer, Failure> {
-    let response = request.send().await.map_err(|e| {
-        if never_sent(&e) {
-            Failure::NotSent(e.to_string())
-        } else {
-            Failure::Lost(e.to_string())
-        }
-    })?;
-    let status = response.status().as_u16();
-    let too_large = Failure::TooLarge { status, limit: cap };
-    // Statuses that never have a body: workerd gives them a null body,
-    // which reqwest's wasm stream cannot be made from (it panics).
-    if matches!(status, 101 | 103 | 204 | 205 | 304) {
-        return Ok(Answer {
-            status,
-            body: Vec::new(),
-        });
+#[cfg(not(target_arch = "wasm32"))]
+mod transport {
+    use super::*;
+    use futures_util::StreamExt as _;
+
+    pub(super) async fn call(
+        request: reqwest::RequestBuilder,
+        sleep: Sleep,
+        bounds: Bounds,
+    ) -> Result<Answer, Failure> {
+        edge_core::within(
+            sleep,
+            bounds.timeout,
+            exchange(request, bounds.max_body_bytes),
+        )
+        .await
+        .unwrap_or(Err(Failure::TimedOut(bounds.timeout)))
     }
-    if response
-        .content_length()
-        .is_some_and(|n| n > u64::try_from(cap).unwrap_or(u64::MAX))
-    {
-        return Err(too_large);
-    }
-    let mut body = Vec::new();
-    let mut chunks = response.bytes_stream();
-    while let Some(chunk) = chunks.next().await {
-        let chunk = chunk.map_err(|e| Failure::Lost(format!("reading the body: {e}")))?;
-        if chunk.len() > cap.saturating_sub(body.len()) {
+
+    async fn exchange(request: reqwest::RequestBuilder, cap: usize) -> Result<Answer, Failure> {
+        let response = request.send().await.map_err(|e| {
+            // The connection (TCP, TLS) was never made: nothing was sent.
+            if e.is_connect() {
+                Failure::NotSent(e.to_string())
+            } else {
+                Failure::Lost(e.to_string())
+            }
+        })?;
+        let status = response.status().as_u16();
+        let too_large = Failure::TooLarge { status, limit: cap };
+        if response
+            .content_length()
+            .is_some_and(|n| n > u64::try_from(cap).unwrap_or(u64::MAX))
+        {
             return Err(too_large);
         }
-        body.extend_from_slice(&chunk);
+        let mut body = Vec::new();
+        let mut chunks = response.bytes_stream();
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk.map_err(|e| Failure::Lost(format!("reading the body: {e}")))?;
+            if chunk.len() > cap.saturating_sub(body.len()) {
+                return Err(too_large);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Answer { status, body })
     }
-    Ok(Answer { status, body })
-}
-
-/// Whether a transport error happened before the request left: the
-/// connection (TCP, TLS) was never made, so the provider saw nothing.
-/// Natively reqwest says so; inside workerd see [`Failure::NotSent`].
-#[cfg(not(target_arch = "wasm32"))]
-fn never_sent(e: &reqwest::Error) -> bool {
-    e.is_connect()
 }
 
 #[cfg(target_arch = "wasm32")]
-fn never_sent(_: &reqwest::Error) -> bool {
-    false
+mod transport {
+    use super::*;
+    use wasm_bindgen::prelude::wasm_bindgen;
+
+    #[wasm_bindgen(module = "/js/fetch.js")]
+    extern "C" {
+        #[wasm_bindgen(js_name = boundedFetch)]
+        fn bounded_fetch(
+            method: &str,
+            url: &str,
+            header_lines: &str,
+            body: &[u8],
+            timeout_ms: f64,
+            cap: f64,
+        ) -> js_sys::Promise;
+
+        type Outcome;
+        #[wasm_bindgen(method, getter)]
+        fn status(this: &Outcome) -> u16;
+        #[wasm_bindgen(method, getter)]
+        fn failure(this: &Outcome) -> Option<String>;
+        #[wasm_bindgen(method, getter)]
+        fn body(this: &Outcome) -> Vec<u8>;
+    }
+
+    pub(super) async fn call(
+        request: reqwest::RequestBuilder,
+        _sleep: Sleep,
+        bounds: Bounds,
+    ) -> Result<Answer, Failure> {
+        let unsendable =
+            |why: String| Failure::NotSent(format!("the request cannot be sent: {why}"));
+        let request = request.build().map_err(|e| unsendable(e.to_string()))?;
+        let mut header_lines = String::new();
+        for (name, value) in request.headers() {
+            let value = value.to_str().map_err(|e| unsendable(e.to_string()))?;
+            header_lines.push_str(name.as_str());
+            header_lines.push(':');
+            header_lines.push_str(value);
+            header_lines.push('\n');
+        }
+        let body = match request.body() {
+            None => &[][..],
+            Some(body) => body
+                .as_bytes()
+                .ok_or_else(|| unsendable("a streamed body".into()))?,
+        };
+        let promise = bounded_fetch(
+            request.method().as_str(),
+            request.url().as_str(),
+            &header_lines,
+            body,
+            bounds.timeout.as_millis() as f64,
+            bounds.max_body_bytes as f64,
+        );
+        let outcome: Outcome = wasm_bindgen_futures::JsFuture::from(promise)
+            .await
+            .map_err(|e| Failure::Lost(format!("{e:?}")))?
+            .into();
+        match outcome.failure() {
+            None => Ok(Answer {
+                status: outcome.status(),
+                body: outcome.body(),
+            }),
+            Some(failure) => Err(match failure.as_str() {
+                "timeout" => Failure::TimedOut(bounds.timeout),
+                "too_large" => Failure::TooLarge {
+                    status: outcome.status(),
+                    limit: bounds.max_body_bytes,
+                },
+                // A refused connection and one lost mid-request both say
+                // "Network connection lost." in workerd: see Failure::NotSent.
+                lost => Failure::Lost(lost.trim_start_matches("lost: ").to_owned()),
+            }),
+        }
+    }
 }
 
 #[cfg(test)]

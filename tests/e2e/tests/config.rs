@@ -15,7 +15,7 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use edge_core::{Source, Vars};
+use edge_core::{Function, Host, Source, Vars};
 
 /// A source that answers from `values` and remembers every name asked for.
 struct Recording {
@@ -103,20 +103,20 @@ fn variants(function: &str) -> Vec<Vec<(&'static str, &'static str)>> {
 
 /// Runs `function`'s `from_vars` on `values`; its error, if any, as text.
 fn configure(function: &str, vars: &Vars<'_>) -> Result<(), String> {
-    let shown = |e: edge_core::Error| format!("{e:?}");
+    fn build<F: Function>(vars: &Vars<'_>) -> Result<(), String> {
+        let host = Host {
+            sleep: never,
+            now: epoch,
+        };
+        F::from_vars(vars, host)
+            .map(drop)
+            .map_err(|e| format!("{e:?}"))
+    }
     match function {
-        "ticket-intake" => edge_intake::TicketIntake::from_vars(vars, never)
-            .map(drop)
-            .map_err(shown),
-        "send-email" => edge_mail::SendEmail::from_vars(vars, never, epoch)
-            .map(drop)
-            .map_err(shown),
-        "attachment-urls" => edge_attachments::AttachmentUrls::from_vars(vars, never, epoch)
-            .map(drop)
-            .map_err(shown),
-        "billing-webhook" => edge_billing::BillingWebhooks::from_vars(vars, never, epoch)
-            .map(drop)
-            .map_err(shown),
+        "ticket-intake" => build::<edge_intake::TicketIntake>(vars),
+        "send-email" => build::<edge_mail::SendEmail>(vars),
+        "attachment-urls" => build::<edge_attachments::AttachmentUrls>(vars),
+        "billing-webhook" => build::<edge_billing::BillingWebhooks>(vars),
         other => panic!("unknown function {other}"),
     }
 }
