@@ -9,7 +9,6 @@
 
 use edge_core::{Error, FieldError};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 pub const TITLE_MAX: usize = 255;
 pub const CONTENT_MAX: usize = 5000;
@@ -80,11 +79,7 @@ impl Submission {
     /// retry with the same key must carry the same ticket. The captcha token
     /// is left out, as a retry may carry a fresh one.
     pub fn request_hash(&self) -> String {
-        let canonical = serde_json::to_vec(self).unwrap_or_default();
-        Sha256::digest(&canonical)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        edge_core::sha256_hex(serde_json::to_vec(self).unwrap_or_default())
     }
 }
 

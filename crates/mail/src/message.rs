@@ -8,7 +8,6 @@
 use edge_core::{Error, FieldError};
 use serde::Deserialize;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 pub const MAX_RECIPIENTS: usize = 50;
 pub const SUBJECT_MAX: usize = 998; // RFC 5322's line limit
@@ -72,10 +71,7 @@ impl Message {
             "to": self.to, "subject": self.subject, "html": self.html, "text": self.text,
             "template": self.template,
         });
-        Sha256::digest(canonical.to_string().as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        edge_core::sha256_hex(canonical.to_string())
     }
 }
 
