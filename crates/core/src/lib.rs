@@ -15,7 +15,7 @@ pub mod service;
 
 pub use config::{ConfigError, Secret, Source, Vars};
 pub use digest::sha256_hex;
-pub use error::{Error, FieldError, Result};
+pub use error::{Error, FieldError, FieldErrors, Result};
 pub use http::{BodyKind, Headers, Method, Request, Response};
 pub use service::{serve, unserved, HttpConfig, LogLine, Service};
 
