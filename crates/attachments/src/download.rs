@@ -1,6 +1,6 @@
 //! `POST /attachments/sign`'s body: the ids to sign, read and checked.
 
-use edge_core::{Error, FieldError, Request};
+use edge_core::{Error, FieldErrors, Request};
 use serde::Deserialize;
 
 use crate::sign;
@@ -46,27 +46,20 @@ pub(crate) struct Visible {
 }
 
 pub(crate) fn validate_ids(ids: &[String]) -> Result<Vec<uuid::Uuid>, Error> {
-    let mut errors = Vec::new();
+    let mut errors = FieldErrors::new();
     if ids.is_empty() {
-        errors.push(FieldError::new("ids", "give at least one attachment id"));
+        errors.add("ids", "give at least one attachment id");
     }
     if ids.len() > sign::MAX_BATCH {
-        errors.push(FieldError::new(
-            "ids",
-            format!("at most {} ids at once", sign::MAX_BATCH),
-        ));
+        errors.add("ids", format!("at most {} ids at once", sign::MAX_BATCH));
     }
     let mut parsed = Vec::new();
     for (i, id) in ids.iter().enumerate() {
         match uuid::Uuid::parse_str(id) {
             Ok(id) if !parsed.contains(&id) => parsed.push(id),
             Ok(_) => {}
-            Err(_) => errors.push(FieldError::new(format!("ids[{i}]"), "is not a UUID")),
+            Err(_) => errors.add(format!("ids[{i}]"), "is not a UUID"),
         }
     }
-    if errors.is_empty() {
-        Ok(parsed)
-    } else {
-        Err(Error::Validation { errors })
-    }
+    errors.finish(|| Some(parsed))
 }

@@ -77,14 +77,11 @@ impl AttachmentUrls {
         let body = read_download_request(req)?;
         let ids = &body.ids;
         // Storage sets `Content-Disposition: attachment` from its `download`
-        // parameter, which its token does not cover; an S3 presigned URL
-        // would have to sign `response-content-disposition`, which ours does
-        // not, so there it is refused rather than silently ignored.
-        if body.download && self.signer.kind() == sign::Kind::S3 {
-            return Err(Error::invalid(
-                "download",
-                "is not supported by the s3 signer",
-            ));
+        // parameter, which its token does not cover, so it is appended to
+        // the signed URL below; a signer whose URLs cannot carry it unsigned
+        // (s3) refuses it rather than silently ignoring it.
+        if body.download {
+            self.signer.check_download_param()?;
         }
 
         // One request for the whole batch; RLS leaves out what the caller

@@ -2,7 +2,7 @@
 //! against: the file's name, type and size, and the object path built
 //! from them (never taken from the client).
 
-use edge_core::{ConfigError, Error, FieldError, Request, Vars};
+use edge_core::{ConfigError, Error, FieldErrors, Request, Vars};
 use serde::Deserialize;
 
 /// The schema's own bound (`message_attachments.size_bytes`).
@@ -91,30 +91,21 @@ pub fn object_path(
 }
 
 pub(crate) fn validate_upload(raw: RawUpload, limits: &UploadLimits) -> Result<Upload, Error> {
-    let mut errors = Vec::new();
+    let mut errors = FieldErrors::new();
     let message_id = raw
         .message_id
         .as_deref()
         .and_then(|s| uuid::Uuid::parse_str(s).ok());
     if message_id.is_none() {
-        errors.push(FieldError::new(
-            "message_id",
-            "must be the UUID of a message",
-        ));
+        errors.add("message_id", "must be the UUID of a message");
     }
     let file_name = raw.file_name.unwrap_or_default().trim().to_owned();
     if file_name.is_empty() || file_name.chars().count() > 255 {
-        errors.push(FieldError::new("file_name", "must be 1 to 255 characters"));
+        errors.add("file_name", "must be 1 to 255 characters");
     } else if file_name.contains(['/', '\\']) || file_name == "." || file_name.contains("..") {
-        errors.push(FieldError::new(
-            "file_name",
-            "must be a plain file name, not a path",
-        ));
+        errors.add("file_name", "must be a plain file name, not a path");
     } else if file_name.chars().any(char::is_control) {
-        errors.push(FieldError::new(
-            "file_name",
-            "must not contain control characters",
-        ));
+        errors.add("file_name", "must not contain control characters");
     }
     let content_type = raw
         .content_type
@@ -126,27 +117,26 @@ pub(crate) fn validate_upload(raw: RawUpload, limits: &UploadLimits) -> Result<U
         .iter()
         .any(|t| t.eq_ignore_ascii_case(&content_type))
     {
-        errors.push(FieldError::new(
+        errors.add(
             "content_type",
             format!("must be one of: {}", limits.content_types.join(", ")),
-        ));
+        );
     }
     match raw.size {
         Some(size) if (1..=limits.max_bytes).contains(&size) => {}
-        _ => errors.push(FieldError::new(
+        _ => errors.add(
             "size",
             format!("must be between 1 and {} bytes", limits.max_bytes),
-        )),
+        ),
     }
-    match (message_id, raw.size) {
-        (Some(message_id), Some(size)) if errors.is_empty() => Ok(Upload {
-            message_id,
+    errors.finish(|| {
+        Some(Upload {
+            message_id: message_id?,
             file_name,
             content_type,
-            size,
-        }),
-        _ => Err(Error::Validation { errors }),
-    }
+            size: raw.size?,
+        })
+    })
 }
 
 /// The last segment of an object path: the file name reduced to the

@@ -34,7 +34,6 @@
 use edge_core::Error;
 use serde::Deserialize;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use crate::event::{
     gives_access, Change, Customer, Event, Order, OrderItem, Payment, Provider, Reversal,
@@ -97,7 +96,7 @@ pub fn parse(body: &[u8]) -> Result<Event, Error> {
 /// The first 16 hex digits (64 bits) of the SHA-256 of the raw body: tells
 /// apart two bodies with the same resource and `updated_at`.
 fn body_digest(body: &[u8]) -> String {
-    let mut digest = hex::encode(Sha256::digest(body));
+    let mut digest = edge_core::sha256_hex(body);
     digest.truncate(16);
     digest
 }

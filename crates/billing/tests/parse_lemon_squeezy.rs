@@ -6,7 +6,6 @@ mod common;
 use common::*;
 use edge_billing::event::*;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 // --- Lemon Squeezy --------------------------------------------------------------------
 
@@ -16,7 +15,7 @@ const EMAIL: &str = "owner@example.com";
 
 /// The event id's last part: 16 hex digits of the SHA-256 of the raw body.
 fn digest(body: &[u8]) -> String {
-    hex::encode(Sha256::digest(body))[..16].to_owned()
+    edge_core::sha256_hex(body)[..16].to_owned()
 }
 
 /// The id Lemon Squeezy's fixture `name` gets: its resource, `updated_at`

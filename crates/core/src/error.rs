@@ -30,6 +30,43 @@ impl FieldError {
     }
 }
 
+/// Every failing field of one request, in the order they were checked:
+/// validation checks them all and answers one 422 listing each, so a form
+/// can show every problem at once.
+#[derive(Debug, Default)]
+pub struct FieldErrors(Vec<FieldError>);
+
+impl FieldErrors {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records that `field` failed.
+    pub fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.0.push(FieldError::new(field, message));
+    }
+
+    /// The value of a check that passed; a failed one is recorded under
+    /// `field` and gives `None`.
+    pub fn check<T, M: Into<String>>(&mut self, field: &str, checked: Result<T, M>) -> Option<T> {
+        checked.map_err(|message| self.add(field, message)).ok()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The validated value when no field failed, else the 422 naming each
+    /// failure. `build` runs only when none failed, so it can take the
+    /// checked values out of their `Option`s with `?`.
+    pub fn finish<T>(self, build: impl FnOnce() -> Option<T>) -> Result<T, Error> {
+        match self.is_empty().then(build).flatten() {
+            Some(valid) => Ok(valid),
+            None => Err(Error::Validation { errors: self.0 }),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// 400: the request cannot be understood (malformed JSON, a bad token
@@ -415,5 +452,34 @@ mod tests {
 
         let r = Error::unauthorized("x").to_response("r");
         assert_eq!(r.header("www-authenticate"), Some("Bearer"));
+    }
+
+    #[test]
+    fn field_errors_keep_every_failure_in_order() {
+        let mut errors = FieldErrors::new();
+        assert_eq!(errors.check::<_, String>("a", Ok(1)), Some(1));
+        errors.add("b", "is required");
+        assert_eq!(errors.check("c[0]", Err::<u8, _>("is not a UUID")), None);
+        let err = errors.finish(|| Some(())).unwrap_err();
+        let Error::Validation { errors } = &err else {
+            panic!("expected 422, got {err:?}");
+        };
+        assert_eq!(
+            errors,
+            &[
+                FieldError::new("b", "is required"),
+                FieldError::new("c[0]", "is not a UUID")
+            ]
+        );
+
+        assert_eq!(FieldErrors::new().finish(|| Some(7)).unwrap(), 7);
+        let mut built = false;
+        let mut failed = FieldErrors::new();
+        failed.add("x", "bad");
+        let _ = failed.finish(|| {
+            built = true;
+            Some(())
+        });
+        assert!(!built, "nothing is built once a field failed");
     }
 }

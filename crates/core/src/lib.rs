@@ -5,15 +5,17 @@
 //!
 //! It knows nothing of the `worker` crate, JWTs or PostgREST: those live in
 //! `edge-worker`, `edge-auth` and `edge-db`, so this crate builds and tests
-//! natively with nothing but serde.
+//! natively with nothing but serde and a few small pure-Rust crates.
 
 pub mod config;
+pub mod digest;
 pub mod error;
 pub mod http;
 pub mod service;
 
 pub use config::{ConfigError, Secret, Source, Vars};
-pub use error::{Error, FieldError, Result};
+pub use digest::sha256_hex;
+pub use error::{Error, FieldError, FieldErrors, Result};
 pub use http::{BodyKind, Headers, Method, Request, Response};
 pub use service::{serve, unserved, Function, Host, HttpConfig, LogLine, Service};
 

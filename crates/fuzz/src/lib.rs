@@ -676,7 +676,7 @@ pub fn attachments_upload(data: &[u8]) {
         let signed = ready(signer.sign(&path, &access, None, NOW as u64)).unwrap_or_else(|e| {
             panic!(
                 "{:?} refused an accepted upload {path:?}: {e:?}",
-                signer.kind()
+                signer.name()
             )
         });
         assert_signed(&signed.url, base, &path);
@@ -722,7 +722,7 @@ pub fn attachments_sign(data: &[u8]) {
                         path.split('/')
                             .all(|s| !s.is_empty() && s != "." && s != ".."),
                         "{:?} signed {path:?}",
-                        signer.kind()
+                        signer.name()
                     );
                     assert_signed(&signed.url, base, &path);
                 }

@@ -126,10 +126,7 @@ struct Verdict {
 /// The SHA-256 of a token, hex: what the database stores to refuse a token
 /// twice, so the token itself is never stored or logged.
 pub fn token_hash(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    edge_core::sha256_hex(token)
 }
 
 /// Turnstile's `idempotency_key`: a UUID derived from the token, so a

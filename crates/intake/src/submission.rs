@@ -7,9 +7,8 @@
 //! submission that validates here is never cut off or rejected by the
 //! database for its size.
 
-use edge_core::{Error, FieldError};
+use edge_core::{Error, FieldErrors};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 pub const TITLE_MAX: usize = 255;
 pub const CONTENT_MAX: usize = 5000;
@@ -80,25 +79,15 @@ impl Submission {
     /// retry with the same key must carry the same ticket. The captcha token
     /// is left out, as a retry may carry a fresh one.
     pub fn request_hash(&self) -> String {
-        let canonical = serde_json::to_vec(self).unwrap_or_default();
-        Sha256::digest(&canonical)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        edge_core::sha256_hex(serde_json::to_vec(self).unwrap_or_default())
     }
 }
 
 /// Validates every field, returning all failures in one 422.
 pub fn validate(raw: RawSubmission) -> Result<Submission, Error> {
-    let mut errors = Vec::new();
-    let mut check = |field: &str, value: Option<String>, rule: Rule| -> Option<String> {
-        match rule.apply(value) {
-            Ok(v) => v,
-            Err(message) => {
-                errors.push(FieldError::new(field, message));
-                None
-            }
-        }
+    let mut errors = FieldErrors::new();
+    let mut check = |field: &str, value: Option<String>, rule: Rule| {
+        errors.check(field, rule.apply(value)).flatten()
     };
 
     let intake_key = check("intake_key", raw.intake_key, Rule::required(64).key());
@@ -143,30 +132,23 @@ pub fn validate(raw: RawSubmission) -> Result<Submission, Error> {
         Some("medium") => Some(Priority::Medium),
         Some("high") => Some(Priority::High),
         Some(_) => {
-            errors.push(FieldError::new("priority", "must be low, medium or high"));
+            errors.add("priority", "must be low, medium or high");
             None
         }
     };
 
-    match (intake_key, title, content, customer_email, captcha_token) {
-        (
-            Some(intake_key),
-            Some(title),
-            Some(content),
-            Some(customer_email),
-            Some(captcha_token),
-        ) if errors.is_empty() => Ok(Submission {
-            intake_key,
-            title,
-            content,
-            customer_email,
+    errors.finish(|| {
+        Some(Submission {
+            intake_key: intake_key?,
+            title: title?,
+            content: content?,
+            customer_email: customer_email?,
             customer_name,
             category,
             priority,
-            captcha_token,
-        }),
-        _ => Err(Error::Validation { errors }),
-    }
+            captcha_token: captcha_token?,
+        })
+    })
 }
 
 /// One field's rule. Values are trimmed; an empty value counts as absent.

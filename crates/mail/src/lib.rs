@@ -38,7 +38,6 @@ use provider::{Provider, ProviderConfig, Sent};
 use reconcile::ReconcileConfig;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use webhooks::WebhookConfig;
 
 pub const NAME: &str = "send-email";
@@ -302,11 +301,7 @@ pub(crate) fn provider_key(user_id: &str, key: &str) -> String {
     if combined.len() <= 256 {
         return combined;
     }
-    let digest: String = Sha256::digest(key.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("{user_id}:sha256:{digest}")
+    format!("{user_id}:sha256:{}", edge_core::sha256_hex(key))
 }
 
 impl Service for SendEmail {

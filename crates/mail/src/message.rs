@@ -5,10 +5,9 @@
 //! operator's policy, which `reserve_email` enforces (it lives with the
 //! mails it counts); this module only checks that a message is well formed.
 
-use edge_core::{Error, FieldError};
+use edge_core::{Error, FieldErrors};
 use serde::Deserialize;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 pub const MAX_RECIPIENTS: usize = 50;
 pub const SUBJECT_MAX: usize = 998; // RFC 5322's line limit
@@ -72,10 +71,7 @@ impl Message {
             "to": self.to, "subject": self.subject, "html": self.html, "text": self.text,
             "template": self.template,
         });
-        Sha256::digest(canonical.to_string().as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        edge_core::sha256_hex(canonical.to_string())
     }
 }
 
@@ -92,8 +88,7 @@ fn holds_nul(value: &Value) -> bool {
 }
 
 pub fn validate(raw: RawMessage) -> Result<Message, Error> {
-    let mut errors = Vec::new();
-    let mut fail = |field: &str, message: &str| errors.push(FieldError::new(field, message));
+    let mut errors = FieldErrors::new();
 
     let to: Vec<String> = match raw.to {
         None => Vec::new(),
@@ -104,14 +99,14 @@ pub fn validate(raw: RawMessage) -> Result<Message, Error> {
     .map(|a| a.trim().to_owned())
     .collect();
     if to.is_empty() {
-        fail("to", "needs at least one address");
+        errors.add("to", "needs at least one address");
     }
     if to.len() > MAX_RECIPIENTS {
-        fail("to", &format!("at most {MAX_RECIPIENTS} addresses"));
+        errors.add("to", format!("at most {MAX_RECIPIENTS} addresses"));
     }
     for (i, address) in to.iter().enumerate() {
         if address.len() > 254 || !email_address::EmailAddress::is_valid(address) {
-            fail(&format!("to[{i}]"), "is not a valid email address");
+            errors.add(format!("to[{i}]"), "is not a valid email address");
         }
     }
 
@@ -125,14 +120,14 @@ pub fn validate(raw: RawMessage) -> Result<Message, Error> {
         .map(|s| s.trim().to_owned())
         .filter(|s| !s.is_empty());
     match &subject {
-        None if !wants_template => fail("subject", "is required"),
+        None if !wants_template => errors.add("subject", "is required"),
         None => {}
-        Some(s) if s.chars().count() > SUBJECT_MAX => fail(
+        Some(s) if s.chars().count() > SUBJECT_MAX => errors.add(
             "subject",
-            &format!("must be at most {SUBJECT_MAX} characters"),
+            format!("must be at most {SUBJECT_MAX} characters"),
         ),
         Some(s) if s.chars().any(char::is_control) => {
-            fail("subject", "must be one line without control characters")
+            errors.add("subject", "must be one line without control characters")
         }
         Some(_) => {}
     }
@@ -141,12 +136,12 @@ pub fn validate(raw: RawMessage) -> Result<Message, Error> {
     let text = raw.text.filter(|s| !s.trim().is_empty());
     for (field, body) in [("html", &html), ("text", &text)] {
         if body.as_ref().is_some_and(|b| b.chars().count() > BODY_MAX) {
-            fail(field, &format!("must be at most {BODY_MAX} characters"));
+            errors.add(field, format!("must be at most {BODY_MAX} characters"));
         }
         // PostgreSQL's text cannot hold U+0000, so `reserve_email` refused
         // it as "a value is malformed" instead of a field error here.
         if body.as_ref().is_some_and(|b| b.contains('\0')) {
-            fail(field, NUL_MESSAGE);
+            errors.add(field, NUL_MESSAGE);
         }
     }
 
@@ -157,7 +152,7 @@ pub fn validate(raw: RawMessage) -> Result<Message, Error> {
     let template = match (template_id, raw.variables) {
         (None, None) => None,
         (None, Some(_)) => {
-            fail("variables", "only goes with template_id");
+            errors.add("variables", "only goes with template_id");
             None
         }
         (Some(id), variables) => {
@@ -166,7 +161,7 @@ pub fn validate(raw: RawMessage) -> Result<Message, Error> {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
             if !plain {
-                fail(
+                errors.add(
                     "template_id",
                     "must be 1 to 100 letters, digits, '-', '_' or '.'",
                 );
@@ -174,37 +169,35 @@ pub fn validate(raw: RawMessage) -> Result<Message, Error> {
             let variables = variables.unwrap_or_else(|| Value::Object(Default::default()));
             match variables.as_object() {
                 Some(map) if map.len() <= MAX_VARIABLES => {}
-                Some(_) => fail("variables", &format!("at most {MAX_VARIABLES} variables")),
-                None => fail("variables", "must be an object"),
+                Some(_) => errors.add("variables", format!("at most {MAX_VARIABLES} variables")),
+                None => errors.add("variables", "must be an object"),
             }
             // Nor can jsonb (`\u0000` is "unsupported"), where the
             // variables are logged.
             if holds_nul(&variables) {
-                fail("variables", NUL_MESSAGE);
+                errors.add("variables", NUL_MESSAGE);
             }
             Some((id, variables))
         }
     };
     match (&template, &html, &text) {
-        (None, None, None) => fail("text", "give html, text, or a template_id"),
-        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => fail(
+        (None, None, None) => errors.add("text", "give html, text, or a template_id"),
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => errors.add(
             "template_id",
             "a template replaces html and text; send one or the other",
         ),
         _ => {}
     }
 
-    if errors.is_empty() {
-        Ok(Message {
+    errors.finish(|| {
+        Some(Message {
             to,
             subject,
             html,
             text,
             template,
         })
-    } else {
-        Err(Error::Validation { errors })
-    }
+    })
 }
 
 #[cfg(test)]

@@ -24,7 +24,6 @@
 
 use edge_core::{ConfigError, Secret, Sleep, Vars};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,10 +174,7 @@ pub const POSTMARK_SEND_KEY: &str = "send_key";
 /// provider idempotency key hashed, since Postmark takes metadata values
 /// of at most 80 characters and ours may be 256.
 pub fn send_key(idempotency_key: &str) -> String {
-    Sha256::digest(idempotency_key.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    edge_core::sha256_hex(idempotency_key)
 }
 
 /// What a success answer means: sent, with the message id, or (no id, so

@@ -4,7 +4,7 @@
 //! expiry and what the client will do (download, or upload a file of a given
 //! type and size) into a [`SignedUrl`]: the URL, the method, the headers the
 //! client must send, and when the URL stops working. Which backend signs is
-//! chosen by `ATTACHMENT_SIGNER`:
+//! chosen by `ATTACHMENT_SIGNER`, one row of [`SIGNERS`] each:
 //!
 //! - `storage` (default): hosted Supabase Storage signs, over HTTP, with the
 //!   service key ([`storage`]).
@@ -13,6 +13,10 @@
 //!   self-hosted Storage whose secret we hold.
 //! - `s3`: an AWS Signature Version 4 presigned URL for any S3-compatible
 //!   store: Cloudflare R2, AWS S3, MinIO, Supabase's S3 endpoint ([`s3`]).
+//!
+//! A backend is its settings ([`Settings`], read from the environment) and
+//! its signer ([`Backend`]: its own path rules, one URL, a batch of download
+//! URLs); what every backend shares is done once, in [`Signer`].
 //!
 //! Whether the caller may see or attach this file is decided before a signer
 //! is called (by the attachment row and its RLS policies); a signer only
@@ -27,12 +31,17 @@
 //! the real expiry (for hosted Storage uploads, whose lifetime Storage fixes
 //! itself, that is read back from Storage's token).
 //!
-//! Left out: image transformations, `download=` (Content-Disposition) on
-//! the s3 signer (the handler adds it to Storage URLs, which do not sign
-//! it, and refuses it for s3), multipart/resumable (TUS) uploads, public buckets, and
-//! checking that a downloaded object exists (hosted Storage does; the local
-//! and S3 signers cannot without a network call, so a missing object shows up
-//! as the store's 404 when the client fetches it).
+//! Downloads that ask to be saved (`download: true`) get Storage's
+//! `download` parameter, which Storage's token does not cover, so the
+//! handler appends it to both Storage signers' URLs; an S3 URL would have to
+//! sign `response-content-disposition`, which ours does not, so the s3
+//! signer refuses it ([`Backend::takes_download_param`]).
+//!
+//! Left out: image transformations, `response-content-disposition` on S3
+//! URLs, multipart/resumable (TUS) uploads, public buckets, and checking
+//! that a downloaded object exists (hosted Storage does; the local and S3
+//! signers cannot without a network call, so a missing object shows up as
+//! the store's 404 when the client fetches it).
 
 pub mod s3;
 pub mod storage;
@@ -41,6 +50,8 @@ pub mod storage_local;
 use edge_core::{ConfigError, Error, Method, Sleep, Vars};
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
 
 /// The lifetime of a URL when the caller asks for none and
 /// `ATTACHMENT_URL_TTL_SECS` is unset.
@@ -95,43 +106,104 @@ fn method_name<S: serde::Serializer>(method: &Method, s: S) -> Result<S::Ok, S::
     s.serialize_str(method.as_str())
 }
 
-/// Which backend signs: `ATTACHMENT_SIGNER`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Storage,
-    StorageLocal,
-    S3,
+/// Every signer, by its `ATTACHMENT_SIGNER` name; the first is the default.
+/// Adding a signer is one module (settings implementing [`Settings`], a
+/// signer implementing [`Backend`]) and one row here.
+pub const SIGNERS: &[Spec] = &[
+    Spec {
+        name: "storage",
+        read: |vars| Ok(Box::new(storage::StorageConfig::from_vars(vars)?)),
+    },
+    Spec {
+        name: "storage-local",
+        read: |vars| Ok(Box::new(storage_local::LocalConfig::from_vars(vars)?)),
+    },
+    Spec {
+        name: "s3",
+        read: |vars| Ok(Box::new(s3::S3Config::from_vars(vars)?)),
+    },
+];
+
+/// One row of [`SIGNERS`].
+#[derive(Debug)]
+pub struct Spec {
+    /// Its `ATTACHMENT_SIGNER` value.
+    pub name: &'static str,
+    /// Reads its own variables (see its settings' `from_vars`).
+    pub read: fn(&Vars<'_>) -> Result<Box<dyn Settings>, ConfigError>,
 }
 
-impl Kind {
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::Storage => "storage",
-            Kind::StorageLocal => "storage-local",
-            Kind::S3 => "s3",
-        }
+/// A signer's settings, read once per isolate. `Debug` shows no secret.
+/// `Send + Sync` like the rest of the config, so a native host (the fuzz
+/// targets) can keep one in a static.
+pub trait Settings: std::fmt::Debug + Send + Sync {
+    /// The signer these settings describe. `http` and `sleep` are for a
+    /// signer that calls its store (the call and its timeout).
+    fn signer(self: Box<Self>, http: reqwest::Client, sleep: Sleep) -> Box<dyn Backend>;
+}
+
+/// A signature under way: a call to the store, or (for a signer that signs
+/// locally) ready at once.
+pub type Signing<'a, T> = Pin<Box<dyn Future<Output = Result<T, Error>> + 'a>>;
+
+/// What differs between signers. [`Signer`] does the rest: the lifetime,
+/// the path and type rules every store shares, the batch bound, and each
+/// path's own result in a batch. `Send + Sync` as [`Settings`] (the futures
+/// it returns need not be: workerd runs one thread).
+pub trait Backend: Send + Sync {
+    /// This store's own rules for object paths, on top of [`check_path`]
+    /// (422, field `path`).
+    fn check_key(&self, _path: &str) -> Result<(), Error> {
+        Ok(())
+    }
+
+    /// Whether a download URL may carry Storage's `download` parameter
+    /// (`Content-Disposition: attachment`), which the handler appends
+    /// unsigned. A signer that would have to sign it says no, and asking
+    /// for it is refused rather than silently ignored.
+    fn takes_download_param(&self) -> bool;
+
+    /// One URL for a path that passed the checks, `ttl` seconds from `now`.
+    fn sign_one<'a>(
+        &'a self,
+        path: &'a str,
+        access: &'a Access,
+        ttl: u32,
+        now: u64,
+    ) -> Signing<'a, SignedUrl>;
+
+    /// Download URLs for paths that passed the checks: one result per path,
+    /// in order; the outer error fails them all. By default one
+    /// [`Backend::sign_one`] each.
+    fn sign_download_batch<'a>(
+        &'a self,
+        paths: &'a [&'a str],
+        ttl: u32,
+        now: u64,
+    ) -> Signing<'a, Vec<Result<SignedUrl, Error>>> {
+        Box::pin(async move {
+            let mut signed = Vec::with_capacity(paths.len());
+            for path in paths {
+                signed.push(self.sign_one(path, &Access::Download, ttl, now).await);
+            }
+            Ok(signed)
+        })
     }
 }
 
 /// Signer settings, read once per isolate. `Debug` shows no secret.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct SignerConfig {
     /// `ATTACHMENT_URL_TTL_SECS`: lifetime when none is asked for
     /// (default [`DEFAULT_TTL_SECS`], at most [`MAX_TTL_SECS`]).
     pub ttl_secs: u32,
-    backend: BackendConfig,
-}
-
-#[derive(Debug, Clone)]
-enum BackendConfig {
-    Storage(storage::StorageConfig),
-    StorageLocal(storage_local::LocalConfig),
-    S3(s3::S3Config),
+    name: &'static str,
+    settings: Box<dyn Settings>,
 }
 
 impl SignerConfig {
     /// Reads `ATTACHMENT_SIGNER`, `ATTACHMENT_URL_TTL_SECS` and the chosen
-    /// backend's variables (see each backend's `from_vars`).
+    /// signer's variables (see each signer's `from_vars`).
     pub fn from_vars(vars: &Vars<'_>) -> Result<Self, ConfigError> {
         let ttl_secs = vars.parse_or("ATTACHMENT_URL_TTL_SECS", DEFAULT_TTL_SECS)?;
         if !(1..=MAX_TTL_SECS).contains(&ttl_secs) {
@@ -140,76 +212,81 @@ impl SignerConfig {
                 format!("must be between 1 and {MAX_TTL_SECS}"),
             ));
         }
-        let backend = match vars.optional("ATTACHMENT_SIGNER").as_deref() {
-            None | Some("storage") => {
-                BackendConfig::Storage(storage::StorageConfig::from_vars(vars)?)
-            }
-            Some("storage-local") => {
-                BackendConfig::StorageLocal(storage_local::LocalConfig::from_vars(vars)?)
-            }
-            Some("s3") => BackendConfig::S3(s3::S3Config::from_vars(vars)?),
-            Some(_) => {
-                return Err(ConfigError::new(
-                    "ATTACHMENT_SIGNER",
-                    "must be `storage`, `storage-local` or `s3`",
-                ))
-            }
+        let spec = match vars.optional("ATTACHMENT_SIGNER") {
+            None => &SIGNERS[0],
+            Some(name) => SIGNERS
+                .iter()
+                .find(|spec| spec.name == name)
+                .ok_or_else(|| ConfigError::new("ATTACHMENT_SIGNER", one_of_the_signers()))?,
         };
-        Ok(Self { ttl_secs, backend })
+        Ok(Self {
+            ttl_secs,
+            name: spec.name,
+            settings: (spec.read)(vars)?,
+        })
     }
 
-    pub fn kind(&self) -> Kind {
-        match self.backend {
-            BackendConfig::Storage(_) => Kind::Storage,
-            BackendConfig::StorageLocal(_) => Kind::StorageLocal,
-            BackendConfig::S3(_) => Kind::S3,
+    /// The `ATTACHMENT_SIGNER` name of the chosen signer.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+}
+
+/// "must be `storage`, `storage-local` or `s3`", from [`SIGNERS`].
+fn one_of_the_signers() -> String {
+    let names: Vec<String> = SIGNERS
+        .iter()
+        .map(|spec| format!("`{}`", spec.name))
+        .collect();
+    match names.split_last() {
+        Some((last, rest)) if !rest.is_empty() => {
+            format!("must be {} or {last}", rest.join(", "))
         }
+        _ => format!("must be {}", names.concat()),
     }
 }
 
 /// The configured signer. Build once per isolate and reuse.
 pub struct Signer {
+    name: &'static str,
     ttl_secs: u32,
-    backend: Backend,
-}
-
-enum Backend {
-    Storage(storage::HostedStorage),
-    StorageLocal(storage_local::TokenMinter),
-    S3(s3::Presigner),
+    backend: Box<dyn Backend>,
 }
 
 impl Signer {
-    /// `http` and `sleep` are used only by hosted Storage (the call and its
-    /// timeout); the other backends make no network call.
+    /// `http` and `sleep` are used only by a signer that calls its store
+    /// (hosted Storage: the call and its timeout).
     pub fn new(config: SignerConfig, http: reqwest::Client, sleep: Sleep) -> Self {
-        let backend = match config.backend {
-            BackendConfig::Storage(c) => {
-                Backend::Storage(storage::HostedStorage::new(c, http, sleep))
-            }
-            BackendConfig::StorageLocal(c) => {
-                Backend::StorageLocal(storage_local::TokenMinter::new(c))
-            }
-            BackendConfig::S3(c) => Backend::S3(s3::Presigner::new(c)),
-        };
         Self {
+            name: config.name,
             ttl_secs: config.ttl_secs,
-            backend,
+            backend: config.settings.signer(http, sleep),
         }
     }
 
-    pub fn kind(&self) -> Kind {
-        match self.backend {
-            Backend::Storage(_) => Kind::Storage,
-            Backend::StorageLocal(_) => Kind::StorageLocal,
-            Backend::S3(_) => Kind::S3,
-        }
+    /// The `ATTACHMENT_SIGNER` name of this signer.
+    pub fn name(&self) -> &'static str {
+        self.name
     }
 
     /// The lifetime a URL gets: the one asked for, else the configured
     /// default, clamped into 1..=[`MAX_TTL_SECS`].
     pub fn ttl_for(&self, requested: Option<u32>) -> u32 {
         requested.unwrap_or(self.ttl_secs).clamp(1, MAX_TTL_SECS)
+    }
+
+    /// Refuses a download that asks for the `download` parameter (422,
+    /// field `download`) when this signer's URLs cannot carry it
+    /// ([`Backend::takes_download_param`]).
+    pub fn check_download_param(&self) -> Result<(), Error> {
+        if self.backend.takes_download_param() {
+            Ok(())
+        } else {
+            Err(Error::invalid(
+                "download",
+                format!("is not supported by the {} signer", self.name),
+            ))
+        }
     }
 
     /// Signs one URL for `path` (relative to the bucket, no leading `/`).
@@ -231,27 +308,8 @@ impl Signer {
         if let Access::Upload { content_type, .. } = access {
             check_content_type(content_type)?;
         }
-        match &self.backend {
-            Backend::Storage(hosted) => {
-                storage::check_key(path)?;
-                match access {
-                    Access::Download => {
-                        let mut one = hosted.sign_downloads(&[path], ttl, now).await?;
-                        one.pop().unwrap_or_else(|| {
-                            Err(Error::internal("storage: empty answer for one path"))
-                        })
-                    }
-                    Access::Upload { content_type, .. } => {
-                        hosted.sign_upload(path, content_type).await
-                    }
-                }
-            }
-            Backend::StorageLocal(minter) => {
-                storage::check_key(path)?;
-                minter.sign(path, access, ttl, now)
-            }
-            Backend::S3(presigner) => presigner.sign(path, access, ttl, now),
-        }
+        self.backend.check_key(path)?;
+        self.backend.sign_one(path, access, ttl, now).await
     }
 
     /// Signs download URLs for up to [`MAX_BATCH`] paths at once (one
@@ -272,52 +330,37 @@ impl Signer {
             ));
         }
         let ttl = self.ttl_for(ttl);
-        let storage_rules = !matches!(self.backend, Backend::S3(_));
         let checked: Vec<Result<(), Error>> = paths
             .iter()
             .map(|p| {
                 check_path(p)?;
-                if storage_rules {
-                    storage::check_key(p)?;
-                }
-                Ok(())
+                self.backend.check_key(p)
             })
             .collect();
-        match &self.backend {
-            Backend::Storage(hosted) => {
-                let valid: Vec<&str> = paths
-                    .iter()
-                    .zip(&checked)
-                    .filter(|(_, c)| c.is_ok())
-                    .map(|(p, _)| *p)
-                    .collect();
-                let mut signed = if valid.is_empty() {
-                    Vec::new()
-                } else {
-                    hosted.sign_downloads(&valid, ttl, now).await?
-                }
-                .into_iter();
-                Ok(checked
-                    .into_iter()
-                    .map(|c| match c {
-                        Ok(()) => signed.next().unwrap_or_else(|| {
-                            Err(Error::internal("storage: fewer answers than paths"))
-                        }),
-                        Err(e) => Err(e),
-                    })
-                    .collect())
-            }
-            Backend::StorageLocal(minter) => Ok(paths
-                .iter()
-                .zip(checked)
-                .map(|(p, c)| c.and_then(|()| minter.sign(p, &Access::Download, ttl, now)))
-                .collect()),
-            Backend::S3(presigner) => Ok(paths
-                .iter()
-                .zip(checked)
-                .map(|(p, c)| c.and_then(|()| presigner.sign(p, &Access::Download, ttl, now)))
-                .collect()),
+        let valid: Vec<&str> = paths
+            .iter()
+            .zip(&checked)
+            .filter(|(_, c)| c.is_ok())
+            .map(|(p, _)| *p)
+            .collect();
+        let mut signed = if valid.is_empty() {
+            Vec::new()
+        } else {
+            self.backend.sign_download_batch(&valid, ttl, now).await?
         }
+        .into_iter();
+        Ok(checked
+            .into_iter()
+            .map(|c| match c {
+                Ok(()) => signed.next().unwrap_or_else(|| {
+                    Err(Error::internal(format!(
+                        "{}: fewer answers than paths",
+                        self.name
+                    )))
+                }),
+                Err(e) => Err(e),
+            })
+            .collect())
     }
 }
 
@@ -414,7 +457,7 @@ mod tests {
             ("SUPABASE_SERVICE_ROLE_KEY", "sb_secret_xyz"),
         ])
         .unwrap();
-        assert_eq!(hosted.kind(), Kind::Storage);
+        assert_eq!(hosted.name(), "storage");
         assert_eq!(hosted.ttl_secs, DEFAULT_TTL_SECS);
 
         let local = config(&[
@@ -424,7 +467,7 @@ mod tests {
             ("ATTACHMENT_URL_TTL_SECS", "60"),
         ])
         .unwrap();
-        assert_eq!(local.kind(), Kind::StorageLocal);
+        assert_eq!(local.name(), "storage-local");
         assert_eq!(local.ttl_secs, 60);
 
         let s3 = config(&[
@@ -436,7 +479,7 @@ mod tests {
             ("S3_SECRET_ACCESS_KEY", "s3-secret-value"),
         ])
         .unwrap();
-        assert_eq!(s3.kind(), Kind::S3);
+        assert_eq!(s3.name(), "s3");
     }
 
     #[test]
@@ -483,6 +526,11 @@ mod tests {
             let err = config(vars).unwrap_err();
             assert_eq!(err.name, *name, "{vars:?}: {err}");
         }
+        let unknown = config(&[("ATTACHMENT_SIGNER", "gcs")]).unwrap_err();
+        assert_eq!(
+            unknown.problem, "must be `storage`, `storage-local` or `s3`",
+            "the choices, listed from SIGNERS"
+        );
     }
 
     #[test]
@@ -513,6 +561,42 @@ mod tests {
             let text = format!("{:?}", config.unwrap());
             assert!(!text.contains("do-not-print"), "{text}");
         }
+    }
+
+    #[test]
+    fn only_storage_urls_take_the_download_parameter() {
+        let signer = |vars: &[(&str, &str)]| {
+            Signer::new(config(vars).unwrap(), reqwest::Client::new(), never)
+        };
+        let storage = signer(&[
+            ("SUPABASE_URL", "https://abc.supabase.co"),
+            ("SUPABASE_SERVICE_ROLE_KEY", "sb_secret_xyz"),
+        ]);
+        let local = signer(&[
+            ("ATTACHMENT_SIGNER", "storage-local"),
+            ("SUPABASE_URL", "https://abc.supabase.co"),
+            ("STORAGE_JWT_SECRET", SECRET),
+        ]);
+        let s3 = signer(&[
+            ("ATTACHMENT_SIGNER", "s3"),
+            ("S3_ENDPOINT", "https://s3.amazonaws.com"),
+            ("S3_REGION", "us-east-1"),
+            ("S3_BUCKET", "bucket"),
+            ("S3_ACCESS_KEY_ID", "AKID"),
+            ("S3_SECRET_ACCESS_KEY", "s3-secret-value"),
+        ]);
+        assert!(storage.check_download_param().is_ok());
+        assert!(local.check_download_param().is_ok());
+        let Err(Error::Validation { errors }) = s3.check_download_param() else {
+            panic!("the s3 signer takes no `download` parameter");
+        };
+        assert_eq!(
+            errors,
+            [edge_core::FieldError::new(
+                "download",
+                "is not supported by the s3 signer"
+            )]
+        );
     }
 
     #[test]

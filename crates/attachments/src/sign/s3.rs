@@ -36,10 +36,10 @@
 //! (`X-Amz-Security-Token`), SigV4A, POST policies, response header
 //! overrides (`response-content-disposition`).
 
-use super::{uri_encode, Access, SignedUrl};
-use edge_core::{ConfigError, Error, Method, Secret, Vars};
+use super::{uri_encode, Access, Backend, Settings, SignedUrl, Signing};
+use edge_core::{ConfigError, Error, Method, Secret, Sleep, Vars};
 use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 use std::collections::BTreeMap;
 
 /// The longest `X-Amz-Expires` AWS accepts: seven days.
@@ -131,6 +131,12 @@ impl S3Config {
             host,
             base_path,
         })
+    }
+}
+
+impl Settings for S3Config {
+    fn signer(self: Box<Self>, _: reqwest::Client, _: Sleep) -> Box<dyn Backend> {
+        Box::new(Presigner::new(*self))
     }
 }
 
@@ -258,7 +264,7 @@ impl Presigner {
         canonical_request.push_str(&format!("\n{signed_headers}\nUNSIGNED-PAYLOAD"));
         let string_to_sign = format!(
             "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
-            hex(&Sha256::digest(canonical_request.as_bytes()))
+            edge_core::sha256_hex(&canonical_request)
         );
         let signing_key = [c.region.as_bytes(), b"s3", b"aws4_request"].iter().fold(
             hmac_sha256(
@@ -267,12 +273,31 @@ impl Presigner {
             ),
             |key, part| hmac_sha256(&key, part),
         );
-        let signature = hex(&hmac_sha256(&signing_key, string_to_sign.as_bytes()));
+        let signature = hex::encode(hmac_sha256(&signing_key, string_to_sign.as_bytes()));
 
         Ok(format!(
             "{}://{host}{path}?{query}&X-Amz-Signature={signature}",
             c.scheme
         ))
+    }
+}
+
+impl Backend for Presigner {
+    /// Not Storage's `download` parameter: S3 would have to sign
+    /// `response-content-disposition`, which these URLs do not (see the
+    /// module docs), and ignoring the ask would be worse than refusing it.
+    fn takes_download_param(&self) -> bool {
+        false
+    }
+
+    fn sign_one<'a>(
+        &'a self,
+        path: &'a str,
+        access: &'a Access,
+        ttl: u32,
+        now: u64,
+    ) -> Signing<'a, SignedUrl> {
+        Box::pin(std::future::ready(self.sign(path, access, ttl, now)))
     }
 }
 
@@ -304,15 +329,6 @@ fn hmac_sha256(key: &[u8], data: &[u8]) -> Vec<u8> {
     let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC accepts any key length");
     mac.update(data);
     mac.finalize().into_bytes().to_vec()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    bytes
-        .iter()
-        .flat_map(|b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 0x0f)]])
-        .map(char::from)
-        .collect()
 }
 
 #[cfg(test)]

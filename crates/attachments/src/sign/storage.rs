@@ -42,7 +42,7 @@
 //! uploaded objects have no owner, as with any service-key upload).
 //! API docs: <https://supabase.com/docs/reference/javascript/storage-from-createsignedurls>.
 
-use super::{uri_encode, SignedUrl};
+use super::{uri_encode, Access, Backend, Settings, SignedUrl, Signing};
 use edge_core::{ConfigError, Error, Method, Sleep, Vars};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -70,6 +70,12 @@ impl StorageConfig {
             service_key: edge_db::ServiceKey::from_vars(vars)?,
             timeout: Duration::from_millis(vars.parse_or("STORAGE_TIMEOUT_MS", 10_000u64)?),
         })
+    }
+}
+
+impl Settings for StorageConfig {
+    fn signer(self: Box<Self>, http: reqwest::Client, sleep: Sleep) -> Box<dyn Backend> {
+        Box::new(HostedStorage::new(*self, http, sleep))
     }
 }
 
@@ -301,6 +307,46 @@ impl HostedStorage {
         } else {
             Err(judge_failure(answer.status, &answer.body))
         }
+    }
+}
+
+impl Backend for HostedStorage {
+    fn check_key(&self, path: &str) -> Result<(), Error> {
+        check_key(path)
+    }
+
+    fn takes_download_param(&self) -> bool {
+        true
+    }
+
+    fn sign_one<'a>(
+        &'a self,
+        path: &'a str,
+        access: &'a Access,
+        ttl: u32,
+        now: u64,
+    ) -> Signing<'a, SignedUrl> {
+        Box::pin(async move {
+            match access {
+                // The batch route even for one path (see the module docs).
+                Access::Download => {
+                    let mut one = self.sign_downloads(&[path], ttl, now).await?;
+                    one.pop().unwrap_or_else(|| {
+                        Err(Error::internal("storage: empty answer for one path"))
+                    })
+                }
+                Access::Upload { content_type, .. } => self.sign_upload(path, content_type).await,
+            }
+        })
+    }
+
+    fn sign_download_batch<'a>(
+        &'a self,
+        paths: &'a [&'a str],
+        ttl: u32,
+        now: u64,
+    ) -> Signing<'a, Vec<Result<SignedUrl, Error>>> {
+        Box::pin(self.sign_downloads(paths, ttl, now))
     }
 }
 

@@ -28,9 +28,9 @@
 //! Left out: `kid`-addressed URL-signing keys from a JWKS (Storage still
 //! accepts tokens signed with its plain secret), image transformations.
 
-use super::storage::{bucket, download, object_url, storage_url, upload};
-use super::{Access, SignedUrl};
-use edge_core::{ConfigError, Error, Secret, Vars};
+use super::storage::{bucket, check_key, download, object_url, storage_url, upload};
+use super::{Access, Backend, Settings, SignedUrl, Signing};
+use edge_core::{ConfigError, Error, Secret, Sleep, Vars};
 use jwt_compact::alg::{Hs256, Hs256Key};
 use jwt_compact::{AlgorithmExt, Claims, Header};
 use serde::{Deserialize, Serialize};
@@ -62,6 +62,12 @@ impl LocalConfig {
             bucket: bucket(vars)?,
             secret,
         })
+    }
+}
+
+impl Settings for LocalConfig {
+    fn signer(self: Box<Self>, _: reqwest::Client, _: Sleep) -> Box<dyn Backend> {
+        Box::new(TokenMinter::new(*self))
     }
 }
 
@@ -146,6 +152,27 @@ impl TokenMinter {
                 )
             }
         })
+    }
+}
+
+impl Backend for TokenMinter {
+    /// The same keys as hosted Storage: it is Storage that takes the upload.
+    fn check_key(&self, path: &str) -> Result<(), Error> {
+        check_key(path)
+    }
+
+    fn takes_download_param(&self) -> bool {
+        true
+    }
+
+    fn sign_one<'a>(
+        &'a self,
+        path: &'a str,
+        access: &'a Access,
+        ttl: u32,
+        now: u64,
+    ) -> Signing<'a, SignedUrl> {
+        Box::pin(std::future::ready(self.sign(path, access, ttl, now)))
     }
 }
 
