@@ -24,7 +24,7 @@ pub use upload::{object_path, read_upload_request, Upload, UploadLimits};
 
 use edge_auth::{AuthenticatedUser, JwtConfig, Policy, Verifier};
 use edge_core::{Error, Function, Host, HttpConfig, Method, Request, Response, Service, Vars};
-use edge_db::{PostgrestConfig, ServiceDb, ServiceKey, UserDb};
+use edge_db::Supabase;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sign::{Access, Signer, SignerConfig};
@@ -33,8 +33,7 @@ pub const NAME: &str = "attachment-urls";
 
 pub struct AttachmentUrls {
     http: HttpConfig,
-    postgrest: PostgrestConfig,
-    service_db: ServiceDb,
+    supabase: Supabase,
     verifier: Verifier,
     signer: Signer,
     limits: UploadLimits,
@@ -42,17 +41,14 @@ pub struct AttachmentUrls {
 }
 
 impl Function for AttachmentUrls {
-    const NAME: &'static str = NAME;
-
     /// Reads the config once; see the README's table of variables.
     fn from_vars(vars: &Vars<'_>, host: Host) -> Result<Self, Error> {
         let Host { sleep, now } = host;
-        let postgrest = PostgrestConfig::from_vars(vars, sleep)?;
+        let supabase = Supabase::from_vars(vars, sleep)?;
         let http = reqwest::Client::new();
         Ok(Self {
             http: HttpConfig::from_vars(vars)?,
-            service_db: ServiceDb::new(&postgrest, &ServiceKey::from_vars(vars)?),
-            postgrest,
+            supabase,
             verifier: Verifier::new(JwtConfig::from_vars(vars)?, http.clone(), sleep),
             signer: Signer::new(SignerConfig::from_vars(vars)?, http, sleep),
             limits: UploadLimits::from_vars(vars)?,
@@ -86,7 +82,7 @@ impl AttachmentUrls {
 
         // One request for the whole batch; RLS leaves out what the caller
         // may not see.
-        let db = UserDb::new(&self.postgrest, &user);
+        let db = self.supabase.as_user(&user);
         let rows: Vec<Visible> = db
             .execute(
                 db.from("message_attachments")
@@ -137,7 +133,7 @@ impl AttachmentUrls {
     async fn upload_url(&self, req: &Request) -> Result<Response, Error> {
         let user = self.user(req).await?;
         let upload = read_upload_request(req, &self.limits)?;
-        let db = UserDb::new(&self.postgrest, &user);
+        let db = self.supabase.as_user(&user);
 
         // The message as the caller sees it: none means no such message, or
         // one they may not see; both are the same 404.
@@ -194,9 +190,11 @@ impl AttachmentUrls {
                 // No URL, so no file will come: take the row back (as the
                 // service; users cannot delete without tickets.delete).
                 let _ = self
-                    .service_db
+                    .supabase
+                    .service()
                     .execute::<Value>(
-                        self.service_db
+                        self.supabase
+                            .service()
                             .from("message_attachments")
                             .delete()
                             .eq("id", attachment_id.to_string()),
@@ -246,17 +244,12 @@ where
 }
 
 impl Service for AttachmentUrls {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-    fn version(&self) -> &'static str {
-        env!("CARGO_PKG_VERSION")
-    }
+    const NAME: &'static str = NAME;
     fn http(&self) -> &HttpConfig {
         &self.http
     }
     async fn probe(&self) -> Result<(), Error> {
-        self.service_db.ping().await
+        self.supabase.probe().await
     }
     async fn handle(&self, req: Request) -> Result<Response, Error> {
         let post_only = || Error::MethodNotAllowed {

@@ -19,7 +19,7 @@ pub mod signature;
 pub mod stripe;
 
 use edge_core::{Error, Function, Host, HttpConfig, Method, Request, Response, Service, Vars};
-use edge_db::{PostgrestConfig, ServiceDb, ServiceKey};
+use edge_db::Supabase;
 use event::{Event, Provider};
 use providers::{Spec, PROVIDERS};
 use serde::{Deserialize, Serialize};
@@ -59,23 +59,21 @@ impl Endpoint {
 
 pub struct BillingWebhooks {
     http: HttpConfig,
-    service_db: ServiceDb,
+    supabase: Supabase,
     /// One per row of [`PROVIDERS`], in its order.
     endpoints: Vec<Endpoint>,
     now: fn() -> i64,
 }
 
 impl Function for BillingWebhooks {
-    const NAME: &'static str = NAME;
-
     /// Reads the config once; see the README's table of variables. `sleep`
     /// bounds the PostgREST call.
     fn from_vars(vars: &Vars<'_>, host: Host) -> Result<Self, Error> {
         let Host { sleep, now } = host;
-        let postgrest = PostgrestConfig::from_vars(vars, sleep)?;
+        let supabase = Supabase::from_vars(vars, sleep)?;
         Ok(Self {
             http: HttpConfig::from_vars_with_body_limit(vars, DEFAULT_MAX_BODY_BYTES)?,
-            service_db: ServiceDb::new(&postgrest, &ServiceKey::from_vars(vars)?),
+            supabase,
             endpoints: PROVIDERS
                 .iter()
                 .map(|spec| Endpoint::from_vars(vars, spec))
@@ -145,8 +143,9 @@ impl BillingWebhooks {
 
     /// One RPC, one transaction: see the migration of `apply_billing_event`.
     async fn apply(&self, event: &Event) -> Result<Applied, Error> {
-        self.service_db
-            .execute(self.service_db.rpc(
+        self.supabase
+            .service()
+            .execute(self.supabase.service().rpc(
                 "apply_billing_event",
                 &serde_json::json!({ "p_event": event }),
             ))
@@ -179,12 +178,7 @@ struct Received<'a> {
 }
 
 impl Service for BillingWebhooks {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-    fn version(&self) -> &'static str {
-        env!("CARGO_PKG_VERSION")
-    }
+    const NAME: &'static str = NAME;
     fn http(&self) -> &HttpConfig {
         &self.http
     }
@@ -193,7 +187,7 @@ impl Service for BillingWebhooks {
         false
     }
     async fn probe(&self) -> Result<(), Error> {
-        self.service_db.ping().await
+        self.supabase.probe().await
     }
     async fn handle(&self, req: Request) -> Result<Response, Error> {
         let Some((spec, endpoint)) = PROVIDERS

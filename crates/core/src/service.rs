@@ -53,8 +53,12 @@ impl HttpConfig {
 #[allow(async_fn_in_trait)] // single-threaded wasm: futures need not be Send
 pub trait Service {
     /// The function's name as deployed (`ticket-intake`), for logs and health.
-    fn name(&self) -> &'static str;
-    fn version(&self) -> &'static str;
+    const NAME: &'static str;
+    /// For `/health`. Every crate shares the workspace's version, so the
+    /// default (this crate's) is the function's.
+    fn version(&self) -> &'static str {
+        env!("CARGO_PKG_VERSION")
+    }
     fn http(&self) -> &HttpConfig;
     /// Whether a browser page at `origin` may call this function and read
     /// its answers: decides CORS preflights, and whether every other
@@ -89,8 +93,6 @@ pub struct Host {
 /// from its configuration. The glue (`edge_worker::fetch!`) needs nothing
 /// else, so a function crate's `lib.rs` names only its type.
 pub trait Function: Service + Sized + 'static {
-    /// The name as deployed (`ticket-intake`), for logs and health.
-    const NAME: &'static str;
     /// Reads the config once per isolate; see the README's table of
     /// variables. A missing or malformed variable is `Error::Config`.
     fn from_vars(vars: &Vars<'_>, host: Host) -> Result<Self, Error>;
@@ -169,7 +171,7 @@ pub async fn serve<S: Service>(
         } else {
             "info"
         },
-        function: service.name(),
+        function: S::NAME,
         method,
         path,
         status,
@@ -285,7 +287,7 @@ async fn health<S: Service>(service: &S, req: &Request) -> Result<Response, Erro
         200,
         &Health {
             status: "ok",
-            function: service.name(),
+            function: S::NAME,
             version: service.version(),
             postgrest: probe.map(|_| "ok"),
         },
@@ -324,9 +326,7 @@ mod tests {
     }
 
     impl Service for Echo {
-        fn name(&self) -> &'static str {
-            "echo"
-        }
+        const NAME: &'static str = "echo";
         fn version(&self) -> &'static str {
             "9.9.9"
         }

@@ -194,6 +194,50 @@ impl ServiceDb {
     }
 }
 
+/// What every function holds of Supabase's database API, built once per
+/// isolate: where PostgREST is (for as-user clients), the service-role
+/// client and its key.
+#[derive(Clone)]
+pub struct Supabase {
+    config: PostgrestConfig,
+    service: ServiceDb,
+    key: ServiceKey,
+}
+
+impl Supabase {
+    /// `PostgrestConfig::from_vars` and `ServiceKey::from_vars`: every
+    /// function does trusted work somewhere, so each reads the service key.
+    pub fn from_vars(vars: &Vars<'_>, sleep: Sleep) -> Result<Self, ConfigError> {
+        let config = PostgrestConfig::from_vars(vars, sleep)?;
+        let key = ServiceKey::from_vars(vars)?;
+        Ok(Self {
+            service: ServiceDb::new(&config, &key),
+            config,
+            key,
+        })
+    }
+
+    /// PostgREST as the service role (bypasses RLS).
+    pub fn service(&self) -> &ServiceDb {
+        &self.service
+    }
+
+    /// PostgREST as `user`: RLS decides.
+    pub fn as_user(&self, user: &AuthenticatedUser) -> UserDb {
+        UserDb::new(&self.config, user)
+    }
+
+    /// The service key, for a route only the service may call.
+    pub fn service_key(&self) -> &ServiceKey {
+        &self.key
+    }
+
+    /// Deep health: PostgREST answers the service key.
+    pub async fn probe(&self) -> Result<(), Error> {
+        self.service.ping().await
+    }
+}
+
 /// PostgREST as the calling user: RLS applies to everything it does.
 pub struct UserDb {
     client: Postgrest,

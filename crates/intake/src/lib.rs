@@ -36,7 +36,7 @@ use captcha::{token_hash, Captcha, CaptchaConfig};
 use edge_core::{
     Error, FieldError, Function, Host, HttpConfig, Method, Request, Response, Service, Vars,
 };
-use edge_db::{PostgrestConfig, ServiceDb, ServiceKey};
+use edge_db::Supabase;
 use reply::{Accepted, Created, Outcome};
 use serde::Deserialize;
 use serde_json::json;
@@ -46,21 +46,19 @@ pub const NAME: &str = "ticket-intake";
 
 pub struct TicketIntake {
     http: HttpConfig,
-    db: ServiceDb,
+    supabase: Supabase,
     captcha: Captcha,
 }
 
 impl Function for TicketIntake {
-    const NAME: &'static str = NAME;
-
     /// Reads the config once; see the README's table of variables. `sleep`
     /// bounds the PostgREST and captcha provider calls.
     fn from_vars(vars: &Vars<'_>, host: Host) -> Result<Self, Error> {
         let Host { sleep, .. } = host;
-        let postgrest = PostgrestConfig::from_vars(vars, sleep)?;
+        let supabase = Supabase::from_vars(vars, sleep)?;
         Ok(Self {
             http: HttpConfig::from_vars(vars)?,
-            db: ServiceDb::new(&postgrest, &ServiceKey::from_vars(vars)?),
+            supabase,
             captcha: Captcha::new(
                 CaptchaConfig::from_vars(vars)?,
                 reqwest::Client::new(),
@@ -110,8 +108,9 @@ impl TicketIntake {
         let request_hash = submission.request_hash();
 
         let intake: Intake = self
-            .db
-            .execute(self.db.rpc(
+            .supabase
+            .service()
+            .execute(self.supabase.service().rpc(
                 "intake_begin",
                 &json!({
                     "p_intake_key": submission.intake_key,
@@ -163,8 +162,9 @@ impl TicketIntake {
             .await?;
 
         let submitted: Submitted = self
-            .db
-            .execute(self.db.rpc(
+            .supabase
+            .service()
+            .execute(self.supabase.service().rpc(
                 "intake_submit",
                 &json!({
                     "p_intake_key": submission.intake_key,
@@ -221,12 +221,7 @@ enum Submitted {
 }
 
 impl Service for TicketIntake {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-    fn version(&self) -> &'static str {
-        env!("CARGO_PKG_VERSION")
-    }
+    const NAME: &'static str = NAME;
     fn http(&self) -> &HttpConfig {
         &self.http
     }
@@ -241,17 +236,18 @@ impl Service for TicketIntake {
             return true;
         }
         let query = self
-            .db
+            .supabase
+            .service()
             .from("ticket_intakes")
             .select("account_id")
             .eq("enabled", "true")
             .cs("allowed_origins", format!("{{{}}}", json!(origin)))
             .limit(1);
-        matches!(self.db.execute::<Vec<serde_json::Value>>(query).await, Ok(rows) if !rows.is_empty())
+        matches!(self.supabase.service().execute::<Vec<serde_json::Value>>(query).await, Ok(rows) if !rows.is_empty())
     }
 
     async fn probe(&self) -> Result<(), Error> {
-        self.db.ping().await
+        self.supabase.probe().await
     }
 
     async fn handle(&self, req: Request) -> Result<Response, Error> {

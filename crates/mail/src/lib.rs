@@ -32,7 +32,7 @@ use edge_auth::{JwtConfig, Policy, Verifier};
 use edge_core::{
     Error, FieldError, Function, Host, HttpConfig, Method, Request, Response, Service, Vars,
 };
-use edge_db::{PostgrestConfig, ServiceDb, ServiceKey, UserDb};
+use edge_db::Supabase;
 use message::{validate, RawMessage};
 use provider::{Provider, ProviderConfig, Sent};
 use reconcile::ReconcileConfig;
@@ -50,38 +50,31 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 512 * 1024;
 
 pub struct SendEmail {
     http: HttpConfig,
-    postgrest: PostgrestConfig,
-    service_db: ServiceDb,
+    supabase: Supabase,
     verifier: Verifier,
     provider: Provider,
     reconcile: ReconcileConfig,
     webhooks: WebhookConfig,
     /// The only credential `POST /emails/reconcile` takes.
-    service_key: ServiceKey,
     now: fn() -> i64,
 }
 
 impl Function for SendEmail {
-    const NAME: &'static str = NAME;
-
     /// Reads the config once; see the README's table of variables. `sleep`
     /// bounds the PostgREST and provider calls; `now` is the clock for token
     /// expiry.
     fn from_vars(vars: &Vars<'_>, host: Host) -> Result<Self, Error> {
         let Host { sleep, now } = host;
-        let postgrest = PostgrestConfig::from_vars(vars, sleep)?;
+        let supabase = Supabase::from_vars(vars, sleep)?;
         let http = reqwest::Client::new();
-        let service_key = ServiceKey::from_vars(vars)?;
         let provider = ProviderConfig::from_vars(vars)?;
         Ok(Self {
             http: HttpConfig::from_vars_with_body_limit(vars, DEFAULT_MAX_BODY_BYTES)?,
-            service_db: ServiceDb::new(&postgrest, &service_key),
-            postgrest,
+            supabase,
             verifier: Verifier::new(JwtConfig::from_vars(vars)?, http.clone(), sleep),
             reconcile: ReconcileConfig::from_vars(vars, provider.timeout)?,
             webhooks: WebhookConfig::from_vars(vars)?,
             provider: Provider::new(provider, http, sleep),
-            service_key,
             now,
         })
     }
@@ -99,7 +92,7 @@ impl SendEmail {
         let key = req
             .idempotency_key()?
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let db = UserDb::new(&self.postgrest, &user);
+        let db = self.supabase.as_user(&user);
 
         let reserved: Mail = db
             .execute(db.rpc(
@@ -131,8 +124,9 @@ impl SendEmail {
             Sent::Unknown(why) => ("unknown", None, Some(why.as_str())),
         };
         let finalized: Result<Mail, Error> = self
-            .service_db
-            .execute(self.service_db.rpc(
+            .supabase
+            .service()
+            .execute(self.supabase.service().rpc(
                 "finalize_email",
                 &json!({
                     "p_mail_id": reserved.mail_id,
@@ -209,7 +203,7 @@ impl SendEmail {
             .header("authorization")
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or_default();
-        if !self.service_key.matches(presented) {
+        if !self.supabase.service_key().matches(presented) {
             return Err(Error::unauthorized(
                 "reconcile: the bearer is not the service key",
             ));
@@ -305,17 +299,12 @@ pub(crate) fn provider_key(user_id: &str, key: &str) -> String {
 }
 
 impl Service for SendEmail {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-    fn version(&self) -> &'static str {
-        env!("CARGO_PKG_VERSION")
-    }
+    const NAME: &'static str = NAME;
     fn http(&self) -> &HttpConfig {
         &self.http
     }
     async fn probe(&self) -> Result<(), Error> {
-        self.service_db.ping().await
+        self.supabase.probe().await
     }
     async fn handle(&self, req: Request) -> Result<Response, Error> {
         for (route, provider) in [

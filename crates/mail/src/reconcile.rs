@@ -129,8 +129,9 @@ impl SendEmail {
     /// counted `failed` and claimed again after the age.
     pub async fn reconcile(&self) -> Result<Summary, Error> {
         let claimed: Vec<Stale> = self
-            .service_db
-            .execute(self.service_db.rpc(
+            .supabase
+            .service()
+            .execute(self.supabase.service().rpc(
                 "claim_stale_emails",
                 &json!({
                     "p_older_than_secs": self.reconcile.after_secs,
@@ -170,7 +171,7 @@ impl SendEmail {
             Err(why) => Found::Operator(why),
         };
         let finalize = |outcome: &str, id: Option<&str>, error: Option<&str>| {
-            self.service_db.rpc(
+            self.supabase.service().rpc(
                 "finalize_email",
                 &json!({
                     "p_mail_id": mail.mail_id,
@@ -184,13 +185,15 @@ impl SendEmail {
         match found {
             Found::Sent(id) => (
                 "sent",
-                self.service_db
+                self.supabase
+                    .service()
                     .execute(finalize("sent", Some(&id), None))
                     .await,
             ),
             Found::NotSent(why) => (
                 "refunded",
-                self.service_db
+                self.supabase
+                    .service()
                     .execute(finalize("refunded", None, Some(&why)))
                     .await,
             ),
@@ -198,15 +201,17 @@ impl SendEmail {
             // no longer taken for one in flight. An unknown one stays so.
             Found::Unclear(why) if mail.status == "reserved" => (
                 "unclear",
-                self.service_db
+                self.supabase
+                    .service()
                     .execute(finalize("unknown", None, Some(&why)))
                     .await,
             ),
             Found::Unclear(_) => ("unclear", Ok(Value::Null)),
             Found::Operator(why) => (
                 "held",
-                self.service_db
-                    .execute(self.service_db.rpc(
+                self.supabase
+                    .service()
+                    .execute(self.supabase.service().rpc(
                         "hold_email_for_operator",
                         &json!({
                             "p_mail_id": mail.mail_id,

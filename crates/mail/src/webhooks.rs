@@ -362,8 +362,9 @@ impl SendEmail {
 
     async fn record(&self, event: Event) -> Result<Response, Error> {
         let recorded: serde_json::Value = self
-            .service_db
-            .execute(self.service_db.rpc(
+            .supabase
+            .service()
+            .execute(self.supabase.service().rpc(
                 "record_email_event",
                 &json!({
                     "p_provider": event.provider,
