@@ -323,9 +323,21 @@ pub const RAISE_PREFIX: &str = "http_";
 /// | `PGRST301`/`PGRST302` JWT rejected            | 401  |
 /// | `PGRST116` no row for `.single()`             | 404  |
 /// | any 5xx, `PGRST000`-`PGRST003` connection     | 503 with `Retry-After` |
+/// | no error body at all (no `code`, no `message`) | 503 with `Retry-After` |
 /// | anything else                                 | 500 (our query is wrong) |
+///
+/// PostgREST 12 was seen answering `400` with an empty body to a request
+/// caught by PostgreSQL's fast shutdown (e2e `faults::`): that is PostgREST
+/// losing its database, not a query of ours it refused, so it is 503 like
+/// the connection errors it does name.
 pub fn map_error(status: u16, body: &[u8]) -> Error {
     let err: PostgrestError = serde_json::from_slice(body).unwrap_or_default();
+    if err.code.is_none() && err.message.is_none() {
+        return Error::unavailable(format!(
+            "PostgREST answered {status} without an error body ({} bytes)",
+            body.len()
+        ));
+    }
     let code = err.code.as_deref().unwrap_or("");
     let message = err.message.as_deref().unwrap_or("");
     let internal = || {
@@ -392,6 +404,20 @@ mod tests {
         let body =
             serde_json::json!({"code": code, "message": message, "details": null, "hint": null});
         map_error(status, body.to_string().as_bytes())
+    }
+
+    /// Seen in e2e `faults::` (PostgreSQL restarted under load): PostgREST
+    /// answered `POST /rpc/reserve_email` with 400 and no body, which was a
+    /// 500 "our query is wrong". Fails before: 500 for every case below.
+    #[test]
+    fn an_error_answer_without_postgrests_error_body_is_503() {
+        for (status, body) in [(400, &b""[..]), (400, b"Bad Request"), (404, b"{}")] {
+            let err = map_error(status, body);
+            assert_eq!(err.status(), 503, "{status} {body:?}: {err}");
+            assert_eq!(err.to_response("r").header("retry-after"), Some("5"));
+        }
+        // A PostgREST error body still decides, even with odd statuses.
+        assert_eq!(mapped(400, "42501", "permission denied").status(), 403);
     }
 
     #[test]
@@ -489,7 +515,8 @@ mod tests {
     #[test]
     fn unparseable_error_bodies_still_map() {
         assert_eq!(map_error(500, b"<html>bad gateway</html>").status(), 503);
-        assert_eq!(map_error(400, b"").status(), 500);
+        // (400, empty) was 500 here until PostgREST was seen sending it when
+        // its database went away: see the test above.
     }
 
     #[test]
