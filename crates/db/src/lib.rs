@@ -323,7 +323,7 @@ pub const RAISE_PREFIX: &str = "http_";
 /// | `PGRST301`/`PGRST302` JWT rejected            | 401  |
 /// | `PGRST116` no row for `.single()`             | 404  |
 /// | any 5xx, `PGRST000`-`PGRST003` connection     | 503 with `Retry-After` |
-/// | no error body at all (no `code`, no `message`) | 503 with `Retry-After` |
+/// | no error body (no or empty `code` and `message`) | 503 with `Retry-After` |
 /// | anything else                                 | 500 (our query is wrong) |
 ///
 /// PostgREST 12 was seen answering `400` with an empty body to a request
@@ -332,7 +332,8 @@ pub const RAISE_PREFIX: &str = "http_";
 /// the connection errors it does name.
 pub fn map_error(status: u16, body: &[u8]) -> Error {
     let err: PostgrestError = serde_json::from_slice(body).unwrap_or_default();
-    if err.code.is_none() && err.message.is_none() {
+    let blank = |field: &Option<String>| field.as_deref().is_none_or(str::is_empty);
+    if blank(&err.code) && blank(&err.message) {
         return Error::unavailable(format!(
             "PostgREST answered {status} without an error body ({} bytes)",
             body.len()
@@ -411,7 +412,13 @@ mod tests {
     /// 500 "our query is wrong". Fails before: 500 for every case below.
     #[test]
     fn an_error_answer_without_postgrests_error_body_is_503() {
-        for (status, body) in [(400, &b""[..]), (400, b"Bad Request"), (404, b"{}")] {
+        let blank = br#"{"code":"","details":null,"hint":null,"message":""}"#;
+        for (status, body) in [
+            (400, &b""[..]),
+            (400, b"Bad Request"),
+            (404, b"{}"),
+            (400, blank),
+        ] {
             let err = map_error(status, body);
             assert_eq!(err.status(), 503, "{status} {body:?}: {err}");
             assert_eq!(err.to_response("r").header("retry-after"), Some("5"));
