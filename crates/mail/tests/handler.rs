@@ -24,8 +24,8 @@ use axum::routing::post;
 use axum::{Json, Router};
 use edge_core::{LogLine, Method, Request, Response, Sleep, Vars};
 use edge_mail::SendEmail;
-use edge_stack::tokens::user_token;
-use edge_stack::{DemoUser, DEMO_JWT_SECRET};
+use edge_testing::tokens::user_token;
+use edge_testing::{DemoUser, DEMO_JWT_SECRET};
 use serde_json::{json, Value};
 
 const ANON_KEY: &str = "stub-anon-key";

@@ -44,13 +44,14 @@ pub mod s3;
 mod stack;
 mod stand_ins;
 pub mod stubs;
-pub mod tokens;
 mod workerd;
 
 pub use bindings::{
     is_secret_binding, webhook_secret, POSTMARK_WEBHOOK_PASSWORD, POSTMARK_WEBHOOK_USER,
     RESEND_WEBHOOK_SECRET, SECRET_BINDINGS, STORAGE_JWT_SECRET,
 };
+/// Demo users and their tokens, from the shared test-support crate.
+pub use edge_testing::tokens;
 pub use options::{pgtap_files, repo_root, PortChoice, Services, StackOptions, Variant};
 pub use stack::{Stack, Timing};
 pub use tokens::{DemoUser, DEMO_JWT_SECRET};
