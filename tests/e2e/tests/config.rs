@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use edge_core::{Source, Vars};
+use edge_testing::clock::never;
 
 /// A source that answers from `values` and remembers every name asked for.
 struct Recording {
@@ -36,10 +37,6 @@ const FUNCTIONS: [&str; 4] = [
     "send-email",
     "ticket-intake",
 ];
-
-fn never(_: std::time::Duration) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> {
-    Box::pin(std::future::pending())
-}
 
 fn epoch() -> i64 {
     1_700_000_000
