@@ -323,3 +323,10 @@ macro_rules! ensure_eq {
         }
     }};
 }
+
+/// A marker unique to one case (`{what}-{32 hex digits}`), so its rows,
+/// subjects, event ids and captcha tokens are its own while cases run in
+/// parallel; the stand-ins read the `what` part (`[lost]`, `pass...`).
+pub fn unique(what: &str) -> String {
+    format!("{what}-{}", uuid::Uuid::new_v4().simple())
+}

@@ -7,7 +7,7 @@
 
 use anyhow::{ensure, Context as _};
 use edge_billing::{event::Provider, signature};
-use edge_e2e::{ensure_eq, Reply, World};
+use edge_e2e::{ensure_eq, unique, Reply, World};
 use serde_json::{json, Value};
 
 mod access;
@@ -211,13 +211,6 @@ async fn credits(world: &World, user: &str) -> anyhow::Result<i64> {
     .await?;
     out.parse()
         .with_context(|| format!("credits of {user}: {out:?}"))
-}
-
-fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..16]
-    )
 }
 
 /// How many ledger rows exist for `provider` event `event_id`, and their

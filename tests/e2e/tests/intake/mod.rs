@@ -38,10 +38,7 @@ impl Provider {
     }
 }
 
-/// A marker unique to one case, so its rows and tokens are its own.
-pub(crate) fn unique(what: &str) -> String {
-    format!("{what}-{}", uuid::Uuid::new_v4().simple())
-}
+pub(crate) use edge_e2e::unique;
 
 pub(crate) fn submission(title: &str, token: &str) -> Value {
     json!({
