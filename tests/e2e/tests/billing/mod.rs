@@ -128,19 +128,14 @@ async fn post(
     body: &str,
     signature: Option<&str>,
 ) -> anyhow::Result<Reply> {
-    let mut request = world
-        .http
-        .post(format!(
-            "{}/webhooks/{}",
-            world.function(function),
-            provider.as_str()
-        ))
+    let mut call = world
+        .post(function, &format!("/webhooks/{}", provider.as_str()))
         .header("content-type", "application/json")
-        .body(body.to_owned());
+        .body(body);
     if let Some(value) = signature {
-        request = request.header(signature::header_name(provider), value);
+        call = call.header(signature::header_name(provider), value);
     }
-    Reply::read(request.send().await?).await
+    call.send().await
 }
 
 /// Delivers as the provider would: signed now with the configured secret.

@@ -68,14 +68,14 @@ pub(crate) async fn post_json_to(
     body: &Value,
     headers: &[(&str, &str)],
 ) -> anyhow::Result<Reply> {
-    let mut request = world
-        .http
-        .post(format!("{}/tickets", world.function(function)))
-        .json(body);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    Reply::read(request.send().await?).await
+    headers
+        .iter()
+        .fold(
+            world.post(function, "/tickets").json(body),
+            |call, (name, value)| call.header(name, value),
+        )
+        .send()
+        .await
 }
 
 async fn count(world: &World, sql: &str) -> anyhow::Result<i64> {
