@@ -252,10 +252,7 @@ fn map_error_codes(codes: &[String]) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn never(_: Duration) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> {
-        Box::pin(std::future::pending())
-    }
+    use edge_testing::clock::never;
 
     fn captcha(hostname: Option<&str>, action: Option<&str>) -> Captcha {
         Captcha::new(

@@ -290,11 +290,7 @@ mod tests {
             ("CAPTCHA_SECRET", "secret"),
             ("CAPTCHA_VERIFY_URL", "http://127.0.0.1:9/siteverify"),
         ];
-        fn never(
-            _: std::time::Duration,
-        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> {
-            Box::pin(std::future::pending())
-        }
+        use edge_testing::clock::never;
         TicketIntake::from_vars(
             &Vars(&vars),
             Host {

@@ -347,16 +347,9 @@ mod tests {
     //! pointed at a closed port (reaching either would be a 503). The rest
     //! runs end to end against the real stack in `tests/e2e`.
     use super::*;
-    use edge_stack::tokens::{mint, user_claims, user_token};
-    use edge_stack::{DemoUser, DEMO_JWT_SECRET};
-
-    fn never(_: std::time::Duration) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> {
-        Box::pin(std::future::pending())
-    }
-
-    fn now() -> i64 {
-        chrono::Utc::now().timestamp()
-    }
+    use edge_testing::clock::{never, wall_now as now};
+    use edge_testing::tokens::{mint, user_claims, user_token};
+    use edge_testing::{DemoUser, DEMO_JWT_SECRET};
 
     fn service() -> SendEmail {
         let vars = [

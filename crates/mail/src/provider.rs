@@ -522,10 +522,7 @@ impl Provider {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn never(_: Duration) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> {
-        Box::pin(std::future::pending())
-    }
+    use edge_testing::clock::never;
 
     fn provider(kind: &str) -> Provider {
         let vars = [

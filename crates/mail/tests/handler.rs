@@ -24,8 +24,9 @@ use axum::routing::post;
 use axum::{Json, Router};
 use edge_core::{Function, Host, LogLine, Method, Request, Response, Sleep, Vars};
 use edge_mail::SendEmail;
-use edge_stack::tokens::user_token;
-use edge_stack::{DemoUser, DEMO_JWT_SECRET};
+use edge_testing::clock::{never, wall_now as now};
+use edge_testing::tokens::user_token;
+use edge_testing::{DemoUser, DEMO_JWT_SECRET};
 use serde_json::{json, Value};
 
 const ANON_KEY: &str = "stub-anon-key";
@@ -251,19 +252,11 @@ fn mail(status: &str, credits_remaining: i64, replayed: Option<bool>) -> Value {
 
 // -------------------------------------------------------------- callers
 
-fn never(_: Duration) -> Pin<Box<dyn Future<Output = ()>>> {
-    Box::pin(std::future::pending())
-}
-
 /// A timer on which every bound is half a second: the stand-in's PostgREST
 /// answers well within it (its calls are bounded on the same timer since
 /// issue 12), a provider that never answers does not.
 fn half_a_second(_: Duration) -> Pin<Box<dyn Future<Output = ()>>> {
     Box::pin(tokio::time::sleep(Duration::from_millis(500)))
-}
-
-fn now() -> i64 {
-    chrono::Utc::now().timestamp()
 }
 
 fn member_token() -> String {

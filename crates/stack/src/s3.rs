@@ -12,10 +12,12 @@
 //! V4 signature and checks only the expiry.
 //!
 //! Started only when asked for ([`StackOptions::with_s3`]) and functions
-//! are served; every function then gets the `S3_*` bindings pointing at it
-//! (path-style), which only `ATTACHMENT_SIGNER=s3` reads, so a variant
-//! with that one binding signs for this server. A caller's own `S3_*`
-//! bindings still win, e.g. to point at another store.
+//! are served; its endpoint and settings are then the `{s3...}`
+//! placeholders ([`crate::bindings`]), which attachment-urls' local
+//! settings give its `S3_*` bindings (path-style). Only
+//! `ATTACHMENT_SIGNER=s3` reads them, so a variant with that one binding
+//! signs for this server. A caller's own `S3_*` bindings still win, e.g.
+//! to point at another store.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -103,18 +105,6 @@ impl S3Server {
         self.data.join(S3_BUCKET).join(key)
     }
 
-    /// The attachment-urls settings for this server.
-    pub(crate) fn bindings(&self) -> [(&'static str, String); 6] {
-        [
-            ("S3_ENDPOINT", self.url.clone()),
-            ("S3_REGION", S3_REGION.to_owned()),
-            ("S3_BUCKET", S3_BUCKET.to_owned()),
-            ("S3_ACCESS_KEY_ID", S3_ACCESS_KEY_ID.to_owned()),
-            ("S3_SECRET_ACCESS_KEY", S3_SECRET_ACCESS_KEY.to_owned()),
-            ("S3_FORCE_PATH_STYLE", "true".to_owned()),
-        ]
-    }
-
     pub(crate) fn process(&mut self) -> &mut Supervised {
         &mut self.process
     }
@@ -132,7 +122,7 @@ impl StackOptions {
 impl Stack {
     /// The S3-compatible server, when started ([`StackOptions::with_s3`]).
     pub fn s3(&self) -> Option<&S3Server> {
-        self.s3.as_ref()
+        self.stand_ins.s3.as_ref()
     }
 }
 

@@ -896,7 +896,7 @@ pub async fn storage(port: u16) -> anyhow::Result<Stub> {
 fn storage_token(bucket: &str, path: &str, ttl: u64) -> Option<String> {
     let now = chrono::Utc::now().timestamp();
     let claims = json!({"url": format!("{bucket}/{path}"), "iat": now, "exp": now + i64::try_from(ttl).ok()?});
-    crate::tokens::sign_hs256(STORAGE_STUB_SECRET, &claims).ok()
+    edge_testing::tokens::sign_hs256(STORAGE_STUB_SECRET, &claims).ok()
 }
 
 fn storage_unauthorized(headers: &axum::http::HeaderMap) -> Option<Response> {

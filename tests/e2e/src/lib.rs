@@ -32,6 +32,67 @@ impl World {
     pub fn function(&self, name: &str) -> &str {
         self.stack.function_url(name)
     }
+
+    /// A `POST` to `function`'s `path` (`/tickets`), built up with
+    /// [`Call::json`], [`Call::bearer`] and [`Call::header`], then
+    /// [`Call::send`]: the one way cases post to a function.
+    pub fn post(&self, function: &str, path: &str) -> Call {
+        let url = format!("{}{path}", self.function(function));
+        Call {
+            request: self.http.post(&url),
+            url,
+        }
+    }
+}
+
+/// A request to a function being built; see [`World::post`].
+pub struct Call {
+    url: String,
+    request: reqwest::RequestBuilder,
+}
+
+impl Call {
+    /// `body` as JSON (`content-type: application/json`).
+    pub fn json(mut self, body: &Value) -> Self {
+        self.request = self.request.json(body);
+        self
+    }
+
+    /// `body` as it is, for bytes that must arrive exactly as signed.
+    pub fn body(mut self, body: impl Into<String>) -> Self {
+        self.request = self.request.body(body.into());
+        self
+    }
+
+    /// `authorization: Bearer <token>`.
+    pub fn bearer(mut self, token: &str) -> Self {
+        self.request = self.request.bearer_auth(token);
+        self
+    }
+
+    /// `authorization: Bearer <token>` when there is one.
+    pub fn bearer_if(self, token: Option<&str>) -> Self {
+        match token {
+            Some(token) => self.bearer(token),
+            None => self,
+        }
+    }
+
+    /// Any other header.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.request = self.request.header(name, value);
+        self
+    }
+
+    /// Sends it and reads the whole answer.
+    pub async fn send(self) -> anyhow::Result<Reply> {
+        let response = self
+            .request
+            .send()
+            .await
+            .with_context(|| format!("POST {}", self.url))?;
+        Reply::read(response).await
+    }
 }
 
 pub type CaseFuture<'a> = Pin<Box<dyn Future<Output = anyhow::Result<()>> + 'a>>;
@@ -322,4 +383,11 @@ macro_rules! ensure_eq {
             anyhow::bail!("{}: {:?} != {:?}", format!($($msg)+), left, right);
         }
     }};
+}
+
+/// A marker unique to one case (`{what}-{32 hex digits}`), so its rows,
+/// subjects, event ids and captcha tokens are its own while cases run in
+/// parallel; the stand-ins read the `what` part (`[lost]`, `pass...`).
+pub fn unique(what: &str) -> String {
+    format!("{what}-{}", uuid::Uuid::new_v4().simple())
 }

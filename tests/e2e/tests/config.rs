@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use edge_core::{Function, Host, Source, Vars};
+use edge_testing::clock::never;
 
 /// A source that answers from `values` and remembers every name asked for.
 struct Recording {
@@ -36,10 +37,6 @@ const FUNCTIONS: [&str; 4] = [
     "send-email",
     "ticket-intake",
 ];
-
-fn never(_: std::time::Duration) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> {
-    Box::pin(std::future::pending())
-}
 
 fn epoch() -> i64 {
     1_700_000_000
@@ -279,5 +276,77 @@ fn dev_vars_example_lists_exactly_the_secrets() {
     assert_eq!(
         listed, secrets,
         ".dev.vars.example against the README's secrets"
+    );
+}
+
+/// `[package.metadata.edge-stack]` of `function`'s Cargo.toml: how the
+/// local stack serves it.
+fn local_settings(function: &str) -> toml::Table {
+    let manifest: toml::Table = repo_file(&format!("functions/{function}/Cargo.toml"))
+        .parse()
+        .expect("Cargo.toml parses");
+    manifest["package"]["metadata"]["edge-stack"]
+        .as_table()
+        .unwrap_or_else(|| {
+            panic!("functions/{function}/Cargo.toml has no [package.metadata.edge-stack]")
+        })
+        .clone()
+}
+
+#[test]
+fn the_local_stack_sets_only_variables_each_function_reads() {
+    let mut problems = Vec::new();
+    for function in FUNCTIONS {
+        let reads = reads(function);
+        let settings = local_settings(function);
+        let bindings = settings
+            .get("bindings")
+            .and_then(|b| b.as_table())
+            .cloned()
+            .unwrap_or_default();
+        for name in bindings.keys() {
+            if !reads.contains(name) {
+                problems.push(format!(
+                    "functions/{function}/Cargo.toml sets {name} locally, which it never reads"
+                ));
+            }
+        }
+        if settings.get("billing-webhook-secrets") == Some(&toml::Value::Boolean(true)) {
+            for spec in edge_billing::providers::PROVIDERS {
+                if !reads.contains(spec.secret_var) {
+                    problems.push(format!(
+                        "{function} is given {} locally, which it never reads",
+                        spec.secret_var
+                    ));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// `scripts/dev` serves every function on the port it always has:
+/// bookmarks, the README and `stripe listen --forward-to` name them.
+#[test]
+fn each_function_declares_its_dev_port() {
+    let ports: Vec<(&str, Option<i64>)> = FUNCTIONS
+        .iter()
+        .map(|&f| {
+            (
+                f,
+                local_settings(f)
+                    .get("dev-port")
+                    .and_then(|p| p.as_integer()),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ports,
+        [
+            ("attachment-urls", Some(8787)),
+            ("billing-webhook", Some(8788)),
+            ("send-email", Some(8789)),
+            ("ticket-intake", Some(8790)),
+        ]
     );
 }

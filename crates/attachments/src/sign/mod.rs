@@ -433,12 +433,7 @@ pub fn uri_encode(input: &str, keep_slash: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    pub(crate) fn never(
-        _: std::time::Duration,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> {
-        Box::pin(std::future::pending())
-    }
+    use edge_testing::clock::never;
 
     const SECRET: &str = "super-secret-jwt-token-with-at-least-32-characters";
 

@@ -43,14 +43,12 @@ pub(crate) async fn post_to(
     token: Option<&str>,
     body: &Value,
 ) -> anyhow::Result<Reply> {
-    let mut request = world
-        .http
-        .post(format!("{}{route}", world.function(function)))
-        .json(body);
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    Reply::read(request.send().await?).await
+    world
+        .post(function, route)
+        .json(body)
+        .bearer_if(token)
+        .send()
+        .await
 }
 
 /// `POST /attachments/upload-url` as `user`, for a fresh file name.

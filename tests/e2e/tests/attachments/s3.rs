@@ -14,12 +14,12 @@ use std::time::Duration;
 const FUNCTION: &str = "attachment-urls-s3";
 
 async fn post(world: &World, route: &str, body: &Value) -> anyhow::Result<Reply> {
-    let request = world
-        .http
-        .post(format!("{}{route}", world.function(FUNCTION)))
-        .bearer_auth(world.stack.user_token(DemoUser::Member))
-        .json(body);
-    Reply::read(request.send().await?).await
+    world
+        .post(FUNCTION, route)
+        .bearer(&world.stack.user_token(DemoUser::Member))
+        .json(body)
+        .send()
+        .await
 }
 
 /// Sends `body` to an upload answer's URL with its method and headers, the

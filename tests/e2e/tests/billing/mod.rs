@@ -7,7 +7,7 @@
 
 use anyhow::{ensure, Context as _};
 use edge_billing::{event::Provider, signature};
-use edge_e2e::{ensure_eq, Reply, World};
+use edge_e2e::{ensure_eq, unique, Reply, World};
 use serde_json::{json, Value};
 
 mod access;
@@ -128,19 +128,14 @@ async fn post(
     body: &str,
     signature: Option<&str>,
 ) -> anyhow::Result<Reply> {
-    let mut request = world
-        .http
-        .post(format!(
-            "{}/webhooks/{}",
-            world.function(function),
-            provider.as_str()
-        ))
+    let mut call = world
+        .post(function, &format!("/webhooks/{}", provider.as_str()))
         .header("content-type", "application/json")
-        .body(body.to_owned());
+        .body(body);
     if let Some(value) = signature {
-        request = request.header(signature::header_name(provider), value);
+        call = call.header(signature::header_name(provider), value);
     }
-    Reply::read(request.send().await?).await
+    call.send().await
 }
 
 /// Delivers as the provider would: signed now with the configured secret.
@@ -211,13 +206,6 @@ async fn credits(world: &World, user: &str) -> anyhow::Result<i64> {
     .await?;
     out.parse()
         .with_context(|| format!("credits of {user}: {out:?}"))
-}
-
-fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..16]
-    )
 }
 
 /// How many ledger rows exist for `provider` event `event_id`, and their

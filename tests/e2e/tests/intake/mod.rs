@@ -38,10 +38,7 @@ impl Provider {
     }
 }
 
-/// A marker unique to one case, so its rows and tokens are its own.
-pub(crate) fn unique(what: &str) -> String {
-    format!("{what}-{}", uuid::Uuid::new_v4().simple())
-}
+pub(crate) use edge_e2e::unique;
 
 pub(crate) fn submission(title: &str, token: &str) -> Value {
     json!({
@@ -71,14 +68,14 @@ pub(crate) async fn post_json_to(
     body: &Value,
     headers: &[(&str, &str)],
 ) -> anyhow::Result<Reply> {
-    let mut request = world
-        .http
-        .post(format!("{}/tickets", world.function(function)))
-        .json(body);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    Reply::read(request.send().await?).await
+    headers
+        .iter()
+        .fold(
+            world.post(function, "/tickets").json(body),
+            |call, (name, value)| call.header(name, value),
+        )
+        .send()
+        .await
 }
 
 async fn count(world: &World, sql: &str) -> anyhow::Result<i64> {

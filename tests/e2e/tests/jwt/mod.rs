@@ -198,16 +198,12 @@ impl Victim {
 }
 
 async fn post(world: &World, route: &Route, token: &str, body: &Value) -> anyhow::Result<Reply> {
-    let url = format!("{}{}", world.function(route.function), route.path);
-    let response = world
-        .http
-        .post(&url)
-        .header("authorization", format!("Bearer {token}"))
+    world
+        .post(route.function, route.path)
+        .bearer(token)
         .json(body)
         .send()
         .await
-        .with_context(|| format!("POST {url}"))?;
-    Reply::read(response).await
 }
 
 /// `token` gets the one 401 every auth failure gets, as documented, twice:

@@ -174,9 +174,7 @@ async fn mail_status(world: &World, mail_id: &str) -> anyhow::Result<String> {
         .to_owned())
 }
 
-pub(crate) fn unique(what: &str) -> String {
-    format!("{what} {}", uuid::Uuid::new_v4().simple())
-}
+pub(crate) use edge_e2e::unique;
 
 pub async fn a_send_charges_logs_and_reaches_the_provider(world: &World) -> anyhow::Result<()> {
     let (user, token) = sign_up(world).await?;
