@@ -92,9 +92,9 @@ impl fmt::Display for Failure {
 }
 
 /// Sends `request` and reads its answer, all of it within `bounds.timeout`,
-/// at most `bounds.max_body_bytes` of body. Dropping or cutting off the
-/// unfinished exchange aborts the fetch, so the provider's bytes stop
-/// flowing into the isolate too.
+/// at most `bounds.max_body_bytes` of body. At the deadline or the cap the
+/// exchange is aborted (the body's reading cancelled), so the provider's
+/// bytes stop flowing into the isolate too.
 ///
 /// Natively the deadline runs on `sleep`; inside workerd the runtime's own
 /// `AbortSignal.timeout` bounds the same whole exchange (`sleep` is unused
