@@ -91,6 +91,22 @@ impl Headers {
     }
 }
 
+/// Headers as `name:value\n` lines: how they cross the wasm boundary in
+/// workerd (edge-worker's js/glue.js, edge-outbound's js/fetch.js split them
+/// again). A header name never holds `:` and a value never a line break
+/// (HTTP and the Fetch standard's Headers refuse both), so the lines need
+/// no escaping.
+pub fn header_lines<'a>(headers: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    let mut lines = String::new();
+    for (name, value) in headers {
+        lines.push_str(name);
+        lines.push(':');
+        lines.push_str(value);
+        lines.push('\n');
+    }
+    lines
+}
+
 impl<N: AsRef<str>, V: AsRef<str>> FromIterator<(N, V)> for Headers {
     fn from_iter<I: IntoIterator<Item = (N, V)>>(iter: I) -> Self {
         let mut headers = Headers::new();
@@ -275,6 +291,18 @@ impl Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_lines_are_name_colon_value_per_line() {
+        let headers: Headers = [("Content-Type", "text/plain"), ("vary", "Origin")]
+            .into_iter()
+            .collect();
+        assert_eq!(
+            header_lines(headers.iter()),
+            "content-type:text/plain\nvary:Origin\n"
+        );
+        assert_eq!(header_lines([]), "");
+    }
 
     #[test]
     fn routes_match_under_any_prefix() {

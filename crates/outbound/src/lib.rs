@@ -190,14 +190,13 @@ mod transport {
         let unsendable =
             |why: String| Failure::NotSent(format!("the request cannot be sent: {why}"));
         let request = request.build().map_err(|e| unsendable(e.to_string()))?;
-        let mut header_lines = String::new();
-        for (name, value) in request.headers() {
-            let value = value.to_str().map_err(|e| unsendable(e.to_string()))?;
-            header_lines.push_str(name.as_str());
-            header_lines.push(':');
-            header_lines.push_str(value);
-            header_lines.push('\n');
-        }
+        let headers = request
+            .headers()
+            .iter()
+            .map(|(name, value)| Ok((name.as_str(), value.to_str()?)))
+            .collect::<Result<Vec<_>, reqwest::header::ToStrError>>()
+            .map_err(|e| unsendable(e.to_string()))?;
+        let header_lines = edge_core::http::header_lines(headers);
         let body = match request.body() {
             None => &[][..],
             Some(body) => body

@@ -212,12 +212,6 @@ fn parse_head(head: &str) -> Request {
 }
 
 fn to_js(response: &Response) -> JsResponse {
-    let mut lines = String::new();
-    for (name, value) in response.headers.iter() {
-        lines.push_str(name);
-        lines.push(':');
-        lines.push_str(value);
-        lines.push('\n');
-    }
+    let lines = edge_core::http::header_lines(response.headers.iter());
     js_response(response.status, &lines, &response.body)
 }
