@@ -916,11 +916,12 @@ async fn one_verifier_serves_concurrent_requests() {
 /// the token accepted.
 #[tokio::test]
 async fn a_jwks_failing_in_every_way_is_a_bounded_503() {
-    use edge_stack::stubs::{self, Fault};
+    use edge_testing::stubs::{self, Fault};
     let stub = stubs::auth(0).await.expect("auth stand-in");
     let now = chrono::Utc::now().timestamp();
-    let claims = edge_stack::tokens::user_claims(edge_stack::DemoUser::Member, chrono::Utc::now());
-    let token = edge_stack::tokens::mint_es256(&claims).expect("token");
+    let claims =
+        edge_testing::tokens::user_claims(edge_testing::DemoUser::Member, chrono::Utc::now());
+    let token = edge_testing::tokens::mint_es256(&claims).expect("token");
 
     let mut cfg = config(Some(&format!("{}{}", stub.url(), stubs::JWKS_PATH)));
     cfg.jwks_timeout_ms = 500;

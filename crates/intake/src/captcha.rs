@@ -288,7 +288,7 @@ mod tests {
     /// whitespace) was read whole and the token passed.
     #[tokio::test]
     async fn a_provider_failing_in_every_way_is_a_bounded_503() {
-        use edge_stack::stubs::{self, Fault};
+        use edge_testing::stubs::{self, Fault};
         let stub = stubs::captcha(0).await.expect("captcha stand-in");
         let captcha = Captcha::new(
             CaptchaConfig {

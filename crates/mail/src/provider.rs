@@ -824,7 +824,7 @@ mod tests {
     /// and judged `Accepted`.
     #[tokio::test]
     async fn a_provider_failing_after_the_send_is_an_unknown_outcome_in_time() {
-        use edge_stack::stubs::{self, Fault};
+        use edge_testing::stubs::{self, Fault};
         let stub = stubs::email(0).await.expect("email stand-in");
         let vars = [
             ("EMAIL_API_KEY", stubs::EMAIL_API_KEY),

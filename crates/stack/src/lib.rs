@@ -43,13 +43,14 @@ mod process;
 pub mod s3;
 mod stack;
 mod stand_ins;
-pub mod stubs;
 mod workerd;
 
 pub use bindings::{
     is_secret_binding, webhook_secret, POSTMARK_WEBHOOK_PASSWORD, POSTMARK_WEBHOOK_USER,
     RESEND_WEBHOOK_SECRET, SECRET_BINDINGS, STORAGE_JWT_SECRET,
 };
+/// The third parties' stand-ins, from the shared test-support crate.
+pub use edge_testing::stubs;
 /// Demo users and their tokens, from the shared test-support crate.
 pub use edge_testing::tokens;
 pub use options::{pgtap_files, repo_root, PortChoice, Services, StackOptions, Variant};

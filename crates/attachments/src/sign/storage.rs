@@ -796,7 +796,7 @@ mod tests {
     /// with whitespace) was read whole and the URL signed.
     #[tokio::test]
     async fn storage_failing_in_every_way_is_a_bounded_error() {
-        use edge_stack::stubs::{self, Fault};
+        use edge_testing::stubs::{self, Fault};
         let stub = stubs::storage(0).await.unwrap();
         let url = format!("{}/storage/v1", stub.url());
         let vars = [

@@ -25,7 +25,6 @@
 //! ([`Fault`]), per request, so the cases of issue 12 run beside the rest.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
@@ -35,6 +34,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use serde_json::{json, Value};
+
+/// A local URL whose connections are refused ([`Fault::Refuse`]).
+pub use crate::server::refused_url;
+use crate::server::{self, Serving};
 
 /// The secret the captcha stand-in expects; functions get it as `CAPTCHA_SECRET`.
 pub const CAPTCHA_SECRET: &str = "stub-captcha-secret";
@@ -46,10 +49,9 @@ pub const DUMMY_TOKEN: &str = "XXXX.DUMMY.TOKEN.XXXX";
 
 /// A running stand-in; stops when dropped.
 pub struct Stub {
-    url: String,
+    serving: Serving,
     requests: Requests,
     fault: Switch,
-    task: tokio::task::JoinHandle<()>,
 }
 
 /// The fault a stand-in's `/switch/...` routes act out, set by the test.
@@ -59,16 +61,10 @@ type Switch = Arc<Mutex<Option<Fault>>>;
 /// or the JSON body plus the headers that matter).
 type Requests = Arc<Mutex<Vec<Value>>>;
 
-impl Drop for Stub {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
 impl Stub {
     /// Its base URL (`http://127.0.0.1:<port>`).
     pub fn url(&self) -> &str {
-        &self.url
+        self.serving.url()
     }
 
     /// Every request received so far, oldest first.
@@ -153,18 +149,13 @@ async fn serve_switched(
     requests: Requests,
     fault: Switch,
 ) -> anyhow::Result<Stub> {
-    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port)))
+    let serving = server::serve(app, port)
         .await
-        .with_context(|| format!("bind a stand-in on port {port}"))?;
-    let url = format!("http://{}", listener.local_addr()?);
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+        .with_context(|| format!("start a stand-in on port {port}"))?;
     Ok(Stub {
-        url,
+        serving,
         requests,
         fault,
-        task,
     })
 }
 
@@ -849,18 +840,6 @@ fn json_stream(body: axum::body::Body, length: Option<usize>) -> Response {
     response
 }
 
-/// A local URL whose connections are refused ([`Fault::Refuse`]), and the
-/// socket that keeps its port ours: bound, never listening, so the kernel
-/// answers every connection with a reset and no other process can take
-/// the port while the socket lives.
-pub fn refused_url() -> anyhow::Result<(String, tokio::net::TcpSocket)> {
-    let socket = tokio::net::TcpSocket::new_v4().context("a socket for the refused port")?;
-    socket
-        .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-        .context("bind the refused port")?;
-    Ok((format!("http://{}", socket.local_addr()?), socket))
-}
-
 /// The secret the hosted-Storage stand-in signs its URL tokens with (only
 /// it checks them; hosted Storage keeps its own).
 const STORAGE_STUB_SECRET: &str = "stub-hosted-storage-secret-at-least-32-chars";
@@ -896,7 +875,7 @@ pub async fn storage(port: u16) -> anyhow::Result<Stub> {
 fn storage_token(bucket: &str, path: &str, ttl: u64) -> Option<String> {
     let now = chrono::Utc::now().timestamp();
     let claims = json!({"url": format!("{bucket}/{path}"), "iat": now, "exp": now + i64::try_from(ttl).ok()?});
-    edge_testing::tokens::sign_hs256(STORAGE_STUB_SECRET, &claims).ok()
+    crate::tokens::sign_hs256(STORAGE_STUB_SECRET, &claims).ok()
 }
 
 fn storage_unauthorized(headers: &axum::http::HeaderMap) -> Option<Response> {
