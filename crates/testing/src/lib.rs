@@ -18,5 +18,6 @@ pub mod server;
 #[cfg(feature = "servers")]
 pub mod stubs;
 pub mod tokens;
+pub mod vars;
 
 pub use tokens::{DemoUser, DEMO_JWT_SECRET};
