@@ -352,16 +352,15 @@ mod tests {
     use edge_testing::{DemoUser, DEMO_JWT_SECRET};
 
     fn service() -> SendEmail {
-        let vars = [
-            ("POSTGREST_URL", "http://127.0.0.1:9"),
-            ("SUPABASE_ANON_KEY", "anon"),
-            ("SUPABASE_SERVICE_ROLE_KEY", "service"),
-            ("SUPABASE_JWT_SECRET", DEMO_JWT_SECRET),
-            ("EMAIL_API_KEY", "key"),
-            ("EMAIL_API_URL", "http://127.0.0.1:9"),
-            ("EMAIL_FROM", "Acme <support@acme.example>"),
-        ];
-        SendEmail::from_vars(&Vars(&vars), Host { sleep: never, now }).expect("config")
+        // The service key is short, so the reconciler test's near misses are.
+        edge_testing::vars::supabase("http://127.0.0.1:9")
+            .set("SUPABASE_SERVICE_ROLE_KEY", "service")
+            .demo_jwt_secret()
+            .set("EMAIL_API_KEY", "key")
+            .set("EMAIL_API_URL", "http://127.0.0.1:9")
+            .set("EMAIL_FROM", "Acme <support@acme.example>")
+            .build(Host { sleep: never, now })
+            .expect("config")
     }
 
     async fn post(token: Option<&str>, body: &str) -> Response {

@@ -522,18 +522,24 @@ impl Provider {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use edge_testing::clock::never;
+    use edge_testing::clock::{instant, never, tokio_sleep};
+    use edge_testing::vars;
 
     fn provider(kind: &str) -> Provider {
-        let vars = [
+        let vars = vars::of(&[
             ("EMAIL_PROVIDER", kind),
             ("EMAIL_API_KEY", "key"),
             ("EMAIL_FROM", "Acme <support@acme.example>"),
-        ];
+        ]);
+        provider_from(&vars, never)
+    }
+
+    /// The provider `vars` configure, its calls bounded on `sleep`.
+    fn provider_from(vars: &vars::Builder, sleep: Sleep) -> Provider {
         Provider::new(
-            ProviderConfig::from_vars(&Vars(&vars)).expect("config"),
+            ProviderConfig::from_vars(&vars.vars()).expect("config"),
             reqwest::Client::new(),
-            never,
+            sleep,
         )
     }
 
@@ -782,28 +788,14 @@ mod tests {
 
     #[tokio::test]
     async fn a_provider_that_does_not_answer_in_time_is_an_unknown_outcome() {
-        fn instant(_: Duration) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> {
-            Box::pin(std::future::ready(()))
-        }
         // A listener that accepts and never answers.
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
-        let _hold = tokio::spawn(async move {
-            let _conn = listener.accept().await;
-            std::future::pending::<()>().await;
-        });
-        let vars = [
+        let silent = edge_testing::server::silent().await;
+        let vars = vars::of(&[
             ("EMAIL_API_KEY", "k"),
             ("EMAIL_FROM", "a@b.example"),
-            ("EMAIL_API_URL", url.as_str()),
-        ];
-        let provider = Provider::new(
-            ProviderConfig::from_vars(&Vars(&vars)).expect("config"),
-            reqwest::Client::new(),
-            instant,
-        );
+            ("EMAIL_API_URL", silent.url()),
+        ]);
+        let provider = provider_from(&vars, instant);
         assert!(
             matches!(
                 provider.send(&mail(&["x@y.example"]), "k").await,
@@ -811,10 +803,6 @@ mod tests {
             ),
             "a request that went out and got no answer may have been sent"
         );
-    }
-
-    fn tokio_sleep(d: Duration) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> {
-        Box::pin(tokio::time::sleep(d))
     }
 
     /// Issue 12: a provider that took the mail and then answers huge,
@@ -826,17 +814,13 @@ mod tests {
     async fn a_provider_failing_after_the_send_is_an_unknown_outcome_in_time() {
         use edge_testing::stubs::{self, Fault};
         let stub = stubs::email(0).await.expect("email stand-in");
-        let vars = [
+        let vars = vars::of(&[
             ("EMAIL_API_KEY", stubs::EMAIL_API_KEY),
             ("EMAIL_FROM", "a@b.example"),
             ("EMAIL_API_URL", stub.url()),
             ("EMAIL_TIMEOUT_MS", "500"),
-        ];
-        let provider = Provider::new(
-            ProviderConfig::from_vars(&Vars(&vars)).expect("config"),
-            reqwest::Client::new(),
-            tokio_sleep,
-        );
+        ]);
+        let provider = provider_from(&vars, tokio_sleep);
         for fault in &Fault::ALL[1..] {
             let mut outgoing = mail(&["x@y.example"]);
             outgoing.subject = Some(format!("[fault:{}]", fault.name()));
@@ -856,16 +840,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_refused_connection_is_certainly_not_a_send() {
-        let vars = [
+        let vars = vars::of(&[
             ("EMAIL_API_KEY", "k"),
             ("EMAIL_FROM", "a@b.example"),
             ("EMAIL_API_URL", "http://127.0.0.1:9"),
-        ];
-        let provider = Provider::new(
-            ProviderConfig::from_vars(&Vars(&vars)).expect("config"),
-            reqwest::Client::new(),
-            never,
-        );
+        ]);
+        let provider = provider_from(&vars, never);
         let got = provider.send(&mail(&["x@y.example"]), "k").await;
         assert!(matches!(got, Sent::Refused(_)), "{got:?}");
     }

@@ -13,24 +13,17 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri};
-use axum::response::IntoResponse;
-use axum::routing::post;
-use axum::{Json, Router};
-use edge_core::{Function, Host, LogLine, Method, Request, Response, Sleep, Vars};
+use edge_core::{Host, LogLine, Method, Request, Response, Sleep};
 use edge_mail::SendEmail;
 use edge_testing::clock::{never, wall_now as now};
+use edge_testing::server::{self, Recorded, Server};
 use edge_testing::tokens::user_token;
+use edge_testing::vars::{self, ANON_KEY, SERVICE_KEY};
 use edge_testing::{DemoUser, DEMO_JWT_SECRET};
 use serde_json::{json, Value};
 
-const ANON_KEY: &str = "stub-anon-key";
-const SERVICE_KEY: &str = "stub-service-role-key";
 const API_KEY: &str = "stub-provider-key";
 const FROM: &str = "Acme <support@acme.example>";
 const MAIL_ID: &str = "0b9d2c44-5f1e-4c8a-9d3b-7a6e5f4d3c2b";
@@ -95,75 +88,52 @@ impl Default for Script {
     }
 }
 
-/// One request the stand-in received.
-#[derive(Debug, Clone)]
-struct Call {
-    path: String,
-    headers: HeaderMap,
-    body: Value,
-}
-
-impl Call {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-}
-
-struct StubState {
-    script: Script,
-    calls: Mutex<Vec<Call>>,
-}
-
-/// The stand-in on a free local port; stops when dropped.
+/// The stand-in on a free local port, recording every request (path,
+/// headers, JSON body); stops when dropped.
 struct Stub {
-    url: String,
-    state: Arc<StubState>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Stub {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    server: Server,
 }
 
 impl Stub {
+    /// Only `POST` to the five endpoints; anything else is what a router
+    /// answers (404, 405).
     async fn start(script: Script) -> Self {
-        let state = Arc::new(StubState {
-            script,
-            calls: Mutex::default(),
-        });
-        let app = [RESERVE, FINALIZE, RESEND, POSTMARK, POSTMARK_TEMPLATE]
-            .into_iter()
-            .fold(Router::new(), |app, path| app.route(path, post(answer)))
-            .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.expect("stub server");
-        });
-        Self { url, state, task }
+        let server = Server::start(move |request| {
+            let reply = match request.path.as_str() {
+                RESERVE => &script.reserve,
+                FINALIZE => &script.finalize,
+                RESEND | POSTMARK | POSTMARK_TEMPLATE => &script.provider,
+                _ => return server::Reply::status(404),
+            };
+            if request.method != "POST" {
+                return server::Reply::status(405);
+            }
+            match reply {
+                Reply::Success => {
+                    server::Reply::json(200, &success(&request.path, &request.json()))
+                }
+                Reply::Json(status, answer) => server::Reply::json(*status, answer),
+                Reply::Never => server::Reply::never(),
+            }
+        })
+        .await;
+        Self { server }
     }
 
     /// The requests to `path`, oldest first.
-    fn calls(&self, path: &str) -> Vec<Call> {
-        let calls = self.state.calls.lock().expect("lock");
-        calls.iter().filter(|c| c.path == path).cloned().collect()
+    fn calls(&self, path: &str) -> Vec<Recorded> {
+        self.server.requests_to(path)
     }
 
     /// The one request to `path`; fails the test unless there was exactly one.
-    fn only_call(&self, path: &str) -> Call {
-        let mut calls = self.calls(path);
-        assert_eq!(calls.len(), 1, "calls to {path}: {calls:#?}");
-        calls.remove(0)
+    fn only_call(&self, path: &str) -> Recorded {
+        self.server.only_request_to(path)
     }
 
     /// `send-email` with PostgREST and the provider (`resend` or
     /// `postmark`) both pointed here, and `sleep` bounding the provider.
     fn service(&self, provider: &str, sleep: Sleep) -> SendEmail {
-        self.service_with_provider_at(provider, &self.url, sleep)
+        self.service_with_provider_at(provider, self.server.url(), sleep)
     }
 
     /// The same, with the provider's API at `provider_url`.
@@ -173,48 +143,14 @@ impl Stub {
         provider_url: &str,
         sleep: Sleep,
     ) -> SendEmail {
-        let vars = [
-            ("POSTGREST_URL", self.url.as_str()),
-            ("SUPABASE_ANON_KEY", ANON_KEY),
-            ("SUPABASE_SERVICE_ROLE_KEY", SERVICE_KEY),
-            ("SUPABASE_JWT_SECRET", DEMO_JWT_SECRET),
-            ("EMAIL_PROVIDER", provider),
-            ("EMAIL_API_KEY", API_KEY),
-            ("EMAIL_API_URL", provider_url),
-            ("EMAIL_FROM", FROM),
-        ];
-        SendEmail::from_vars(&Vars(&vars), Host { sleep, now }).expect("config")
-    }
-}
-
-/// Every endpoint: records the request, then answers as the script says.
-async fn answer(
-    State(state): State<Arc<StubState>>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> axum::response::Response {
-    let path = uri.path().to_owned();
-    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let reply = match path.as_str() {
-        RESERVE => &state.script.reserve,
-        FINALIZE => &state.script.finalize,
-        _ => &state.script.provider,
-    };
-    let happy = success(&path, &body);
-    state.calls.lock().expect("lock").push(Call {
-        path,
-        headers,
-        body,
-    });
-    match reply {
-        Reply::Success => (StatusCode::OK, Json(happy)).into_response(),
-        Reply::Json(status, answer) => (
-            StatusCode::from_u16(*status).expect("status"),
-            Json(answer.clone()),
-        )
-            .into_response(),
-        Reply::Never => std::future::pending().await,
+        vars::supabase(self.server.url())
+            .demo_jwt_secret()
+            .set("EMAIL_PROVIDER", provider)
+            .set("EMAIL_API_KEY", API_KEY)
+            .set("EMAIL_API_URL", provider_url)
+            .set("EMAIL_FROM", FROM)
+            .build(Host { sleep, now })
+            .expect("config")
     }
 }
 
@@ -327,14 +263,14 @@ async fn a_send_is_reserved_as_the_caller_sent_once_and_finalized_as_the_service
         "reserve acts as the caller"
     );
     assert_eq!(reserve.header("apikey"), Some(ANON_KEY));
-    assert_eq!(reserve.body["p_idempotency_key"], "k-1");
+    assert_eq!(reserve.json()["p_idempotency_key"], "k-1");
     assert_eq!(
-        reserve.body["p_recipients"],
+        reserve.json()["p_recipients"],
         json!(["ada@example.com", "grace@example.com"])
     );
-    assert_eq!(reserve.body["p_mail_type"], "custom");
-    assert_eq!(reserve.body["p_content"], "Hi there");
-    assert!(reserve.body["p_html"].is_null(), "no html was sent");
+    assert_eq!(reserve.json()["p_mail_type"], "custom");
+    assert_eq!(reserve.json()["p_content"], "Hi there");
+    assert!(reserve.json()["p_html"].is_null(), "no html was sent");
 
     let provider = stub.only_call(RESEND);
     assert_eq!(
@@ -347,7 +283,7 @@ async fn a_send_is_reserved_as_the_caller_sent_once_and_finalized_as_the_service
         Some(format!("Bearer {API_KEY}").as_str())
     );
     assert_eq!(
-        provider.body,
+        provider.json(),
         json!({"from": FROM, "to": ["ada@example.com", "grace@example.com"],
                "subject": "Hello", "text": "Hi there"})
     );
@@ -360,7 +296,7 @@ async fn a_send_is_reserved_as_the_caller_sent_once_and_finalized_as_the_service
     );
     assert_eq!(finalize.header("apikey"), Some(SERVICE_KEY));
     assert_eq!(
-        finalize.body,
+        finalize.json(),
         json!({"p_mail_id": MAIL_ID, "p_provider": "resend", "p_outcome": "sent",
                "p_provider_message_id": RESEND_ID, "p_error": null})
     );
@@ -378,7 +314,7 @@ async fn without_an_idempotency_key_reserve_and_the_provider_share_a_fresh_one()
         .calls(RESERVE)
         .iter()
         .map(|c| {
-            c.body["p_idempotency_key"]
+            c.json()["p_idempotency_key"]
                 .as_str()
                 .expect("a key")
                 .to_owned()
@@ -428,15 +364,15 @@ async fn a_provider_refusal_is_422_rejected_refunded_and_keeps_the_providers_wor
     );
 
     let finalize = stub.only_call(FINALIZE);
-    assert!(finalize.body["p_provider_message_id"].is_null());
+    assert!(finalize.json()["p_provider_message_id"].is_null());
     assert!(
-        finalize.body["p_error"]
+        finalize.json()["p_error"]
             .as_str()
             .is_some_and(|e| e.contains("422") && e.contains("validation_error")),
         "finalize is told why: {}",
-        finalize.body
+        finalize.json()
     );
-    assert_eq!(finalize.body["p_outcome"], "refunded", "and to refund");
+    assert_eq!(finalize.json()["p_outcome"], "refunded", "and to refund");
 }
 
 /// A scripted provider answer, its HTTP status, and what it must become.
@@ -531,15 +467,16 @@ async fn an_outcome_that_may_have_been_a_send_is_502_unknown_and_not_refunded() 
         );
         let finalize = stub.only_call(FINALIZE);
         assert_eq!(
-            finalize.body["p_outcome"], "unknown",
+            finalize.json()["p_outcome"],
+            "unknown",
             "{what}: the credits stay taken"
         );
         assert!(
-            finalize.body["p_error"]
+            finalize.json()["p_error"]
                 .as_str()
                 .is_some_and(|e| e.contains(&case.status.to_string())),
             "{what}: {}",
-            finalize.body
+            finalize.json()
         );
     }
 }
@@ -562,13 +499,13 @@ async fn a_provider_that_never_answers_is_502_unknown_and_not_refunded() {
     assert_eq!(r.status, 502);
     assert_eq!(body(&r)["code"], "bad_gateway");
     let finalize = stub.only_call(FINALIZE);
-    assert_eq!(finalize.body["p_outcome"], "unknown");
+    assert_eq!(finalize.json()["p_outcome"], "unknown");
     assert!(
-        finalize.body["p_error"]
+        finalize.json()["p_error"]
             .as_str()
             .is_some_and(|e| e.contains("no complete answer within")),
         "{}",
-        finalize.body
+        finalize.json()
     );
 }
 
@@ -600,7 +537,7 @@ async fn a_certain_refusal_on_our_side_is_502_and_refunded() {
         let detail = body(&r)["detail"].as_str().unwrap_or_default().to_owned();
         assert!(detail.contains("refunded"), "{what}: {detail}");
         assert_eq!(
-            stub.only_call(FINALIZE).body["p_outcome"],
+            stub.only_call(FINALIZE).json()["p_outcome"],
             "refunded",
             "{what}"
         );
@@ -622,7 +559,7 @@ async fn a_refusal_of_the_message_is_422_and_refunded() {
         assert_eq!(r.status, 422, "{what}");
         assert_eq!(body(&r)["code"], "rejected", "{what}");
         assert_eq!(
-            stub.only_call(FINALIZE).body["p_outcome"],
+            stub.only_call(FINALIZE).json()["p_outcome"],
             "refunded",
             "{what}"
         );
@@ -646,13 +583,13 @@ async fn a_connection_refused_before_sending_is_refunded() {
         .unwrap_or_default()
         .contains("refunded"));
     let finalize = stub.only_call(FINALIZE);
-    assert_eq!(finalize.body["p_outcome"], "refunded");
+    assert_eq!(finalize.json()["p_outcome"], "refunded");
     assert!(
-        finalize.body["p_error"]
+        finalize.json()["p_error"]
             .as_str()
             .is_some_and(|e| e.contains("could not connect")),
         "{}",
-        finalize.body
+        finalize.json()
     );
 }
 
@@ -697,14 +634,14 @@ async fn the_html_is_priced_and_logged_beside_the_text() {
 
     assert_eq!(r.status, 201, "{}", body(&r));
     let reserve = stub.only_call(RESERVE);
-    assert_eq!(reserve.body["p_content"], "Hi there");
+    assert_eq!(reserve.json()["p_content"], "Hi there");
     assert_eq!(
-        reserve.body["p_html"],
+        reserve.json()["p_html"],
         json!(html),
         "all of the html is priced and logged"
     );
     assert_eq!(
-        stub.only_call(RESEND).body["html"],
+        stub.only_call(RESEND).json()["html"],
         json!(html),
         "as it is sent"
     );
@@ -725,10 +662,10 @@ async fn a_template_without_a_subject_of_its_own_sends_none() {
 
     assert_eq!(r.status, 201, "{}", body(&r));
     let reserve = stub.only_call(RESERVE);
-    assert!(reserve.body["p_subject"].is_null(), "{}", reserve.body);
-    assert_eq!(reserve.body["p_content"], r#"{"name":"Ada"}"#);
+    assert!(reserve.json()["p_subject"].is_null(), "{}", reserve.json());
+    assert_eq!(reserve.json()["p_content"], r#"{"name":"Ada"}"#);
     assert_eq!(
-        stub.only_call(RESEND).body,
+        stub.only_call(RESEND).json(),
         json!({"from": FROM, "to": ["ada@example.com"],
                "template": {"id": "welcome", "variables": {"name": "Ada"}}}),
         "the template's own subject applies"
@@ -849,7 +786,7 @@ async fn a_finalize_failure_after_a_send_is_503_saying_the_mail_was_sent() {
         "{log:?}"
     );
     assert_eq!(stub.calls(RESEND).len(), 1, "sent once, not again");
-    assert!(stub.only_call(FINALIZE).body["p_error"].is_null());
+    assert!(stub.only_call(FINALIZE).json()["p_error"].is_null());
 }
 
 #[tokio::test]
@@ -888,7 +825,7 @@ async fn a_finalize_failure_after_a_certain_refusal_is_503_and_the_mail_stays_re
                 .is_some_and(|e| e.contains(&format!("mail {MAIL_ID} stays reserved"))),
             "{log:?}"
         );
-        assert!(!stub.only_call(FINALIZE).body["p_error"].is_null());
+        assert!(!stub.only_call(FINALIZE).json()["p_error"].is_null());
     }
 }
 
@@ -911,13 +848,13 @@ async fn postmark_gets_its_own_endpoints_token_and_fields() {
     let send_key =
         |key: &str| edge_mail::provider::send_key(&format!("{}:{key}", DemoUser::Member.id()));
     assert_eq!(
-        custom.body,
+        custom.json(),
         json!({"From": FROM, "To": "ada@example.com,grace@example.com",
                "Subject": "Hello", "TextBody": "Hi there", "MessageStream": "outbound",
                "Metadata": {"send_key": send_key("k-1")}})
     );
     assert_eq!(
-        stub.only_call(FINALIZE).body,
+        stub.only_call(FINALIZE).json(),
         json!({"p_mail_id": MAIL_ID, "p_provider": "postmark", "p_outcome": "sent",
                "p_provider_message_id": POSTMARK_ID, "p_error": null})
     );
@@ -929,7 +866,7 @@ async fn postmark_gets_its_own_endpoints_token_and_fields() {
     let sent = stub.only_call(POSTMARK_TEMPLATE);
     assert_eq!(sent.header("x-postmark-server-token"), Some(API_KEY));
     assert_eq!(
-        sent.body,
+        sent.json(),
         json!({"From": FROM, "To": "ada@example.com", "MessageStream": "outbound",
                "TemplateAlias": "welcome", "TemplateModel": {"name": "Ada"},
                "Metadata": {"send_key": send_key("k-2")}})
