@@ -4,97 +4,57 @@
 //! answer the database can give (and PostgREST failing) maps to what the
 //! provider is told, and what never reaches the database is checked not to.
 
-use std::sync::{Arc, Mutex};
-
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::IntoResponse;
-use axum::routing::post;
-use axum::{Json, Router};
 use edge_billing::event::Provider;
 use edge_billing::signature;
 use edge_billing::BillingWebhooks;
-use edge_core::{Function, Host, Method, Request, Response, Vars};
+use edge_core::{Host, Method, Request, Response};
+use edge_testing::clock::{at, tokio_sleep};
+use edge_testing::server::{Recorded, Reply, Server};
+use edge_testing::vars::{self, SERVICE_KEY};
 use serde_json::{json, Value};
 
-const SERVICE_KEY: &str = "stub-service-role-key";
 const STRIPE_SECRET: &str = "whsec_handler_test";
 const NOW: i64 = 1_757_505_700;
+const APPLY: &str = "/rpc/apply_billing_event";
 
-/// The host's timer for the PostgREST bound, as the e2e stack's workerd has.
-fn tokio_sleep(d: std::time::Duration) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> {
-    Box::pin(tokio::time::sleep(d))
-}
-
-fn now() -> i64 {
-    NOW
-}
-
+/// The host's timer for the PostgREST bound, as the e2e stack's workerd
+/// has, and a clock stopped at `NOW`.
 const HOST: Host = Host {
     sleep: tokio_sleep,
-    now,
+    now: at::<NOW>,
 };
 
 struct Stub {
-    url: String,
-    calls: Arc<Mutex<Vec<(HeaderMap, Value)>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Stub {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-type Shared = (Arc<Mutex<Vec<(HeaderMap, Value)>>>, u16, Value);
-
-async fn answer(
-    State((calls, status, reply)): State<Shared>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> axum::response::Response {
-    let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    calls.lock().expect("lock").push((headers, body));
-    let status = StatusCode::from_u16(status).expect("status");
-    (status, Json(reply)).into_response()
+    server: Server,
 }
 
 impl Stub {
     /// PostgREST answering every call with `status` and `reply`.
     async fn start(status: u16, reply: Value) -> Self {
-        let calls = Arc::new(Mutex::default());
-        let app = Router::new()
-            .route("/rpc/apply_billing_event", post(answer))
-            .with_state((calls.clone(), status, reply));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.expect("stub server");
-        });
-        Self { url, calls, task }
+        let server = Server::start(move |request| match request.path.as_str() {
+            APPLY if request.method == "POST" => Reply::json(status, &reply),
+            APPLY => Reply::status(405),
+            _ => Reply::status(404),
+        })
+        .await;
+        Self { server }
     }
 
     fn applied() -> Value {
         json!({"outcome": "applied", "error": null, "credits_granted": 0})
     }
 
-    fn calls(&self) -> Vec<(HeaderMap, Value)> {
-        self.calls.lock().expect("lock").clone()
+    /// The calls to `apply_billing_event`, oldest first.
+    fn calls(&self) -> Vec<Recorded> {
+        self.server.requests_to(APPLY)
     }
 
     /// The function with only Stripe enabled.
     fn service(&self) -> BillingWebhooks {
-        let vars = [
-            ("POSTGREST_URL", self.url.as_str()),
-            ("SUPABASE_ANON_KEY", "stub-anon-key"),
-            ("SUPABASE_SERVICE_ROLE_KEY", SERVICE_KEY),
-            ("STRIPE_WEBHOOK_SECRET", STRIPE_SECRET),
-        ];
-        BillingWebhooks::from_vars(&Vars(&vars), HOST).expect("config")
+        vars::supabase(self.server.url())
+            .set("STRIPE_WEBHOOK_SECRET", STRIPE_SECRET)
+            .build(HOST)
+            .expect("config")
     }
 }
 
@@ -129,9 +89,9 @@ async fn a_verified_delivery_is_one_rpc_with_the_service_key() {
     );
     let calls = stub.calls();
     assert_eq!(calls.len(), 1);
-    let (headers, rpc) = &calls[0];
+    let rpc = calls[0].json();
     assert_eq!(
-        headers.get("authorization").and_then(|v| v.to_str().ok()),
+        calls[0].header("authorization"),
         Some(format!("Bearer {SERVICE_KEY}").as_str())
     );
     let event = &rpc["p_event"];
@@ -220,10 +180,6 @@ async fn a_verified_body_that_is_not_json_is_400_and_not_recorded() {
 #[test]
 fn no_provider_configured_is_still_a_valid_config() {
     // Health must answer while the secrets are being set up.
-    let vars = [
-        ("POSTGREST_URL", "http://127.0.0.1:9"),
-        ("SUPABASE_ANON_KEY", "a"),
-        ("SUPABASE_SERVICE_ROLE_KEY", "s"),
-    ];
-    assert!(BillingWebhooks::from_vars(&Vars(&vars), HOST).is_ok());
+    let vars = vars::supabase("http://127.0.0.1:9");
+    assert!(vars.build::<BillingWebhooks>(HOST).is_ok());
 }
