@@ -9,6 +9,7 @@
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use edge_auth::{JwtConfig, JwtSecret, Verifier};
+use edge_testing::clock::never;
 use jwt_compact::alg::{Hs256, Hs256Key};
 use jwt_compact::{AlgorithmExt, Header};
 use serde_json::json;
@@ -16,10 +17,6 @@ use std::hint::black_box;
 
 const SECRET: &str = "super-secret-jwt-token-with-at-least-32-characters-long";
 const NOW: i64 = 1_757_505_700;
-
-fn no_sleep(_: std::time::Duration) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> {
-    Box::pin(std::future::pending())
-}
 
 fn verifier() -> Verifier {
     let config = JwtConfig {
@@ -30,7 +27,7 @@ fn verifier() -> Verifier {
         leeway_secs: 30,
         jwks_timeout_ms: 5000,
     };
-    Verifier::new(config, reqwest::Client::new(), no_sleep)
+    Verifier::new(config, reqwest::Client::new(), never)
 }
 
 /// An access token as Supabase Auth issues it.

@@ -2,17 +2,16 @@
 //! the test, a JWKS served by a stub HTTP server that counts its requests,
 //! and a clock the tests move by hand.
 
-use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::routing::get;
-use axum::Router;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use edge_auth::{JwtConfig, JwtSecret, Policy, Verifier};
 use edge_core::{Error, Method, Request};
+use edge_testing::clock::tokio_sleep;
+use edge_testing::server::{Reply, Server};
+// Where the stub serves the JWKS, as Supabase Auth does.
+use edge_testing::stubs::JWKS_PATH;
 use jwt_compact::alg::{Es256, Hs256, Hs256Key, ModulusBits, Rsa, RsaPrivateKey, SigningKey as _};
 use jwt_compact::jwk::JsonWebKey;
 use jwt_compact::{Algorithm, AlgorithmExt as _, AlgorithmSignature as _, Header};
@@ -173,68 +172,49 @@ fn jwks() -> Value {
     json!({ "keys": [es_jwk(&es_key(), ES_KID), rs_jwk(RS_KID)] })
 }
 
-#[derive(Clone)]
-struct StubState {
-    body: Arc<Mutex<String>>,
-    status: Arc<AtomicU16>,
-    hits: Arc<AtomicUsize>,
-}
-
 /// A JWKS endpoint on a free local port. Its answer can be changed while
 /// it runs; it counts the requests it gets.
 struct JwksStub {
+    /// The JWKS URL.
     url: String,
-    state: StubState,
+    server: Server,
+    answer: Arc<Mutex<Reply>>,
 }
 
 impl JwksStub {
     async fn start(jwks: Value) -> Self {
-        let state = StubState {
-            body: Arc::new(Mutex::new(jwks.to_string())),
-            status: Arc::new(AtomicU16::new(200)),
-            hits: Arc::new(AtomicUsize::new(0)),
-        };
-        let app = Router::new()
-            .route("/auth/v1/.well-known/jwks.json", get(serve_jwks))
-            .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let answer = Arc::new(Mutex::new(Self::json(200, &jwks.to_string())));
+        let serving = Arc::clone(&answer);
+        let server = Server::start(move |request| match request.path.as_str() {
+            JWKS_PATH if request.method == "GET" => serving.lock().expect("lock").clone(),
+            JWKS_PATH => Reply::status(405),
+            _ => Reply::status(404),
+        })
+        .await;
         Self {
-            url: format!("http://{addr}/auth/v1/.well-known/jwks.json"),
-            state,
+            url: format!("{}{JWKS_PATH}", server.url()),
+            server,
+            answer,
         }
     }
 
+    fn json(status: u16, body: &str) -> Reply {
+        Reply::body(status, "application/json", body)
+    }
+
     fn hits(&self) -> usize {
-        self.state.hits.load(Ordering::SeqCst)
+        self.server.requests_to(JWKS_PATH).len()
     }
 
     fn serve(&self, status: u16, body: &str) {
-        self.state.status.store(status, Ordering::SeqCst);
-        *self.state.body.lock().expect("lock") = body.to_owned();
+        *self.answer.lock().expect("lock") = Self::json(status, body);
     }
 }
 
-async fn serve_jwks(
-    State(state): State<StubState>,
-) -> (StatusCode, [(&'static str, &'static str); 1], String) {
-    state.hits.fetch_add(1, Ordering::SeqCst);
-    let status = StatusCode::from_u16(state.status.load(Ordering::SeqCst)).expect("status");
-    let body = state.body.lock().expect("lock").clone();
-    (status, [("content-type", "application/json")], body)
-}
-
-/// A URL nothing listens on.
-async fn dead_url() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    drop(listener);
-    format!("http://{addr}/auth/v1/.well-known/jwks.json")
+/// A URL nothing listens on, and the socket that holds its port.
+fn dead_url() -> (String, tokio::net::TcpSocket) {
+    let (url, socket) = edge_testing::server::refused_url().expect("a refused port");
+    (format!("{url}{JWKS_PATH}"), socket)
 }
 
 // ------------------------------------------------------------ verifiers
@@ -248,10 +228,6 @@ fn config(jwks_url: Option<&str>) -> JwtConfig {
         leeway_secs: 30,
         jwks_timeout_ms: 5000,
     }
-}
-
-fn tokio_sleep(d: std::time::Duration) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> {
-    Box::pin(tokio::time::sleep(d))
 }
 
 fn verifier(config: JwtConfig) -> Verifier {
@@ -716,7 +692,7 @@ async fn a_revoked_key_stops_working_once_the_jwks_is_refetched() {
 #[tokio::test]
 async fn jwks_that_cannot_be_fetched_is_503_not_401() {
     let stub = JwksStub::start(jwks()).await;
-    let dead = dead_url().await;
+    let (dead, _socket) = dead_url();
     // (case, JWKS URL, what the stub answers there)
     type Case<'a> = (&'a str, String, Option<(u16, &'a str)>);
     let cases: Vec<Case<'_>> = vec![
@@ -753,19 +729,8 @@ async fn jwks_that_cannot_be_fetched_is_503_not_401() {
 #[tokio::test]
 async fn a_jwks_server_that_never_answers_is_503_after_the_timeout() {
     // Accepts connections and then says nothing, like a hung auth server.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((socket, _)) = listener.accept().await {
-            held.push(socket);
-        }
-    });
-    let mut cfg = config(Some(&format!(
-        "http://{addr}/auth/v1/.well-known/jwks.json"
-    )));
+    let silent = edge_testing::server::silent().await;
+    let mut cfg = config(Some(&format!("{}{JWKS_PATH}", silent.url())));
     cfg.jwks_timeout_ms = 200;
     let started = std::time::Instant::now();
     let result = verifier(cfg)
