@@ -411,28 +411,17 @@ mod tests {
     use super::*;
     use crate::sign::storage_local::{LocalConfig, Scope, TokenMinter};
     use crate::sign::{Access, Signer, SignerConfig};
-    use axum::extract::{Path, State};
-    use axum::http::{HeaderMap, StatusCode};
-    use axum::routing::post;
-    use axum::{Json, Router};
-    use std::sync::{Arc, Mutex};
+    use edge_testing::clock::{instant, tokio_sleep};
+    use edge_testing::server::{Recorded, Reply, Server};
+    use edge_testing::vars;
+    use std::sync::Arc;
 
     const SECRET: &str = "stub-storage-secret-at-least-32-characters";
     const NOW: u64 = 1_700_000_000;
 
-    /// What the stub saw, for assertions.
-    #[derive(Default)]
-    struct Seen {
-        apikey: Option<String>,
-        authorization: Option<String>,
-        content_type: Option<String>,
-        upload_path: Option<String>,
-        batch: Option<Value>,
-    }
-
+    /// Storage's two signing routes, as supabase/storage documents them.
     #[derive(Clone)]
     struct Stub {
-        seen: Arc<Mutex<Seen>>,
         minter: Arc<TokenMinter>,
         /// Paths with an object; others get the per-path error.
         existing: &'static [&'static str],
@@ -440,120 +429,106 @@ mod tests {
         fail: Option<(u16, &'static str)>,
     }
 
-    fn header(headers: &HeaderMap, name: &str) -> Option<String> {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    }
-
-    fn failure(stub: &Stub) -> Option<(StatusCode, Json<Value>)> {
-        stub.fail.map(|(status, body)| {
-            (
-                StatusCode::from_u16(status).unwrap(),
-                Json(serde_json::from_str(body).unwrap()),
-            )
-        })
-    }
-
-    // getSignedURLs.ts / signObjectUrls, as documented.
-    async fn sign_batch(
-        State(stub): State<Stub>,
-        Path(bucket): Path<String>,
-        headers: HeaderMap,
-        Json(body): Json<Value>,
-    ) -> (StatusCode, Json<Value>) {
-        {
-            let mut seen = stub.seen.lock().unwrap();
-            seen.apikey = header(&headers, "apikey");
-            seen.authorization = header(&headers, "authorization");
-            seen.batch = Some(body.clone());
-        }
-        if let Some(fail) = failure(&stub) {
-            return fail;
-        }
-        let expires_in = body["expiresIn"].as_u64().unwrap();
-        let items: Vec<Value> = body["paths"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| {
-                let path = p.as_str().unwrap();
-                if stub.existing.contains(&path) {
-                    let token = stub.minter.token(&bucket, path, Scope::Download, expires_in, NOW).unwrap();
-                    json!({"error": null, "path": path,
-                           "signedURL": format!("/object/sign/{bucket}/{path}?token={token}")})
-                } else {
-                    json!({"error": "Either the object does not exist or you do not have access to it",
-                           "path": path, "signedURL": null})
+    impl Stub {
+        /// Routes as Storage's router does: `POST /storage/v1/object/sign/{bucket}`
+        /// and `POST /storage/v1/object/upload/sign/{bucket}/{*path}`.
+        fn answer(&self, request: &Recorded) -> Reply {
+            let path = request.path_decoded();
+            if request.method != "POST" {
+                return Reply::status(405);
+            }
+            if let Some(bucket) = path.strip_prefix("/storage/v1/object/sign/") {
+                if !bucket.contains('/') {
+                    return self.sign_batch(bucket, request);
                 }
-            })
-            .collect();
-        (StatusCode::OK, Json(Value::Array(items)))
-    }
-
-    // getSignedUploadURL.ts / signUploadObjectUrl, as documented: the
-    // lifetime is Storage's own (UPLOAD_SIGNED_URL_EXPIRATION_TIME).
-    async fn sign_upload(
-        State(stub): State<Stub>,
-        Path((bucket, path)): Path<(String, String)>,
-        headers: HeaderMap,
-        body: axum::body::Bytes,
-    ) -> (StatusCode, Json<Value>) {
-        let content_type = header(&headers, "content-type");
-        {
-            let mut seen = stub.seen.lock().unwrap();
-            seen.apikey = header(&headers, "apikey");
-            seen.authorization = header(&headers, "authorization");
-            seen.content_type = content_type.clone();
-            seen.upload_path = Some(path.clone());
+            }
+            match path
+                .strip_prefix("/storage/v1/object/upload/sign/")
+                .and_then(|rest| rest.split_once('/'))
+            {
+                Some((bucket, path)) if !path.is_empty() => self.sign_upload(bucket, path, request),
+                _ => Reply::status(404),
+            }
         }
-        // Storage's fastify reads an `application/json` body with its
-        // default JSON parser, which refuses an empty one
-        // (FST_ERR_CTP_EMPTY_JSON_BODY), answered by src/http/error-handler.ts
-        // as below; any other type goes to a catch-all parser (src/app.ts)
-        // that reads nothing.
-        let json = content_type
-            .as_deref()
-            .and_then(|t| t.split(';').next())
-            .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"));
-        if json && body.is_empty() {
-            return (
-                StatusCode::BAD_REQUEST,
-                Json(
-                    json!({"statusCode": "400", "error": "FastifyError", "code": "InvalidRequest",
+
+        fn failure(&self) -> Option<Reply> {
+            self.fail
+                .map(|(status, body)| Reply::json(status, &serde_json::from_str(body).unwrap()))
+        }
+
+        // getSignedURLs.ts / signObjectUrls, as documented.
+        fn sign_batch(&self, bucket: &str, request: &Recorded) -> Reply {
+            let body = request.json();
+            if let Some(fail) = self.failure() {
+                return fail;
+            }
+            let expires_in = body["expiresIn"].as_u64().unwrap();
+            let items: Vec<Value> = body["paths"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| {
+                    let path = p.as_str().unwrap();
+                    if self.existing.contains(&path) {
+                        let token = self.minter.token(bucket, path, Scope::Download, expires_in, NOW).unwrap();
+                        json!({"error": null, "path": path,
+                               "signedURL": format!("/object/sign/{bucket}/{path}?token={token}")})
+                    } else {
+                        json!({"error": "Either the object does not exist or you do not have access to it",
+                               "path": path, "signedURL": null})
+                    }
+                })
+                .collect();
+            Reply::json(200, &Value::Array(items))
+        }
+
+        // getSignedUploadURL.ts / signUploadObjectUrl, as documented: the
+        // lifetime is Storage's own (UPLOAD_SIGNED_URL_EXPIRATION_TIME).
+        fn sign_upload(&self, bucket: &str, path: &str, request: &Recorded) -> Reply {
+            // Storage's fastify reads an `application/json` body with its
+            // default JSON parser, which refuses an empty one
+            // (FST_ERR_CTP_EMPTY_JSON_BODY), answered by src/http/error-handler.ts
+            // as below; any other type goes to a catch-all parser (src/app.ts)
+            // that reads nothing.
+            let json = request
+                .header("content-type")
+                .and_then(|t| t.split(';').next())
+                .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"));
+            if json && request.body.is_empty() {
+                return Reply::json(
+                    400,
+                    &json!({"statusCode": "400", "error": "FastifyError", "code": "InvalidRequest",
                             "message": "Body cannot be empty when content-type is set to 'application/json'"}),
-                ),
-            );
-        }
-        if let Some(fail) = failure(&stub) {
-            return fail;
-        }
-        let token = stub
-            .minter
-            .token(&bucket, &path, Scope::Upload, 7200, NOW)
-            .unwrap();
-        (
-            StatusCode::OK,
-            Json(
-                json!({"url": format!("/object/upload/sign/{bucket}/{path}?token={token}"),
+                );
+            }
+            if let Some(fail) = self.failure() {
+                return fail;
+            }
+            let token = self
+                .minter
+                .token(bucket, path, Scope::Upload, 7200, NOW)
+                .unwrap();
+            Reply::json(
+                200,
+                &json!({"url": format!("/object/upload/sign/{bucket}/{path}?token={token}"),
                         "token": token}),
-            ),
-        )
+            )
+        }
     }
 
-    async fn start(stub: Stub) -> String {
-        let app = Router::new()
-            .route("/storage/v1/object/sign/{bucket}", post(sign_batch))
-            .route(
-                "/storage/v1/object/upload/sign/{bucket}/{*path}",
-                post(sign_upload),
-            )
-            .with_state(stub);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        format!("http://{addr}/storage/v1")
+    /// The stub on a free local port, recording every request; Storage's
+    /// base URL on it is `{url}/storage/v1`.
+    async fn start(stub: Stub) -> Server {
+        Server::start(move |request| stub.answer(request)).await
+    }
+
+    fn base_url(server: &Server) -> String {
+        format!("{}/storage/v1", server.url())
+    }
+
+    /// The last request the stub saw.
+    fn seen(server: &Server) -> Recorded {
+        server.requests().pop().expect("a request to the stub")
     }
 
     fn stub(existing: &'static [&'static str], fail: Option<(u16, &'static str)>) -> Stub {
@@ -562,7 +537,6 @@ mod tests {
             ("STORAGE_JWT_SECRET", SECRET),
         ];
         Stub {
-            seen: Arc::default(),
             minter: Arc::new(TokenMinter::new(
                 LocalConfig::from_vars(&Vars(&vars)).unwrap(),
             )),
@@ -571,23 +545,26 @@ mod tests {
         }
     }
 
-    fn tokio_sleep(d: Duration) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> {
-        Box::pin(tokio::time::sleep(d))
+    fn signer(url: &str, key: &str) -> Signer {
+        signer_from(
+            &vars::of(&[("STORAGE_URL", url), ("SUPABASE_SERVICE_ROLE_KEY", key)]),
+            tokio_sleep,
+        )
     }
 
-    fn signer(url: &str, key: &str) -> Signer {
-        let vars = [("STORAGE_URL", url), ("SUPABASE_SERVICE_ROLE_KEY", key)];
+    /// The signer `vars` configure, its calls bounded on `sleep`.
+    fn signer_from(vars: &vars::Builder, sleep: Sleep) -> Signer {
         Signer::new(
-            SignerConfig::from_vars(&Vars(&vars)).unwrap(),
+            SignerConfig::from_vars(&vars.vars()).unwrap(),
             reqwest::Client::new(),
-            tokio_sleep,
+            sleep,
         )
     }
 
     #[tokio::test]
     async fn downloads_are_signed_in_one_batch_with_the_service_key() {
-        let stub = stub(&["t1/report.pdf", "t1/a+b & c?.txt"], None);
-        let url = start(stub.clone()).await;
+        let server = start(stub(&["t1/report.pdf", "t1/a+b & c?.txt"], None)).await;
+        let url = base_url(&server);
         let signer = signer(&url, "eyJ.legacy.jwt");
 
         let results = signer
@@ -614,13 +591,13 @@ mod tests {
             odd.url
         );
 
-        let seen = stub.seen.lock().unwrap();
-        assert_eq!(seen.apikey.as_deref(), Some("eyJ.legacy.jwt"));
-        assert_eq!(seen.authorization.as_deref(), Some("Bearer eyJ.legacy.jwt"));
+        let seen = seen(&server);
+        assert_eq!(seen.header("apikey"), Some("eyJ.legacy.jwt"));
+        assert_eq!(seen.header("authorization"), Some("Bearer eyJ.legacy.jwt"));
         assert_eq!(
-            seen.batch,
-            Some(json!({"expiresIn": 60,
-                        "paths": ["t1/report.pdf", "t1/missing.pdf", "t1/a+b & c?.txt"]}))
+            seen.json(),
+            json!({"expiresIn": 60,
+                   "paths": ["t1/report.pdf", "t1/missing.pdf", "t1/a+b & c?.txt"]})
         );
     }
 
@@ -634,8 +611,8 @@ mod tests {
             "application/json; charset=utf-8",
             "image/png",
         ] {
-            let stub = stub(&[], None);
-            let url = start(stub.clone()).await;
+            let server = start(stub(&[], None)).await;
+            let url = base_url(&server);
             let access = Access::Upload {
                 content_type: content_type.into(),
                 content_length: 2,
@@ -649,18 +626,14 @@ mod tests {
                 Some(content_type),
                 "the client still sends its file's type with the PUT"
             );
-            assert_eq!(
-                stub.seen.lock().unwrap().content_type,
-                None,
-                "{content_type}"
-            );
+            assert_eq!(seen(&server).header("content-type"), None, "{content_type}");
         }
     }
 
     #[tokio::test]
     async fn uploads_list_the_content_type_and_report_storages_own_expiry() {
-        let stub = stub(&[], None);
-        let url = start(stub.clone()).await;
+        let server = start(stub(&[], None)).await;
+        let url = base_url(&server);
         let signer = signer(&url, "sb_secret_abc");
         let access = Access::Upload {
             content_type: "image/png".into(),
@@ -685,11 +658,16 @@ mod tests {
             "Storage's lifetime, not ours"
         );
 
-        let seen = stub.seen.lock().unwrap();
-        assert_eq!(seen.upload_path.as_deref(), Some("t1/shot 1.png"));
-        assert_eq!(seen.apikey.as_deref(), Some("sb_secret_abc"));
+        let seen = seen(&server);
         assert_eq!(
-            seen.authorization, None,
+            seen.path_decoded()
+                .strip_prefix("/storage/v1/object/upload/sign/attachments/"),
+            Some("t1/shot 1.png")
+        );
+        assert_eq!(seen.header("apikey"), Some("sb_secret_abc"));
+        assert_eq!(
+            seen.header("authorization"),
+            None,
             "an sb_secret_ key is never a bearer"
         );
     }
@@ -729,14 +707,15 @@ mod tests {
             content_length: 1,
         };
         for (status, body, expected) in cases {
-            let url = start(stub(&[], Some((status, body)))).await;
+            let server = start(stub(&[], Some((status, body)))).await;
+            let url = base_url(&server);
             let err = signer(&url, "k")
                 .sign("a.png", &access, None, NOW)
                 .await
                 .unwrap_err();
             assert_eq!(err.status(), expected, "{status} {body}: {err}");
         }
-        let url = start(stub(
+        let server = start(stub(
             &[],
             Some((
                 400,
@@ -744,6 +723,7 @@ mod tests {
             )),
         ))
         .await;
+        let url = base_url(&server);
         let err = signer(&url, "k")
             .sign("a.png", &Access::Download, None, NOW)
             .await
@@ -753,10 +733,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_refused_connection_is_503() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        drop(listener);
-        let err = signer(&format!("http://{addr}"), "k")
+        let (url, _socket) = edge_testing::server::refused_url().unwrap();
+        let err = signer(&url, "k")
             .sign("a.png", &Access::Download, None, NOW)
             .await
             .unwrap_err();
@@ -765,22 +743,12 @@ mod tests {
 
     #[tokio::test]
     async fn storage_that_does_not_answer_in_time_is_503() {
-        fn instant(_: Duration) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> {
-            Box::pin(std::future::ready(()))
-        }
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let _hold = tokio::spawn(async move {
-            let _conn = listener.accept().await;
-            std::future::pending::<()>().await;
-        });
-        let vars = [
-            ("STORAGE_URL", url.as_str()),
-            ("SUPABASE_SERVICE_ROLE_KEY", "k"),
-        ];
-        let signer = Signer::new(
-            SignerConfig::from_vars(&Vars(&vars)).unwrap(),
-            reqwest::Client::new(),
+        let silent = edge_testing::server::silent().await;
+        let signer = signer_from(
+            &vars::of(&[
+                ("STORAGE_URL", silent.url()),
+                ("SUPABASE_SERVICE_ROLE_KEY", "k"),
+            ]),
             instant,
         );
         let err = signer
@@ -799,14 +767,12 @@ mod tests {
         use edge_testing::stubs::{self, Fault};
         let stub = stubs::storage(0).await.unwrap();
         let url = format!("{}/storage/v1", stub.url());
-        let vars = [
-            ("STORAGE_URL", url.as_str()),
-            ("SUPABASE_SERVICE_ROLE_KEY", "k"),
-            ("STORAGE_TIMEOUT_MS", "500"),
-        ];
-        let signer = Signer::new(
-            SignerConfig::from_vars(&Vars(&vars)).unwrap(),
-            reqwest::Client::new(),
+        let signer = signer_from(
+            &vars::of(&[
+                ("STORAGE_URL", url.as_str()),
+                ("SUPABASE_SERVICE_ROLE_KEY", "k"),
+                ("STORAGE_TIMEOUT_MS", "500"),
+            ]),
             tokio_sleep,
         );
         let access = Access::Upload {
