@@ -278,16 +278,13 @@ mod tests {
         }
     }
 
-    fn tokio_sleep(d: Duration) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> {
-        Box::pin(tokio::time::sleep(d))
-    }
-
     /// Issue 12: siteverify answering huge, slowly, cut short, malformed or
     /// 5xx is a 503 within the timeout, never a pass. Seen failing before
     /// `edge-outbound`: the 32 MB success answer (valid JSON padded with
     /// whitespace) was read whole and the token passed.
     #[tokio::test]
     async fn a_provider_failing_in_every_way_is_a_bounded_503() {
+        use edge_testing::clock::tokio_sleep;
         use edge_testing::stubs::{self, Fault};
         let stub = stubs::captcha(0).await.expect("captcha stand-in");
         let captcha = Captcha::new(

@@ -282,23 +282,16 @@ mod tests {
     use super::*;
 
     fn intake() -> TicketIntake {
-        let vars = [
-            ("POSTGREST_URL", "http://127.0.0.1:9"),
-            ("SUPABASE_ANON_KEY", "anon"),
-            ("SUPABASE_SERVICE_ROLE_KEY", "service"),
-            ("CAPTCHA_PROVIDER", "turnstile"),
-            ("CAPTCHA_SECRET", "secret"),
-            ("CAPTCHA_VERIFY_URL", "http://127.0.0.1:9/siteverify"),
-        ];
-        use edge_testing::clock::never;
-        TicketIntake::from_vars(
-            &Vars(&vars),
-            Host {
+        use edge_testing::clock::{at, never};
+        edge_testing::vars::supabase("http://127.0.0.1:9")
+            .set("CAPTCHA_PROVIDER", "turnstile")
+            .set("CAPTCHA_SECRET", "secret")
+            .set("CAPTCHA_VERIFY_URL", "http://127.0.0.1:9/siteverify")
+            .build(Host {
                 sleep: never,
-                now: || 0,
-            },
-        )
-        .expect("config")
+                now: at::<0>,
+            })
+            .expect("config")
     }
 
     async fn post(content_type: &str, body: &str) -> Response {
