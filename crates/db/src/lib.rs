@@ -390,6 +390,9 @@ fn raised_status(code: &str, message: &str) -> Option<Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use edge_testing::clock::tokio_sleep;
+    use edge_testing::server::stalled;
+    use edge_testing::vars;
 
     #[test]
     fn the_service_key_matches_only_itself() {
@@ -558,42 +561,10 @@ mod tests {
         );
     }
 
-    fn tokio_sleep(d: Duration) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> {
-        Box::pin(tokio::time::sleep(d))
-    }
-
     fn service_at(url: &str, timeout_ms: &str) -> ServiceDb {
-        let vars = [
-            ("POSTGREST_URL", url),
-            ("SUPABASE_ANON_KEY", "k"),
-            ("POSTGREST_TIMEOUT_MS", timeout_ms),
-            ("SUPABASE_SERVICE_ROLE_KEY", "sb_secret_x"),
-        ];
-        let vars = Vars(&vars);
-        let config = PostgrestConfig::from_vars(&vars, tokio_sleep).expect("config");
-        ServiceDb::new(&config, &ServiceKey::from_vars(&vars).expect("key"))
-    }
-
-    /// A server that takes connections and then does what `answer` says
-    /// with each: nothing at all, or a head and part of a body.
-    async fn stalled(head_and_some_body: Option<&'static str>) -> String {
-        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
-        tokio::spawn(async move {
-            let mut held = Vec::new();
-            while let Ok((mut socket, _)) = listener.accept().await {
-                if let Some(bytes) = head_and_some_body {
-                    let mut buf = [0u8; 4096];
-                    let _ = socket.read(&mut buf).await;
-                    let _ = socket.write_all(bytes.as_bytes()).await;
-                }
-                held.push(socket);
-            }
-        });
-        url
+        let vars = vars::supabase(url).set("POSTGREST_TIMEOUT_MS", timeout_ms);
+        let config = PostgrestConfig::from_vars(&vars.vars(), tokio_sleep).expect("config");
+        ServiceDb::new(&config, &ServiceKey::from_vars(&vars.vars()).expect("key"))
     }
 
     async fn timed(db: &ServiceDb) -> (Result<serde_json::Value, Error>, Duration) {
@@ -613,8 +584,8 @@ mod tests {
             "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"mail",
         ))
         .await;
-        for url in [silent, mid_body] {
-            let db = service_at(&url, "300");
+        for url in [silent.url(), mid_body.url()] {
+            let db = service_at(url, "300");
             let (result, took) = tokio::time::timeout(Duration::from_secs(5), timed(&db))
                 .await
                 .expect("bounded by POSTGREST_TIMEOUT_MS, not hanging");
@@ -625,7 +596,8 @@ mod tests {
             assert!(took >= Duration::from_millis(300), "{took:?}");
             assert!(took < Duration::from_secs(2), "{took:?}");
         }
-        let db = service_at(&stalled(None).await, "300");
+        let silent = stalled(None).await;
+        let db = service_at(silent.url(), "300");
         let ping = tokio::time::timeout(Duration::from_secs(5), db.ping())
             .await
             .expect("the health check is bounded too");
@@ -634,12 +606,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_refused_connection_is_503_at_once() {
-        // Bound and closed again: nothing listens there now.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("port")
-            .port();
-        let db = service_at(&format!("http://127.0.0.1:{port}"), "5000");
+        // Bound and never listening: nothing answers there.
+        let (url, _socket) = edge_testing::server::refused_url().expect("a refused port");
+        let db = service_at(&url, "5000");
         let (result, took) = timed(&db).await;
         assert_eq!(result.expect_err("refused").status(), 503);
         assert!(took < Duration::from_secs(2), "{took:?}");
@@ -654,9 +623,9 @@ mod tests {
         let config = PostgrestConfig::from_vars(&Vars(&base), tokio_sleep).expect("config");
         assert_eq!(config.timeout, Duration::from_millis(10_000));
         for bad in ["0", "-1", "soon"] {
-            let vars = [base[0], base[1], ("POSTGREST_TIMEOUT_MS", bad)];
+            let vars = vars::of(&base).set("POSTGREST_TIMEOUT_MS", bad);
             assert_eq!(
-                PostgrestConfig::from_vars(&Vars(&vars), tokio_sleep)
+                PostgrestConfig::from_vars(&vars.vars(), tokio_sleep)
                     .unwrap_err()
                     .name,
                 "POSTGREST_TIMEOUT_MS",
