@@ -33,7 +33,10 @@ use edge_attachments::UploadLimits;
 use edge_auth::{JwtConfig, Policy, Verifier};
 use edge_billing::event::{Event, Provider};
 use edge_billing::signature::{self, Failure, Secrets};
-use edge_core::{Error, Method, Request, Vars};
+use edge_core::{Error, Method, Request};
+// A sleep that never ends (nothing configured here waits on a timer), and
+// the variables the parts are configured from.
+use edge_testing::{clock::never, vars};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -118,19 +121,6 @@ fn assert_client_error(err: &Error, what: &str) {
     );
 }
 
-fn vars(pairs: &[(&str, &str)]) -> Vars<'static> {
-    let owned: Vec<(String, String)> = pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    Vars(Box::leak(Box::new(owned)))
-}
-
-/// A sleep that never ends: nothing configured here waits on a timer.
-fn never(_: std::time::Duration) -> std::pin::Pin<Box<dyn Future<Output = ()>>> {
-    Box::pin(std::future::pending())
-}
-
 // ---------------------------------------------------------------- crates/auth
 
 fn verifier() -> &'static Verifier {
@@ -138,7 +128,7 @@ fn verifier() -> &'static Verifier {
     VERIFIER.get_or_init(|| {
         // No JWKS: ES256/RS256 tokens are refused before any fetch, so
         // verification never leaves the process.
-        let config = JwtConfig::from_vars(&vars(&[("SUPABASE_JWT_SECRET", JWT_SECRET)]))
+        let config = JwtConfig::from_vars(&vars::of(&[("SUPABASE_JWT_SECRET", JWT_SECRET)]).vars())
             .expect("the fuzz JWT config is valid");
         Verifier::new(config, reqwest::Client::new(), never)
     })
@@ -586,7 +576,7 @@ pub fn mail_message(data: &[u8]) {
 fn signers() -> &'static [(Signer, &'static str)] {
     static SIGNERS: OnceLock<Vec<(Signer, &'static str)>> = OnceLock::new();
     SIGNERS.get_or_init(|| {
-        let local = vars(&[
+        let local = vars::of(&[
             ("ATTACHMENT_SIGNER", "storage-local"),
             ("STORAGE_URL", "http://127.0.0.1:5000/storage/v1"),
             (
@@ -594,7 +584,7 @@ fn signers() -> &'static [(Signer, &'static str)] {
                 "fuzz-storage-secret-of-at-least-32-bytes",
             ),
         ]);
-        let s3 = vars(&[
+        let s3 = vars::of(&[
             ("ATTACHMENT_SIGNER", "s3"),
             ("S3_ENDPOINT", "https://s3.example.com"),
             ("S3_REGION", "auto"),
@@ -608,7 +598,8 @@ fn signers() -> &'static [(Signer, &'static str)] {
         ]
         .into_iter()
         .map(|(v, base)| {
-            let config = SignerConfig::from_vars(&v).expect("the fuzz signer config is valid");
+            let config =
+                SignerConfig::from_vars(&v.vars()).expect("the fuzz signer config is valid");
             (Signer::new(config, reqwest::Client::new(), never), base)
         })
         .collect()
@@ -616,7 +607,7 @@ fn signers() -> &'static [(Signer, &'static str)] {
 }
 
 fn limits() -> UploadLimits {
-    UploadLimits::from_vars(&vars(&[])).expect("default upload limits")
+    UploadLimits::from_vars(&vars::empty().vars()).expect("default upload limits")
 }
 
 /// A signed URL for an accepted path stays on the store and in the bucket,
