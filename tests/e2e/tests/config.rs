@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use edge_core::{Function, Host, Source, Vars};
-use edge_testing::clock::never;
+use edge_testing::clock::{at, never};
 
 /// A source that answers from `values` and remembers every name asked for.
 struct Recording {
@@ -37,10 +37,6 @@ const FUNCTIONS: [&str; 4] = [
     "send-email",
     "ticket-intake",
 ];
-
-fn epoch() -> i64 {
-    1_700_000_000
-}
 
 /// A valid configuration shared by every function (a legacy service JWT
 /// is not needed: an `sb_secret_` key is accepted as it is).
@@ -103,7 +99,7 @@ fn configure(function: &str, vars: &Vars<'_>) -> Result<(), String> {
     fn build<F: Function>(vars: &Vars<'_>) -> Result<(), String> {
         let host = Host {
             sleep: never,
-            now: epoch,
+            now: at::<1_700_000_000>,
         };
         F::from_vars(vars, host)
             .map(drop)

@@ -4,39 +4,23 @@
 
 use anyhow::{ensure, Context as _};
 use edge_auth::{AuthenticatedUser, JwtConfig, Policy, Verifier};
-use edge_core::{Method, Request, Vars};
+use edge_core::{Method, Request};
 use edge_db::{PostgrestConfig, ServiceDb, ServiceKey, UserDb};
 use edge_e2e::{ensure_eq, World};
 use edge_stack::DemoUser;
+use edge_testing::clock::{tokio_sleep, wall_now as now};
+use edge_testing::vars;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 
 const ACME: &str = "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa";
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default()
-}
-
 /// Config as a function would read it, pointing at the stack.
-fn vars(world: &World) -> Vec<(String, String)> {
-    vec![
-        (
-            "POSTGREST_URL".into(),
-            world.stack.postgrest_url().to_owned(),
-        ),
-        ("SUPABASE_ANON_KEY".into(), world.stack.anon_key()),
-        (
-            "SUPABASE_SERVICE_ROLE_KEY".into(),
-            world.stack.service_key(),
-        ),
-        (
-            "SUPABASE_JWT_SECRET".into(),
-            world.stack.jwt_secret().to_owned(),
-        ),
-    ]
+fn vars(world: &World) -> vars::Builder {
+    vars::supabase(world.stack.postgrest_url())
+        .set("SUPABASE_ANON_KEY", &world.stack.anon_key())
+        .set("SUPABASE_SERVICE_ROLE_KEY", &world.stack.service_key())
+        .set("SUPABASE_JWT_SECRET", world.stack.jwt_secret())
 }
 
 struct Core {
@@ -47,7 +31,7 @@ struct Core {
 
 fn core(world: &World) -> anyhow::Result<Core> {
     let owned = vars(world);
-    let vars = Vars(&owned);
+    let vars = owned.vars();
     let postgrest = PostgrestConfig::from_vars(&vars, tokio_sleep)?;
     Ok(Core {
         verifier: Verifier::new(
@@ -126,13 +110,12 @@ pub async fn rls_decides_what_each_mode_sees(world: &World) -> anyhow::Result<()
 pub async fn es256_tokens_work_with_the_verifier_and_postgrest(
     world: &World,
 ) -> anyhow::Result<()> {
-    let mut owned = vars(world);
     let jwks = format!(
         "{}/auth/v1/.well-known/jwks.json",
         world.stack.auth().context("auth stand-in")?.url()
     );
-    owned.push(("SUPABASE_JWKS_URL".into(), jwks));
-    let vars = Vars(&owned);
+    let owned = vars(world).set("SUPABASE_JWKS_URL", &jwks);
+    let vars = owned.vars();
     let verifier = Verifier::new(
         JwtConfig::from_vars(&vars)?,
         reqwest::Client::new(),
@@ -242,9 +225,8 @@ pub async fn postgrest_errors_map_to_clear_statuses(world: &World) -> anyhow::Re
 }
 
 pub async fn postgrest_down_is_503(world: &World) -> anyhow::Result<()> {
-    let mut owned = vars(world);
-    owned[0].1 = "http://127.0.0.1:9".into(); // discard port: nothing listens
-    let vars = Vars(&owned);
+    let owned = vars(world).set("POSTGREST_URL", "http://127.0.0.1:9"); // discard port: nothing listens
+    let vars = owned.vars();
     let service = ServiceDb::new(
         &PostgrestConfig::from_vars(&vars, tokio_sleep)?,
         &ServiceKey::from_vars(&vars)?,
@@ -271,8 +253,4 @@ pub async fn postgrest_down_is_503(world: &World) -> anyhow::Result<()> {
 
 fn chrono_now() -> chrono::DateTime<chrono::Utc> {
     chrono::Utc::now()
-}
-
-fn tokio_sleep(d: std::time::Duration) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> {
-    Box::pin(tokio::time::sleep(d))
 }
