@@ -12,10 +12,7 @@
 //! The proxy adds a loopback hop, so counted variants are for counting and
 //! capturing, never for timing.
 
-use std::{
-    net::SocketAddr,
-    sync::{Arc, Mutex},
-};
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
 use axum::{
@@ -25,6 +22,7 @@ use axum::{
     response::{IntoResponse, Response},
     Router,
 };
+use edge_testing::server::{self, Serving};
 use serde_json::{json, Map, Value};
 
 use crate::{Stack, StackOptions, Variant};
@@ -45,9 +43,8 @@ const SKIPPED_HEADERS: [&str; 6] = [
 
 /// A running counting proxy in front of PostgREST; stops when dropped.
 pub struct Counter {
-    url: String,
+    serving: Serving,
     requests: Requests,
-    task: tokio::task::JoinHandle<()>,
 }
 
 /// Every request forwarded, oldest first, as recorded by [`forward`].
@@ -59,20 +56,10 @@ struct Proxy {
     requests: Requests,
 }
 
-impl Drop for Counter {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
 impl Counter {
     /// Starts a proxy on a free port forwarding to `upstream`
     /// (`http://127.0.0.1:PORT`, no trailing slash).
     pub(crate) async fn start(upstream: &str) -> anyhow::Result<Counter> {
-        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-            .await
-            .context("bind the PostgREST counting proxy")?;
-        let url = format!("http://{}", listener.local_addr()?);
         let requests = Requests::default();
         let proxy = Arc::new(Proxy {
             upstream: upstream.to_owned(),
@@ -82,19 +69,15 @@ impl Counter {
             requests: Arc::clone(&requests),
         });
         let app = Router::new().fallback(forward).with_state(proxy);
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Ok(Counter {
-            url,
-            requests,
-            task,
-        })
+        let serving = server::serve(app, 0)
+            .await
+            .context("start the PostgREST counting proxy")?;
+        Ok(Counter { serving, requests })
     }
 
     /// Its base URL: what the counted variant has as `POSTGREST_URL`.
     pub fn url(&self) -> &str {
-        &self.url
+        self.serving.url()
     }
 
     /// How many requests reached PostgREST through it so far.
@@ -199,35 +182,28 @@ impl Stack {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use edge_testing::server::{Reply, Server};
 
     #[tokio::test]
     async fn forwards_unchanged_and_records_each_request() {
-        let upstream = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let upstream_url = format!("http://{}", upstream.local_addr().expect("addr"));
-        let app = Router::new().fallback(|request: Request| async move {
-            let auth = request
-                .headers()
-                .get("authorization")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_owned();
-            let uri = request.uri().to_string();
-            let body = to_bytes(request.into_body(), 1024)
-                .await
-                .unwrap_or_default();
-            (
-                StatusCode::CREATED,
-                [("content-range", "0-0/*")],
-                format!("{uri} {auth} {}", String::from_utf8_lossy(&body)),
+        // Echoes what it was sent: the path and query, the bearer, the body.
+        let upstream = Server::start(|request| {
+            let uri = match &request.query {
+                Some(query) => format!("{}?{query}", request.path),
+                None => request.path.clone(),
+            };
+            let auth = request.header("authorization").unwrap_or_default();
+            let body = String::from_utf8_lossy(&request.body);
+            Reply::body(
+                201,
+                "text/plain; charset=utf-8",
+                format!("{uri} {auth} {body}"),
             )
-        });
-        tokio::spawn(async move {
-            let _ = axum::serve(upstream, app).await;
-        });
+            .with_header("content-range", "0-0/*")
+        })
+        .await;
 
-        let counter = Counter::start(&upstream_url).await.expect("proxy");
+        let counter = Counter::start(upstream.url()).await.expect("proxy");
         let answer = reqwest::Client::new()
             .post(format!("{}/rpc/f?select=a", counter.url()))
             .header("authorization", "Bearer t")
