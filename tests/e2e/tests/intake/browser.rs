@@ -6,6 +6,7 @@
 
 use anyhow::{ensure, Context as _};
 use edge_e2e::{ensure_eq, World};
+use edge_testing::server::{Reply, Server};
 use fantoccini::{ClientBuilder, Locator};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -26,21 +27,18 @@ fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
-/// Serves `html` at `/contact` on a free port; returns the page's origin.
-async fn serve_page(html: String) -> anyhow::Result<(String, tokio::task::JoinHandle<()>)> {
-    let app = axum::Router::new().route(
-        "/contact",
-        axum::routing::get(move || {
-            let html = html.clone();
-            async move { axum::response::Html(html) }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let origin = format!("http://{}", listener.local_addr()?);
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    Ok((origin, task))
+/// Serves `html` at `/contact` on a free port (until dropped); returns the
+/// page's origin.
+async fn serve_page(html: String) -> anyhow::Result<(String, Server)> {
+    let server = Server::start(move |request| match request.path.as_str() {
+        "/contact" if request.method == "GET" => {
+            Reply::body(200, "text/html; charset=utf-8", html.clone())
+        }
+        "/contact" => Reply::status(405),
+        _ => Reply::status(404),
+    })
+    .await;
+    Ok((server.url().to_owned(), server))
 }
 
 pub async fn the_example_form_works_in_a_real_browser(world: &World) -> anyhow::Result<()> {
@@ -69,7 +67,7 @@ pub async fn the_example_form_works_in_a_real_browser(world: &World) -> anyhow::
     let browser = Browser::launch().await?;
     let result = drive(&browser.client, &origin, world).await;
     browser.close().await;
-    server.abort();
+    drop(server);
     result
 }
 
@@ -238,8 +236,8 @@ pub async fn a_page_on_an_allowed_origin_reads_every_answer_with_fetch(
     let browser = Browser::launch().await?;
     let result = fetch_cases(&browser.client, &allowed, &foreign, world).await;
     browser.close().await;
-    allowed_server.abort();
-    foreign_server.abort();
+    drop(allowed_server);
+    drop(foreign_server);
     result
 }
 
