@@ -71,18 +71,14 @@ mod tests {
 
     #[tokio::test]
     async fn http_status_reads_status_line() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        tokio::spawn(async move {
-            let (mut socket, _) = listener.accept().await.expect("accept");
-            let mut buf = [0u8; 256];
-            let _ = socket.read(&mut buf).await;
-            let _ = socket
-                .write_all(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n")
-                .await;
-        });
+        let server =
+            edge_testing::server::Server::start(|_| edge_testing::server::Reply::status(503)).await;
+        let port = server
+            .url()
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("a port");
         assert_eq!(http_status(port, "/").await, Some(503));
     }
 
