@@ -243,9 +243,9 @@ pub async fn the_store_refuses_expired_urls(world: &World) -> anyhow::Result<()>
     let reply = get(world, &short).await?;
     ensure_eq!(refused(&reply, "expired")?, "AccessDenied", "expired GET");
     ensure!(
-        String::from_utf8_lossy(&reply.body).contains("Request has expired"),
+        reply.text().contains("Request has expired"),
         "refused for its age: {}",
-        String::from_utf8_lossy(&reply.body)
+        reply.text()
     );
 
     // One signed at the same time with a longer lifetime still works.

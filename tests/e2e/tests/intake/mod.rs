@@ -269,7 +269,7 @@ async fn form_post(world: &World, provider: Provider) -> anyhow::Result<()> {
         .map(|(_, v)| v.into_owned())
         .unwrap_or_default();
     ensure!(
-        String::from_utf8_lossy(&page.body).contains(&reference),
+        page.text().contains(&reference),
         "the page shows the reference"
     );
     Ok(())
