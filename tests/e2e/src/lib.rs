@@ -3,6 +3,11 @@
 //! cases against it with `libtest-mimic`, so `cargo test -p edge-e2e -- name`
 //! filters and reports like any test binary.
 //!
+//! Cases post with [`World::post`] and check an answer on its [`Reply`]:
+//! `reply.expect(201)?.documented(&world.openapi, "POST", path)?`, and
+//! `reply.problem(status, code)?` for a problem+json one; a failure names
+//! the status (or code), where it was expected, and the body.
+//!
 //! Nothing of our own stack is mocked here: PostgreSQL, PostgREST and the
 //! functions' real wasm in workerd. Only third parties this machine cannot
 //! reach get local stand-ins, added by the cases that need them.
