@@ -275,17 +275,11 @@ impl Service for AttachmentUrls {
 mod tests {
     use super::*;
     use download::{validate_ids, SignRequest};
+    use edge_testing::errors::fields;
     use upload::{safe_object_name, validate_upload, RawUpload};
 
     fn limits() -> UploadLimits {
         UploadLimits::from_vars(&Vars(&[("ATTACHMENT_MAX_BYTES", "1000")])).expect("limits")
-    }
-
-    fn fields(err: Error) -> Vec<String> {
-        match err {
-            Error::Validation { errors } => errors.into_iter().map(|e| e.field).collect(),
-            other => panic!("expected 422, got {other:?}"),
-        }
     }
 
     /// Regression (issue 11 item 14, found by schemathesis): `"size": 349.0`

@@ -254,6 +254,7 @@ fn is_intake_key(value: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use edge_testing::errors::fields;
 
     fn raw() -> RawSubmission {
         RawSubmission {
@@ -263,13 +264,6 @@ mod tests {
             customer_email: Some("ada@example.com".into()),
             captcha_token: Some("tok".into()),
             ..Default::default()
-        }
-    }
-
-    fn fields(err: Error) -> Vec<String> {
-        match err {
-            Error::Validation { errors } => errors.into_iter().map(|e| e.field).collect(),
-            other => panic!("expected 422, got {other:?}"),
         }
     }
 

@@ -203,17 +203,11 @@ pub fn validate(raw: RawMessage) -> Result<Message, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use edge_testing::errors::fields;
     use serde_json::json;
 
     fn parse(body: Value) -> Result<Message, Error> {
         validate(serde_json::from_value(body).expect("shape"))
-    }
-
-    fn fields(err: Error) -> Vec<String> {
-        match err {
-            Error::Validation { errors } => errors.into_iter().map(|e| e.field).collect(),
-            other => panic!("expected 422, got {other:?}"),
-        }
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! the whole local stack (`edge-stack`) to get it: Supabase-shaped demo
 //! users and the tokens that act as them ([`tokens`]), fake timers and
 //! clocks for a function's `edge_core::Host` ([`clock`]), the variables a
-//! function is built from ([`vars`]), and, with the default `servers`
+//! function is built from ([`vars`]), the fields a validation error names
+//! ([`errors::fields`]), and, with the default `servers`
 //! feature, one scripted and recording stub server ([`server`]) and the
 //! stand-ins for the third parties ([`stubs`]: captcha, email, Auth's
 //! JWKS, hosted Storage).
@@ -13,6 +14,7 @@
 //! answers the functions in the stack.
 
 pub mod clock;
+pub mod errors;
 #[cfg(feature = "servers")]
 pub mod server;
 #[cfg(feature = "servers")]

@@ -3,6 +3,11 @@
 //! cases against it with `libtest-mimic`, so `cargo test -p edge-e2e -- name`
 //! filters and reports like any test binary.
 //!
+//! Cases post with [`World::post`] and check an answer on its [`Reply`]:
+//! `reply.expect(201)?.documented(&world.openapi, "POST", path)?`, and
+//! `reply.problem(status, code)?` for a problem+json one; a failure names
+//! the status (or code), where it was expected, and the body.
+//!
 //! Nothing of our own stack is mocked here: PostgreSQL, PostgREST and the
 //! functions' real wasm in workerd. Only third parties this machine cannot
 //! reach get local stand-ins, added by the cases that need them.
@@ -271,6 +276,72 @@ impl Reply {
             .and_then(|v| v.split(';').next())
             .unwrap_or("")
             .trim()
+    }
+
+    /// The body as text, for messages.
+    pub fn text(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.body)
+    }
+
+    /// This reply, when its status is `status`; else an error naming the
+    /// status it has, the one expected, where, and the body. A case that
+    /// expects several adds what each is: `reply.expect(201).context("first")?`.
+    #[track_caller]
+    pub fn expect(&self, status: u16) -> anyhow::Result<&Self> {
+        if self.status != status {
+            bail!(
+                "status {}, expected {status} (at {}), body: {}",
+                self.status,
+                std::panic::Location::caller(),
+                self.text()
+            );
+        }
+        Ok(self)
+    }
+
+    /// This reply, when it is what openapi.yaml documents for `method
+    /// path` (see [`OpenApi::check`]): `reply.expect(201)?.documented(..)?`.
+    pub fn documented(&self, openapi: &OpenApi, method: &str, path: &str) -> anyhow::Result<&Self> {
+        openapi.check(method, path, self)?;
+        Ok(self)
+    }
+
+    /// The problem document of a reply with status `status` whose `code`
+    /// names the problem `code` (`"not_found"`), for the checks a case
+    /// adds; the error names what it got, where, and the body.
+    #[track_caller]
+    pub fn problem(&self, status: u16, code: &str) -> anyhow::Result<Value> {
+        self.expect(status)?;
+        let problem = self.json()?;
+        if problem["code"] != code {
+            bail!(
+                "problem code {}, expected {code:?} (at {}), body: {}",
+                problem["code"],
+                std::panic::Location::caller(),
+                self.text()
+            );
+        }
+        Ok(problem)
+    }
+
+    /// The problem document's `detail` (empty when it has none).
+    pub fn detail(&self) -> anyhow::Result<String> {
+        Ok(self.json()?["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned())
+    }
+
+    /// The fields a 422 problem's `errors` name, in its order.
+    pub fn fields(&self) -> anyhow::Result<Vec<String>> {
+        let problem = self.json()?;
+        let errors = problem["errors"]
+            .as_array()
+            .with_context(|| format!("no errors[] in the problem: {problem}"))?;
+        Ok(errors
+            .iter()
+            .filter_map(|e| e["field"].as_str().map(str::to_owned))
+            .collect())
     }
 }
 

@@ -14,6 +14,9 @@ use serde_json::{json, Value};
 pub mod s3;
 
 const FUNCTION: &str = "attachment-urls";
+/// Its routes in openapi.yaml (every variant's too).
+pub(crate) const SIGN: &str = "/attachment-urls/attachments/sign";
+pub(crate) const UPLOAD_URL: &str = "/attachment-urls/attachments/upload-url";
 /// attachment-urls served again with its PostgREST requests counted.
 pub const COUNTED: &str = "attachment-urls-counted";
 /// The seeded attachment on Acme's ticket (`hello.txt`).
@@ -71,9 +74,7 @@ async fn upload_url_as(
         &body,
     )
     .await?;
-    world
-        .openapi
-        .check("POST", "/attachment-urls/attachments/upload-url", &reply)?;
+    reply.documented(&world.openapi, "POST", UPLOAD_URL)?;
     Ok((reply, name))
 }
 
@@ -167,7 +168,7 @@ pub async fn signing_any_number_of_ids_is_one_postgrest_request(
                 .await?,
         )
         .await?;
-        ensure_eq!(reply.status, 200, "{n} ids");
+        reply.expect(200).with_context(|| format!("{n} ids"))?;
         let urls = entries(&reply)?;
         ensure_eq!(urls.len(), n, "an entry per id");
         ensure!(urls[0]["url"].is_string(), "the seeded file is signed");
@@ -198,10 +199,10 @@ pub async fn members_get_signed_urls_others_get_404s(world: &World) -> anyhow::R
             &body,
         )
         .await?;
-        ensure_eq!(reply.status, 200, "{user:?}");
-        world
-            .openapi
-            .check("POST", "/attachment-urls/attachments/sign", &reply)?;
+        reply
+            .expect(200)
+            .with_context(|| format!("{user:?}"))?
+            .documented(&world.openapi, "POST", SIGN)?;
         let urls = entries(&reply)?;
         ensure_eq!(urls[0]["id"], SEEDED, "order kept");
         let url = urls[0]["url"]
@@ -249,7 +250,7 @@ pub async fn members_get_signed_urls_others_get_404s(world: &World) -> anyhow::R
         &body,
     )
     .await?;
-    ensure_eq!(reply.status, 200, "outsider");
+    reply.expect(200).context("outsider")?;
     let urls = entries(&reply)?;
     ensure_eq!(
         urls[0]["error"],
@@ -263,10 +264,10 @@ pub async fn members_get_signed_urls_others_get_404s(world: &World) -> anyhow::R
 
     for token in [None, Some(world.stack.anon_key())] {
         let reply = post(world, "/attachments/sign", token.as_deref(), &body).await?;
-        ensure_eq!(reply.status, 401, "without a user");
-        world
-            .openapi
-            .check("POST", "/attachment-urls/attachments/sign", &reply)?;
+        reply
+            .expect(401)
+            .context("without a user")?
+            .documented(&world.openapi, "POST", SIGN)?;
     }
     Ok(())
 }
@@ -282,15 +283,10 @@ pub async fn upload_urls_insert_the_row_only_where_rls_allows(world: &World) -> 
         &body,
     )
     .await?;
-    ensure_eq!(
-        reply.status,
-        201,
-        "member: {}",
-        String::from_utf8_lossy(&reply.body)
-    );
-    world
-        .openapi
-        .check("POST", "/attachment-urls/attachments/upload-url", &reply)?;
+    reply
+        .expect(201)
+        .context("member")?
+        .documented(&world.openapi, "POST", UPLOAD_URL)?;
     let answer = reply.json()?;
     let path = answer["object_path"].as_str().context("object_path")?;
     ensure!(
@@ -330,7 +326,7 @@ pub async fn upload_urls_insert_the_row_only_where_rls_allows(world: &World) -> 
         &body,
     )
     .await?;
-    ensure_eq!(reply.status, 404, "outsider");
+    reply.expect(404).context("outsider")?;
     let rows = world
         .stack
         .psql(&format!(
@@ -358,10 +354,10 @@ pub async fn traversal_and_oversized_uploads_are_refused(world: &World) -> anyho
         ),
     ] {
         let reply = post(world, "/attachments/upload-url", Some(&token), &body).await?;
-        ensure_eq!(reply.status, 422, "{field}");
-        world
-            .openapi
-            .check("POST", "/attachment-urls/attachments/upload-url", &reply)?;
+        reply
+            .expect(422)
+            .context(field)?
+            .documented(&world.openapi, "POST", UPLOAD_URL)?;
         ensure_eq!(
             reply.json()?["errors"][0]["field"],
             field,
@@ -388,11 +384,9 @@ pub async fn the_store_refuses_what_the_function_refuses(world: &World) -> anyho
     ] {
         let reply =
             insert_directly(world, DemoUser::Member, REPLY, &name, content_type, size).await?;
-        ensure_eq!(
-            reply.status,
-            400,
-            "{content_type} {size}: PostgREST's answer to a check violation"
-        );
+        reply.expect(400).with_context(|| {
+            format!("{content_type} {size}: PostgREST's answer to a check violation")
+        })?;
         ensure_eq!(reply.json()?["code"], "23514", "{content_type} {size}");
         ensure_eq!(rows_named(world, &name).await?, "0", "no row for {name}");
     }
@@ -402,7 +396,9 @@ pub async fn the_store_refuses_what_the_function_refuses(world: &World) -> anyho
     for (content_type, size) in [("image/svg+xml", 2048), ("image/png", 20 << 20)] {
         let (reply, name) =
             upload_url_as(world, WIDE, DemoUser::Member, REPLY, content_type, size).await?;
-        ensure_eq!(reply.status, 422, "{content_type} {size} through {WIDE}");
+        reply
+            .expect(422)
+            .with_context(|| format!("{content_type} {size} through {WIDE}"))?;
         ensure_eq!(
             rows_named(world, &name).await?,
             "0",
@@ -410,11 +406,9 @@ pub async fn the_store_refuses_what_the_function_refuses(world: &World) -> anyho
         );
     }
     let (reply, _) = upload_url_as(world, WIDE, DemoUser::Member, REPLY, "image/png", 2048).await?;
-    ensure_eq!(
-        reply.status,
-        201,
-        "what both take still works through {WIDE}"
-    );
+    reply
+        .expect(201)
+        .with_context(|| format!("what both take still works through {WIDE}"))?;
     Ok(())
 }
 
@@ -432,12 +426,9 @@ pub async fn every_upload_the_function_takes_by_default_the_store_takes(
     ] {
         let (reply, name) =
             upload_url_as(world, FUNCTION, DemoUser::Member, REPLY, content_type, MAX).await?;
-        ensure_eq!(
-            reply.status,
-            201,
-            "{content_type}, {MAX} bytes: {}",
-            String::from_utf8_lossy(&reply.body)
-        );
+        reply
+            .expect(201)
+            .with_context(|| format!("{content_type}, {MAX} bytes"))?;
         ensure_eq!(
             rows_named(world, &name).await?,
             "1",
@@ -453,7 +444,9 @@ pub async fn every_upload_the_function_takes_by_default_the_store_takes(
         MAX + 1,
     )
     .await?;
-    ensure_eq!(reply.status, 422, "one byte over the default limit");
+    reply
+        .expect(422)
+        .context("one byte over the default limit")?;
     Ok(())
 }
 
@@ -464,12 +457,16 @@ pub async fn attachments_go_only_on_messages_the_caller_wrote(world: &World) -> 
         (DemoUser::Owner, REPLY, "a colleague's reply"),
     ] {
         let (reply, name) = upload_url_as(world, FUNCTION, user, message, "text/plain", 10).await?;
-        ensure_eq!(reply.status, 403, "{user:?} on {whose}");
+        reply
+            .expect(403)
+            .with_context(|| format!("{user:?} on {whose}"))?;
         ensure_eq!(rows_named(world, &name).await?, "0", "no row on {whose}");
 
         let name = format!("direct {}.txt", uuid::Uuid::new_v4().simple());
         let reply = insert_directly(world, user, message, &name, "text/plain", 10).await?;
-        ensure_eq!(reply.status, 403, "{user:?} on {whose}, through PostgREST");
+        reply
+            .expect(403)
+            .with_context(|| format!("{user:?} on {whose}, through PostgREST"))?;
         ensure_eq!(
             rows_named(world, &name).await?,
             "0",
@@ -478,6 +475,6 @@ pub async fn attachments_go_only_on_messages_the_caller_wrote(world: &World) -> 
     }
     let (reply, _) =
         upload_url_as(world, FUNCTION, DemoUser::Member, REPLY, "text/plain", 10).await?;
-    ensure_eq!(reply.status, 201, "the member on their own reply");
+    reply.expect(201).context("the member on their own reply")?;
     Ok(())
 }

@@ -4,7 +4,7 @@
 //! work there, and the same URLs tampered with or expired must be refused
 //! by the server itself (403), not by anything of ours.
 
-use super::REPLY;
+use super::{REPLY, SIGN, UPLOAD_URL};
 use anyhow::{ensure, Context as _};
 use edge_e2e::{ensure_eq, Reply, World};
 use edge_stack::DemoUser;
@@ -56,15 +56,10 @@ async fn upload_url(world: &World, size: usize) -> anyhow::Result<Value> {
         &json!({"message_id": REPLY, "file_name": name, "content_type": "text/plain", "size": size}),
     )
     .await?;
-    ensure_eq!(
-        reply.status,
-        201,
-        "upload-url: {}",
-        String::from_utf8_lossy(&reply.body)
-    );
-    world
-        .openapi
-        .check("POST", "/attachment-urls/attachments/upload-url", &reply)?;
+    reply
+        .expect(201)
+        .context("upload-url")?
+        .documented(&world.openapi, "POST", UPLOAD_URL)?;
     reply.json()
 }
 
@@ -76,15 +71,10 @@ async fn download_url(world: &World, id: &str, expires_in: u32) -> anyhow::Resul
         &json!({"ids": [id], "expires_in": expires_in}),
     )
     .await?;
-    ensure_eq!(
-        reply.status,
-        200,
-        "sign: {}",
-        String::from_utf8_lossy(&reply.body)
-    );
-    world
-        .openapi
-        .check("POST", "/attachment-urls/attachments/sign", &reply)?;
+    reply
+        .expect(200)
+        .context("sign")?
+        .documented(&world.openapi, "POST", SIGN)?;
     let url = reply.json()?["urls"][0]["url"]
         .as_str()
         .map(str::to_owned)
@@ -98,19 +88,16 @@ async fn uploaded(world: &World) -> anyhow::Result<(Value, Vec<u8>)> {
     let upload = upload_url(world, bytes.len()).await?;
     let url = upload["url"].as_str().context("url")?;
     let reply = put(world, url, &upload, &bytes, |_| {}).await?;
-    ensure_eq!(
-        reply.status,
-        200,
-        "the server accepts the signed PUT: {}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    reply
+        .expect(200)
+        .context("the server accepts the signed PUT")?;
     Ok((upload, bytes))
 }
 
 /// The S3 error code in a refusal, checked to be a 403.
 fn refused(reply: &Reply, what: &str) -> anyhow::Result<String> {
-    let body = String::from_utf8_lossy(&reply.body);
-    ensure_eq!(reply.status, 403, "{what}: {body}");
+    reply.expect(403).with_context(|| what.to_owned())?;
+    let body = reply.text();
     let code = body
         .split("<Code>")
         .nth(1)
@@ -160,12 +147,9 @@ pub async fn signed_urls_upload_to_and_download_from_the_store(
         "expires_in honoured: {url}"
     );
     let reply = get(world, &url).await?;
-    ensure_eq!(
-        reply.status,
-        200,
-        "the server accepts the signed GET: {}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    reply
+        .expect(200)
+        .context("the server accepts the signed GET")?;
     ensure_eq!(reply.body, bytes, "the same bytes back");
     Ok(())
 }
@@ -238,7 +222,7 @@ pub async fn the_store_refuses_tampered_urls(world: &World) -> anyhow::Result<()
 
     // The untampered URL still works, and the object is unchanged.
     let reply = get(world, &url).await?;
-    ensure_eq!(reply.status, 200, "the untampered URL");
+    reply.expect(200).context("the untampered URL")?;
     ensure_eq!(reply.body, bytes, "nothing overwrote the object");
     Ok(())
 }
@@ -259,14 +243,14 @@ pub async fn the_store_refuses_expired_urls(world: &World) -> anyhow::Result<()>
     let reply = get(world, &short).await?;
     ensure_eq!(refused(&reply, "expired")?, "AccessDenied", "expired GET");
     ensure!(
-        String::from_utf8_lossy(&reply.body).contains("Request has expired"),
+        reply.text().contains("Request has expired"),
         "refused for its age: {}",
-        String::from_utf8_lossy(&reply.body)
+        reply.text()
     );
 
     // One signed at the same time with a longer lifetime still works.
     let reply = get(world, &long).await?;
-    ensure_eq!(reply.status, 200, "the unexpired URL");
+    reply.expect(200).context("the unexpired URL")?;
     ensure_eq!(reply.body, bytes, "its bytes");
     Ok(())
 }
@@ -279,7 +263,7 @@ pub async fn the_seeded_attachment_downloads_from_the_local_store(
 ) -> anyhow::Result<()> {
     let url = download_url(world, super::SEEDED, 60).await?;
     let reply = get(world, &url).await?;
-    ensure_eq!(reply.status, 200, "{url}");
+    reply.expect(200).with_context(|| url.clone())?;
     ensure_eq!(
         reply.body,
         edge_stack::s3::SEED_OBJECT_BYTES.to_vec(),

@@ -22,12 +22,7 @@ pub async fn the_same_event_twice_or_ten_times_at_once_applies_once(
     let mut outcomes = Vec::new();
     for reply in replies {
         let reply = reply?;
-        ensure_eq!(
-            reply.status,
-            200,
-            "{}",
-            String::from_utf8_lossy(&reply.body)
-        );
+        reply.expect(200)?;
         outcomes.push(
             reply.json()?["outcome"]
                 .as_str()
@@ -218,16 +213,9 @@ pub async fn with_the_database_down_it_is_503_then_the_retry_applies_once(
     let scope = Scope::new(world).await?;
     let delivery = scope.load(Provider::Paddle, "subscription.created")?;
     let reply = deliver_to(world, "billing-webhook-nodb", &delivery).await?;
-    ensure_eq!(
-        reply.status,
-        503,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    reply.expect(503)?;
     ensure!(reply.header("retry-after").is_some(), "Retry-After");
-    world
-        .openapi
-        .check("POST", "/billing-webhook/webhooks/paddle", &reply)?;
+    reply.documented(&world.openapi, "POST", &route(Provider::Paddle))?;
     let event = scope.id("evt_01k4c7acmeprocreated000000");
     ensure_eq!(
         recorded(world, Provider::Paddle, &event).await?,
@@ -278,19 +266,10 @@ pub async fn an_event_that_cannot_be_applied_yet_is_422_then_retried(
         .load(Provider::Stripe, "customer.subscription.created")?
         .edit(|v| v["data"]["object"]["metadata"] = json!({}))?;
     let reply = deliver(world, &created).await?;
-    ensure_eq!(
-        reply.status,
-        422,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
-    world
-        .openapi
-        .check("POST", "/billing-webhook/webhooks/stripe", &reply)?;
-    let detail = reply.json()?["detail"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    reply
+        .expect(422)?
+        .documented(&world.openapi, "POST", &route(Provider::Stripe))?;
+    let detail = reply.detail()?;
     ensure!(
         detail.contains(&scope.id("cus_T1AcmeOwner0001")),
         "detail names the customer: {detail}"
@@ -322,12 +301,6 @@ pub async fn an_event_that_cannot_be_applied_yet_is_422_then_retried(
         body: "not json".to_owned(),
     };
     let reply = deliver(world, &garbage).await?;
-    ensure_eq!(
-        reply.status,
-        400,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
-    ensure_eq!(reply.json()?["code"], json!("bad_request"));
+    reply.problem(400, "bad_request")?;
     Ok(())
 }

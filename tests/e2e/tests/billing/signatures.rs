@@ -84,23 +84,13 @@ pub async fn bad_signatures_are_400_and_write_nothing(world: &World) -> anyhow::
     ];
     for (what, provider, sent, header) in cases {
         let reply = post(world, FUNCTION, provider, &sent, header.as_deref()).await?;
+        let problem = reply.problem(400, "invalid_signature").context(what)?;
         ensure_eq!(
-            reply.status,
-            400,
-            "{what}: {}",
-            String::from_utf8_lossy(&reply.body)
-        );
-        ensure_eq!(reply.json()?["code"], json!("invalid_signature"), "{what}");
-        ensure_eq!(
-            reply.json()?["detail"],
+            problem["detail"],
             json!("The signature is missing or invalid."),
             "{what}: no detail beyond that"
         );
-        world.openapi.check(
-            "POST",
-            &format!("/{FUNCTION}/webhooks/{}", provider.as_str()),
-            &reply,
-        )?;
+        reply.documented(&world.openapi, "POST", &route(provider))?;
     }
     ensure_eq!(
         recorded(world, stripe, &event_id).await?,

@@ -29,10 +29,10 @@ async fn get(world: &World, url: String) -> anyhow::Result<Reply> {
 pub async fn health_answers_on_every_function(world: &World) -> anyhow::Result<()> {
     for name in FUNCTIONS {
         let reply = get(world, format!("{}/health", world.function(name))).await?;
-        ensure_eq!(reply.status, 200, "{name} /health");
-        world
-            .openapi
-            .check("GET", &format!("/{name}/health"), &reply)?;
+        reply
+            .expect(200)
+            .with_context(|| format!("{name} /health"))?
+            .documented(&world.openapi, "GET", &format!("/{name}/health"))?;
         let body = reply.json()?;
         ensure_eq!(body["function"], name, "{name} names itself");
         ensure!(
@@ -50,15 +50,10 @@ pub async fn health_answers_on_every_function(world: &World) -> anyhow::Result<(
 pub async fn deep_health_reaches_postgrest_as_service(world: &World) -> anyhow::Result<()> {
     for name in FUNCTIONS {
         let reply = get(world, format!("{}/health?deep=1", world.function(name))).await?;
-        ensure_eq!(
-            reply.status,
-            200,
-            "{name} deep health: {}",
-            String::from_utf8_lossy(&reply.body)
-        );
-        world
-            .openapi
-            .check("GET", &format!("/{name}/health"), &reply)?;
+        reply
+            .expect(200)
+            .with_context(|| format!("{name} deep health"))?
+            .documented(&world.openapi, "GET", &format!("/{name}/health"))?;
         ensure_eq!(reply.json()?["postgrest"], "ok", "{name} reached PostgREST");
     }
     Ok(())
@@ -67,22 +62,22 @@ pub async fn deep_health_reaches_postgrest_as_service(world: &World) -> anyhow::
 pub async fn routes_answer_under_a_prefix(world: &World) -> anyhow::Result<()> {
     let base = world.function("ticket-intake");
     let reply = get(world, format!("{base}/functions/v1/ticket-intake/health")).await?;
-    ensure_eq!(reply.status, 200, "prefixed health");
+    reply.expect(200).context("prefixed health")?;
     Ok(())
 }
 
 pub async fn unknown_routes_are_problem_json_404(world: &World) -> anyhow::Result<()> {
     for name in FUNCTIONS {
         let reply = get(world, format!("{}/no-such-route", world.function(name))).await?;
-        ensure_eq!(reply.status, 404, "{name} unknown route");
+        let problem = reply
+            .problem(404, "not_found")
+            .with_context(|| format!("{name} unknown route"))?;
         ensure_eq!(
             reply.media_type(),
             "application/problem+json",
             "{name} 404 media type"
         );
-        let problem = reply.json()?;
         world.openapi.check_schema("Problem", &problem)?;
-        ensure_eq!(problem["code"], "not_found", "{name} problem code");
         ensure_eq!(
             problem["request_id"].as_str(),
             reply.header("x-request-id"),
@@ -95,7 +90,7 @@ pub async fn unknown_routes_are_problem_json_404(world: &World) -> anyhow::Resul
 pub async fn wrong_method_is_405_with_allow(world: &World) -> anyhow::Result<()> {
     let url = format!("{}/health", world.function("send-email"));
     let reply = Reply::read(world.http.post(&url).body("{}").send().await?).await?;
-    ensure_eq!(reply.status, 405, "POST /health");
+    reply.expect(405).context("POST /health")?;
     ensure_eq!(reply.header("allow"), Some("GET, HEAD"), "Allow header");
     world.openapi.check_schema("Problem", &reply.json()?)?;
     Ok(())
@@ -123,7 +118,9 @@ pub async fn methods_the_worker_crate_does_not_know_are_405(world: &World) -> an
             let url = format!("{}{path}", world.function(name));
             let method = reqwest::Method::from_bytes(method.as_bytes())?;
             let reply = Reply::read(world.http.request(method.clone(), &url).send().await?).await?;
-            ensure_eq!(reply.status, 405, "{method} {name}{path}");
+            reply
+                .expect(405)
+                .with_context(|| format!("{method} {name}{path}"))?;
             ensure_eq!(reply.header("allow"), Some(allow), "{method} {name}{path}");
             world.openapi.check_schema("Problem", &reply.json()?)?;
         }
@@ -144,10 +141,10 @@ pub async fn oversized_body_is_413_before_any_work(world: &World) -> anyhow::Res
             .await?,
     )
     .await?;
-    ensure_eq!(reply.status, 413, "65 KiB body over the 64 KiB default");
-    let problem = reply.json()?;
+    let problem = reply
+        .problem(413, "payload_too_large")
+        .context("65 KiB body over the 64 KiB default")?;
     world.openapi.check_schema("Problem", &problem)?;
-    ensure_eq!(problem["code"], "payload_too_large", "problem code");
     Ok(())
 }
 
@@ -166,7 +163,7 @@ pub async fn cors_preflight_follows_the_allowlist(world: &World) -> anyhow::Resu
     };
     // The stack allows http://localhost:3000, as a frontend's dev server.
     let ok = Reply::read(preflight("http://localhost:3000").await?).await?;
-    ensure_eq!(ok.status, 204, "allowed origin preflight");
+    ok.expect(204).context("allowed origin preflight")?;
     ensure_eq!(
         ok.header("access-control-allow-origin"),
         Some("http://localhost:3000"),
@@ -180,7 +177,7 @@ pub async fn cors_preflight_follows_the_allowlist(world: &World) -> anyhow::Resu
     );
 
     let denied = Reply::read(preflight("https://evil.example").await?).await?;
-    ensure_eq!(denied.status, 403, "other origin preflight");
+    denied.expect(403).context("other origin preflight")?;
     ensure_eq!(
         denied.header("access-control-allow-origin"),
         None,
@@ -243,11 +240,9 @@ pub async fn es256_tokens_are_verified_in_workerd(world: &World) -> anyhow::Resu
             .send()
     };
     let valid = Reply::read(post(token.clone()).await?).await?;
-    ensure_eq!(
-        valid.status,
-        422,
-        "authenticated, then the empty body is refused"
-    );
+    valid
+        .expect(422)
+        .context("authenticated, then the empty body is refused")?;
 
     // Flip one signature character: same header and claims, bad signature.
     let mut tampered = token.clone().into_bytes();
@@ -255,7 +250,7 @@ pub async fn es256_tokens_are_verified_in_workerd(world: &World) -> anyhow::Resu
     tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
     let tampered = String::from_utf8(tampered)?;
     let refused = Reply::read(post(tampered).await?).await?;
-    ensure_eq!(refused.status, 401, "tampered ES256 signature");
+    refused.expect(401).context("tampered ES256 signature")?;
 
     let fetched = world
         .stack
@@ -279,12 +274,12 @@ pub async fn a_misconfigured_function_is_a_clear_500(world: &World) -> anyhow::R
             .await?,
     )
     .await?;
-    ensure_eq!(reply.status, 500, "misconfigured");
-    let problem = reply.json()?;
+    let problem = reply
+        .problem(500, "misconfigured")
+        .context("misconfigured")?;
     world.openapi.check_schema("Problem", &problem)?;
-    ensure_eq!(problem["code"], "misconfigured", "problem code");
     ensure!(
-        !String::from_utf8_lossy(&reply.body).contains("CAPTCHA"),
+        !reply.text().contains("CAPTCHA"),
         "no variable names in the answer"
     );
     Ok(())
@@ -379,7 +374,9 @@ pub async fn a_huge_body_is_413_without_being_read_whole(world: &World) -> anyho
             ensure_eq!(status, 413, "{function}: 100 MB, chunked: {chunked}");
         }
         let health = get(world, format!("{}/health", world.function(function))).await?;
-        ensure_eq!(health.status, 200, "{function} still serves after them");
+        health
+            .expect(200)
+            .with_context(|| format!("{function} still serves after them"))?;
     }
     let grown_mib = workerd_rss_kib(world)?.saturating_sub(before) / 1024;
     ensure!(

@@ -9,6 +9,8 @@ use edge_e2e::{ensure_eq, Reply, World};
 use serde_json::{json, Value};
 
 pub(crate) const FUNCTION: &str = "ticket-intake";
+/// Its route in openapi.yaml (every variant's too).
+pub(crate) const TICKETS: &str = "/ticket-intake/tickets";
 const ORIGIN: &str = "http://localhost:3000";
 
 /// The captcha providers, each with the ticket-intake instance that uses
@@ -161,15 +163,10 @@ async fn json_submission(world: &World, provider: Provider) -> anyhow::Result<()
         &[("origin", ORIGIN), ("cf-connecting-ip", &ip)],
     )
     .await?;
-    ensure_eq!(
-        reply.status,
-        201,
-        "created: {}",
-        String::from_utf8_lossy(&reply.body)
-    );
-    world
-        .openapi
-        .check("POST", "/ticket-intake/tickets", &reply)?;
+    reply
+        .expect(201)
+        .context("created")?
+        .documented(&world.openapi, "POST", TICKETS)?;
     ensure_eq!(
         reply.header("access-control-allow-origin"),
         Some(ORIGIN),
@@ -254,12 +251,7 @@ async fn form_post(world: &World, provider: Provider) -> anyhow::Result<()> {
             .await?,
     )
     .await?;
-    ensure_eq!(
-        reply.status,
-        303,
-        "See Other: {}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    reply.expect(303).context("See Other")?;
     let thanks = redirect_target(&url, &reply)?;
     ensure!(
         thanks
@@ -270,14 +262,14 @@ async fn form_post(world: &World, provider: Provider) -> anyhow::Result<()> {
     ensure_eq!(tickets_titled(world, &title).await?, 1, "one ticket");
 
     let page = Reply::read(world.http.get(thanks.clone()).send().await?).await?;
-    ensure_eq!(page.status, 200, "thank-you page");
+    page.expect(200).context("thank-you page")?;
     let reference = thanks
         .query_pairs()
         .find(|(k, _)| k == "reference")
         .map(|(_, v)| v.into_owned())
         .unwrap_or_default();
     ensure!(
-        String::from_utf8_lossy(&page.body).contains(&reference),
+        page.text().contains(&reference),
         "the page shows the reference"
     );
     Ok(())
@@ -321,10 +313,10 @@ pub async fn captcha_failures_are_refused_and_write_nothing(world: &World) -> an
                 &[("cf-connecting-ip", &ip())],
             )
             .await?;
-            ensure_eq!(reply.status, status, "{provider:?}: token {token}");
-            world
-                .openapi
-                .check("POST", "/ticket-intake/tickets", &reply)?;
+            reply
+                .expect(status)
+                .with_context(|| format!("{provider:?}: token {token}"))?
+                .documented(&world.openapi, "POST", TICKETS)?;
             ensure_eq!(
                 tickets_titled(world, &title).await?,
                 0,
@@ -360,7 +352,9 @@ pub async fn a_captcha_token_is_never_accepted_twice(world: &World) -> anyhow::R
             &[("cf-connecting-ip", &ip())],
         )
         .await?;
-        ensure_eq!(first.status, 201, "{provider:?}: first use");
+        first
+            .expect(201)
+            .with_context(|| format!("{provider:?}: first use"))?;
         let title = unique("twice");
         let second = post_json_to(
             world,
@@ -369,7 +363,9 @@ pub async fn a_captcha_token_is_never_accepted_twice(world: &World) -> anyhow::R
             &[("cf-connecting-ip", &ip())],
         )
         .await?;
-        ensure_eq!(second.status, second_status, "{provider:?}: second use");
+        second
+            .expect(second_status)
+            .with_context(|| format!("{provider:?}: second use"))?;
         ensure_eq!(
             tickets_titled(world, &title).await?,
             0,
@@ -400,7 +396,7 @@ pub async fn a_captcha_token_is_never_accepted_twice(world: &World) -> anyhow::R
     )
     .await?;
     let expected = if used_before == 0 { 201 } else { 409 };
-    ensure_eq!(reply.status, expected, "first dummy use");
+    reply.expect(expected).context("first dummy use")?;
     let again = unique("dummy-again");
     let reply = post_json(
         world,
@@ -408,7 +404,9 @@ pub async fn a_captcha_token_is_never_accepted_twice(world: &World) -> anyhow::R
         &[("cf-connecting-ip", &ip())],
     )
     .await?;
-    ensure_eq!(reply.status, 409, "the database refuses a token twice");
+    reply
+        .expect(409)
+        .context("the database refuses a token twice")?;
     ensure_eq!(
         tickets_titled(world, &again).await?,
         0,
@@ -422,7 +420,7 @@ pub async fn a_filled_honeypot_gets_success_and_no_row(world: &World) -> anyhow:
     let mut body = submission(&title, &unique("pass"));
     body["website"] = json!("http://spam.example");
     let reply = post_json(world, &body, &[]).await?;
-    ensure_eq!(reply.status, 201, "looks like success");
+    reply.expect(201).context("looks like success")?;
     ensure_eq!(tickets_titled(world, &title).await?, 0, "nothing written");
     ensure_eq!(
         captcha_calls(world, body["captcha_token"].as_str().unwrap_or_default()),
@@ -452,11 +450,9 @@ pub async fn the_per_ip_rate_limit_answers_429(world: &World) -> anyhow::Result<
             &[("cf-connecting-ip", &address)],
         )
         .await?;
-        ensure_eq!(
-            reply.status,
-            400,
-            "attempt {attempt} is counted, not limited"
-        );
+        reply
+            .expect(400)
+            .with_context(|| format!("attempt {attempt} is counted, not limited"))?;
     }
     let title = unique("limited");
     let token = unique("pass");
@@ -466,10 +462,10 @@ pub async fn the_per_ip_rate_limit_answers_429(world: &World) -> anyhow::Result<
         &[("cf-connecting-ip", &address)],
     )
     .await?;
-    ensure_eq!(reply.status, 429, "sixth attempt");
-    world
-        .openapi
-        .check("POST", "/ticket-intake/tickets", &reply)?;
+    reply
+        .expect(429)
+        .context("sixth attempt")?
+        .documented(&world.openapi, "POST", TICKETS)?;
     let retry: u32 = reply
         .header("retry-after")
         .context("retry-after")?
@@ -487,7 +483,9 @@ pub async fn the_per_ip_rate_limit_answers_429(world: &World) -> anyhow::Result<
         &[("cf-connecting-ip", &ip())],
     )
     .await?;
-    ensure_eq!(other.status, 201, "another address is not limited");
+    other
+        .expect(201)
+        .context("another address is not limited")?;
     Ok(())
 }
 
@@ -499,7 +497,7 @@ pub async fn origins_are_checked_against_the_account(world: &World) -> anyhow::R
         &[("origin", "https://evil.example")],
     )
     .await?;
-    ensure_eq!(reply.status, 403, "foreign origin");
+    reply.expect(403).context("foreign origin")?;
     ensure_eq!(
         reply.header("access-control-allow-origin"),
         None,
@@ -531,11 +529,9 @@ pub async fn origins_are_checked_against_the_account(world: &World) -> anyhow::R
                 .await?,
         )
         .await?;
-        ensure_eq!(
-            preflight.status,
-            if allowed { 204 } else { 403 },
-            "preflight from {origin}"
-        );
+        preflight
+            .expect(if allowed { 204 } else { 403 })
+            .with_context(|| format!("preflight from {origin}"))?;
         ensure_eq!(
             preflight.header("access-control-allow-origin"),
             allowed.then_some(origin),
@@ -567,7 +563,9 @@ pub async fn origins_are_checked_against_the_account(world: &World) -> anyhow::R
             } else {
                 403
             };
-            ensure_eq!(reply.status, expected, "{origin}: {body}");
+            reply
+                .expect(expected)
+                .with_context(|| format!("{origin}: {body}"))?;
             ensure_eq!(
                 reply.header("access-control-allow-origin"),
                 allowed.then_some(origin),
@@ -591,10 +589,10 @@ pub async fn unknown_and_disabled_intakes_are_404(world: &World) -> anyhow::Resu
         let mut body = submission(&title, &unique("pass"));
         body["intake_key"] = json!(key);
         let reply = post_json(world, &body, &[("cf-connecting-ip", &ip())]).await?;
-        ensure_eq!(reply.status, 404, "{key}");
-        world
-            .openapi
-            .check("POST", "/ticket-intake/tickets", &reply)?;
+        reply
+            .expect(404)
+            .context(key)?
+            .documented(&world.openapi, "POST", TICKETS)?;
         ensure_eq!(
             tickets_titled(world, &title).await?,
             0,
@@ -608,29 +606,22 @@ pub async fn invalid_fields_are_one_422_before_anything_else(world: &World) -> a
     let token = unique("pass");
     let body = json!({"intake_key": "acme", "title": "  ", "content": "x\u{0007}", "customer_email": "nope", "captcha_token": token});
     let reply = post_json(world, &body, &[]).await?;
-    ensure_eq!(reply.status, 422, "validation");
-    world
-        .openapi
-        .check("POST", "/ticket-intake/tickets", &reply)?;
-    let fields: Vec<String> = reply.json()?["errors"]
-        .as_array()
-        .context("errors")?
-        .iter()
-        .filter_map(|e| e["field"].as_str().map(str::to_owned))
-        .collect();
+    reply
+        .expect(422)
+        .context("validation")?
+        .documented(&world.openapi, "POST", TICKETS)?;
     ensure_eq!(
-        fields,
+        reply.fields()?,
         ["title", "content", "customer_email"],
         "every failing field"
     );
     ensure_eq!(captcha_calls(world, &token), 0, "the captcha is not spent");
 
     let big = json!({"intake_key": "acme", "title": "t", "content": "x".repeat(70_000), "customer_email": "a@b.example", "captcha_token": "x"});
-    ensure_eq!(
-        post_json(world, &big, &[]).await?.status,
-        413,
-        "oversized body"
-    );
+    post_json(world, &big, &[])
+        .await?
+        .expect(413)
+        .context("oversized body")?;
     Ok(())
 }
 
@@ -643,10 +634,10 @@ pub async fn an_idempotency_key_replays_the_same_ticket(world: &World) -> anyhow
         ("cf-connecting-ip", ip.as_str()),
     ];
     let first = post_json(world, &submission(&title, &unique("pass")), &headers).await?;
-    ensure_eq!(first.status, 201, "first");
+    first.expect(201).context("first")?;
     // The retry may carry the same or a fresh token; either way no new ticket.
     let second = post_json(world, &submission(&title, &unique("pass")), &headers).await?;
-    ensure_eq!(second.status, 200, "replay");
+    second.expect(200).context("replay")?;
     ensure_eq!(
         second.header("idempotent-replayed"),
         Some("true"),
@@ -665,7 +656,9 @@ pub async fn an_idempotency_key_replays_the_same_ticket(world: &World) -> anyhow
         &headers,
     )
     .await?;
-    ensure_eq!(changed.status, 422, "same key, different submission");
+    changed
+        .expect(422)
+        .context("same key, different submission")?;
     Ok(())
 }
 
@@ -680,11 +673,9 @@ pub async fn postgrest_down_is_503_and_the_captcha_is_kept(world: &World) -> any
             .await?,
     )
     .await?;
-    ensure_eq!(reply.status, 503, "PostgREST unreachable");
+    reply.expect(503).context("PostgREST unreachable")?;
     ensure!(reply.header("retry-after").is_some(), "Retry-After");
-    world
-        .openapi
-        .check("POST", "/ticket-intake/tickets", &reply)?;
+    reply.documented(&world.openapi, "POST", TICKETS)?;
     ensure_eq!(tickets_titled(world, &title).await?, 0, "nothing written");
     ensure_eq!(
         captcha_calls(world, &token),
@@ -746,12 +737,9 @@ pub async fn a_burst_from_one_address_leaves_the_form_open_to_others(
         &[("cf-connecting-ip", &ip())],
     )
     .await?;
-    ensure_eq!(
-        visitor.status,
-        201,
-        "a visitor from another address still gets through: {}",
-        String::from_utf8_lossy(&visitor.body)
-    );
+    visitor
+        .expect(201)
+        .context("a visitor from another address still gets through")?;
     ensure_eq!(
         tickets_titled(world, &title).await?,
         1,
@@ -782,15 +770,10 @@ pub async fn the_accounts_categories_and_priorities_are_field_errors_before_the_
     body["category"] = json!("bugs");
     body["priority"] = json!("high");
     let reply = post_json(world, &body, &[("cf-connecting-ip", &ip())]).await?;
-    ensure_eq!(
-        reply.status,
-        422,
-        "refused: {}",
-        String::from_utf8_lossy(&reply.body)
-    );
-    world
-        .openapi
-        .check("POST", "/ticket-intake/tickets", &reply)?;
+    reply
+        .expect(422)
+        .context("refused")?
+        .documented(&world.openapi, "POST", TICKETS)?;
     let problem = reply.json()?;
     let errors: Vec<(String, String)> = problem["errors"]
         .as_array()
@@ -824,7 +807,7 @@ pub async fn the_accounts_categories_and_priorities_are_field_errors_before_the_
     body["category"] = json!("billing");
     body["priority"] = json!("low");
     let reply = post_json(world, &body, &[("cf-connecting-ip", &ip())]).await?;
-    ensure_eq!(reply.status, 201, "accepted values");
+    reply.expect(201).context("accepted values")?;
     ensure_eq!(tickets_titled(world, &title).await?, 1, "the ticket");
     Ok(())
 }
@@ -863,12 +846,7 @@ pub async fn form_redirects_stay_on_this_function(world: &World) -> anyhow::Resu
                     .await?,
             )
             .await?;
-            ensure_eq!(
-                reply.status,
-                303,
-                "{path}: {}",
-                String::from_utf8_lossy(&reply.body)
-            );
+            reply.expect(303).context(path)?;
             let target = redirect_target(&url, &reply)?;
             ensure!(
                 target.scheme() == own.scheme()
@@ -878,7 +856,8 @@ pub async fn form_redirects_stay_on_this_function(world: &World) -> anyhow::Resu
                 reply.header("location")
             );
             let page = Reply::read(world.http.get(target.clone()).send().await?).await?;
-            ensure_eq!(page.status, 200, "{path}: the thank-you page at {target}");
+            page.expect(200)
+                .with_context(|| format!("{path}: the thank-you page at {target}"))?;
         }
     }
     ensure_eq!(

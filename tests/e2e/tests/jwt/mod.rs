@@ -233,12 +233,7 @@ async fn ensure_refused(
     ] {
         let reply = post(world, route, token, body).await?;
         let place = format!("{what}, {} {} with {with}", route.function, route.path);
-        ensure_eq!(
-            reply.status,
-            401,
-            "{place}: {}",
-            String::from_utf8_lossy(&reply.body)
-        );
+        reply.expect(401).with_context(|| place.clone())?;
         ensure_eq!(
             reply.media_type(),
             "application/problem+json",
@@ -256,9 +251,8 @@ async fn ensure_refused(
             "Missing or invalid credentials.",
             "{place}: the same words for every failure"
         );
-        world
-            .openapi
-            .check("POST", route.documented, &reply)
+        reply
+            .documented(&world.openapi, "POST", route.documented)
             .with_context(|| place.clone())?;
     }
     Ok(())
@@ -273,14 +267,12 @@ async fn ensure_admitted(
     token: &str,
 ) -> anyhow::Result<()> {
     let reply = post(world, route, token, &json!({})).await?;
-    ensure_eq!(
-        reply.status,
-        422,
-        "{what} ({} {}) is let in, then its empty body refused: {}",
-        route.function,
-        route.path,
-        String::from_utf8_lossy(&reply.body)
-    );
+    reply.expect(422).with_context(|| {
+        format!(
+            "{what} ({} {}) is let in, then its empty body refused",
+            route.function, route.path
+        )
+    })?;
     Ok(())
 }
 
@@ -920,13 +912,11 @@ pub async fn rs256_tokens_are_verified_through_webcrypto_end_to_end(
 
     // A real send, charged to the RS256 caller by reserve_email as them.
     let sent = post(world, &routes[0], &token, &routes[0].body).await?;
-    ensure_eq!(
-        sent.status,
-        201,
-        "RS256 send: {}",
-        String::from_utf8_lossy(&sent.body)
-    );
-    world.openapi.check("POST", routes[0].documented, &sent)?;
+    sent.expect(201).context("RS256 send")?.documented(
+        &world.openapi,
+        "POST",
+        routes[0].documented,
+    )?;
     let used = sent.json()?["credits_used"]
         .as_i64()
         .context("credits_used")?;
@@ -938,24 +928,14 @@ pub async fn rs256_tokens_are_verified_through_webcrypto_end_to_end(
 
     // The caller's RLS decides what attachment-urls signs and inserts.
     let signed = post(world, &routes[1], &token, &routes[1].body).await?;
-    ensure_eq!(
-        signed.status,
-        200,
-        "RS256 sign: {}",
-        String::from_utf8_lossy(&signed.body)
-    );
+    signed.expect(200).context("RS256 sign")?;
     ensure!(
         signed.json()?["urls"][0]["url"].is_string(),
         "a URL for Acme's attachment: {}",
-        String::from_utf8_lossy(&signed.body)
+        signed.text()
     );
     let upload = post(world, &routes[2], &token, &routes[2].body).await?;
-    ensure_eq!(
-        upload.status,
-        201,
-        "RS256 upload-url: {}",
-        String::from_utf8_lossy(&upload.body)
-    );
+    upload.expect(201).context("RS256 upload-url")?;
     let created_by = world
         .stack
         .psql(&format!(

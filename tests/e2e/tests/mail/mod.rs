@@ -9,6 +9,8 @@ use serde_json::{json, Value};
 
 pub(crate) const FUNCTION: &str = "send-email";
 pub(crate) const POSTMARK: &str = "send-email-postmark";
+/// The route sends go to, in openapi.yaml.
+pub(crate) const EMAILS: &str = "/send-email/emails";
 
 mod reconcile;
 pub use reconcile::the_reconciler_settles_stuck_mails_once;
@@ -156,13 +158,6 @@ pub(crate) async fn mail_by_subject(
     Ok((id.to_owned(), status.to_owned(), refunds.parse()?))
 }
 
-fn detail(reply: &Reply) -> anyhow::Result<String> {
-    Ok(reply.json()?["detail"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned())
-}
-
 async fn mail_status(world: &World, mail_id: &str) -> anyhow::Result<String> {
     Ok(world
         .stack
@@ -181,13 +176,10 @@ pub async fn a_send_charges_logs_and_reaches_the_provider(world: &World) -> anyh
     let (before, _) = balance(world, &user).await?;
     let subject = unique("Welcome");
     let reply = send(world, &token, &mail(&subject), Some("k-1")).await?;
-    ensure_eq!(
-        reply.status,
-        201,
-        "sent: {}",
-        String::from_utf8_lossy(&reply.body)
-    );
-    world.openapi.check("POST", "/send-email/emails", &reply)?;
+    reply
+        .expect(201)
+        .context("sent")?
+        .documented(&world.openapi, "POST", EMAILS)?;
     let body = reply.json()?;
     ensure_eq!(body["status"], "sent", "status");
     let used = body["credits_used"].as_i64().context("credits_used")?;
@@ -235,8 +227,10 @@ pub async fn without_a_user_token_it_is_401(world: &World) -> anyhow::Result<()>
             .await?,
     )
     .await?;
-    ensure_eq!(reply.status, 401, "no token");
-    world.openapi.check("POST", "/send-email/emails", &reply)?;
+    reply
+        .expect(401)
+        .context("no token")?
+        .documented(&world.openapi, "POST", EMAILS)?;
     let reply = send(
         world,
         &world.stack.service_key(),
@@ -244,7 +238,7 @@ pub async fn without_a_user_token_it_is_401(world: &World) -> anyhow::Result<()>
         None,
     )
     .await?;
-    ensure_eq!(reply.status, 401, "the service key is not a user");
+    reply.expect(401).context("the service key is not a user")?;
     Ok(())
 }
 
@@ -253,8 +247,10 @@ pub async fn too_few_credits_is_402_and_nothing_is_sent(world: &World) -> anyhow
     set_balance(world, &user, 0).await?;
     let subject = unique("Broke");
     let reply = send(world, &token, &mail(&subject), None).await?;
-    ensure_eq!(reply.status, 402, "payment required");
-    world.openapi.check("POST", "/send-email/emails", &reply)?;
+    reply
+        .expect(402)
+        .context("payment required")?
+        .documented(&world.openapi, "POST", EMAILS)?;
     ensure_eq!(sends(world, &subject), 0, "nothing sent");
     ensure_eq!(balance(world, &user).await?, (0, 0), "never below zero");
     Ok(())
@@ -271,13 +267,10 @@ pub async fn the_html_is_priced_and_logged_with_the_text(world: &World) -> anyho
     let text = "The same, in text. ".repeat(250);
     let body = json!({"to": "ada@example.com", "subject": subject, "text": text, "html": html});
     let reply = send(world, &token, &body, None).await?;
-    ensure_eq!(
-        reply.status,
-        201,
-        "sent: {}",
-        String::from_utf8_lossy(&reply.body)
-    );
-    world.openapi.check("POST", "/send-email/emails", &reply)?;
+    reply
+        .expect(201)
+        .context("sent")?
+        .documented(&world.openapi, "POST", EMAILS)?;
     ensure_eq!(
         reply.json()?["credits_used"].as_i64(),
         Some(2),
@@ -313,14 +306,11 @@ pub async fn ambiguous_outcomes_stay_charged_until_confirmed(world: &World) -> a
         let subject = unique(marker);
         let key = format!("ambiguous-{}", uuid::Uuid::new_v4());
         let reply = send(world, &token, &mail(&subject), Some(&key)).await?;
-        ensure_eq!(
-            reply.status,
-            502,
-            "{marker}: {}",
-            String::from_utf8_lossy(&reply.body)
-        );
-        world.openapi.check("POST", "/send-email/emails", &reply)?;
-        let said = detail(&reply)?;
+        reply
+            .expect(502)
+            .context(marker)?
+            .documented(&world.openapi, "POST", EMAILS)?;
+        let said = reply.detail()?;
         ensure!(
             said.contains("being confirmed") && !said.contains("were refunded"),
             "{marker}: the answer says the outcome is being confirmed: {said}"
@@ -346,9 +336,11 @@ pub async fn ambiguous_outcomes_stay_charged_until_confirmed(world: &World) -> a
         );
 
         let again = send(world, &token, &mail(&subject), Some(&key)).await?;
-        ensure_eq!(again.status, 409, "{marker}: a retry with the key");
+        again
+            .expect(409)
+            .with_context(|| format!("{marker}: a retry with the key"))?;
         ensure!(
-            detail(&again)?.contains("still being confirmed"),
+            again.detail()?.contains("still being confirmed"),
             "{marker}: the retry is told the outcome is being confirmed"
         );
     }
@@ -361,15 +353,12 @@ pub async fn certain_refusals_are_refunded_exactly_once(world: &World) -> anyhow
         let (before, _) = balance(world, &user).await?;
         let subject = unique(marker);
         let reply = send(world, &token, &mail(&subject), None).await?;
-        ensure_eq!(
-            reply.status,
-            status,
-            "{marker}: {}",
-            String::from_utf8_lossy(&reply.body)
-        );
-        world.openapi.check("POST", "/send-email/emails", &reply)?;
+        reply
+            .expect(status)
+            .context(marker)?
+            .documented(&world.openapi, "POST", EMAILS)?;
         ensure!(
-            detail(&reply)?.contains("refunded"),
+            reply.detail()?.contains("refunded"),
             "{marker}: the answer says the credits came back"
         );
         ensure_eq!(
@@ -396,15 +385,12 @@ pub async fn postmark_partial_deliveries_stay_charged(world: &World) -> anyhow::
     let partly = unique("Partly");
     let body = json!({"to": ["ada@example.com", "inactive-bounced@example.com"], "subject": partly, "text": "Hi"});
     let reply = send_to(world, POSTMARK, &token, &body, None).await?;
-    ensure_eq!(
-        reply.status,
-        502,
-        "partly delivered: {}",
-        String::from_utf8_lossy(&reply.body)
-    );
-    world.openapi.check("POST", "/send-email/emails", &reply)?;
+    reply
+        .expect(502)
+        .context("partly delivered")?
+        .documented(&world.openapi, "POST", EMAILS)?;
     ensure!(
-        detail(&reply)?.contains("being confirmed"),
+        reply.detail()?.contains("being confirmed"),
         "the outcome is being confirmed"
     );
     ensure_eq!(
@@ -427,12 +413,7 @@ pub async fn postmark_partial_deliveries_stay_charged(world: &World) -> anyhow::
     let nobody = unique("Nobody");
     let body = json!({"to": "inactive-bounced@example.com", "subject": nobody, "text": "Hi"});
     let reply = send_to(world, POSTMARK, &token, &body, None).await?;
-    ensure_eq!(
-        reply.status,
-        422,
-        "every recipient inactive: {}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    reply.expect(422).context("every recipient inactive")?;
     ensure_eq!(reply.json()?["code"], "rejected", "rejected");
     let (_, status, refunds) = mail_by_subject(world, &nobody).await?;
     ensure_eq!(
@@ -449,12 +430,7 @@ pub async fn postmark_partial_deliveries_stay_charged(world: &World) -> anyhow::
     let fine = unique("Fine");
     let body = json!({"to": "ada@example.com", "subject": fine, "text": "Hi"});
     let reply = send_to(world, POSTMARK, &token, &body, None).await?;
-    ensure_eq!(
-        reply.status,
-        201,
-        "a plain Postmark send: {}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    reply.expect(201).context("a plain Postmark send")?;
     Ok(())
 }
 
@@ -467,15 +443,12 @@ pub async fn only_templates_unless_the_operator_allows_more(world: &World) -> an
     let phish = json!({"to": ["ada@example.com", "grace@example.com"], "subject": subject,
                        "html": "<a href=\"https://evil.example\">Unlock</a>"});
     let reply = send(world, &token, &phish, None).await?;
-    ensure_eq!(
-        reply.status,
-        403,
-        "own content: {}",
-        String::from_utf8_lossy(&reply.body)
-    );
-    world.openapi.check("POST", "/send-email/emails", &reply)?;
+    reply
+        .expect(403)
+        .context("own content")?
+        .documented(&world.openapi, "POST", EMAILS)?;
     ensure!(
-        detail(&reply)?.contains("only its own templates"),
+        reply.detail()?.contains("only its own templates"),
         "the answer says why"
     );
     ensure_eq!(sends(world, &subject), 0, "nothing reached the provider");
@@ -483,22 +456,15 @@ pub async fn only_templates_unless_the_operator_allows_more(world: &World) -> an
     let subjected = json!({"to": "ada@example.com", "subject": subject, "template_id": "welcome",
                            "variables": {"name": "Ada"}});
     let reply = send(world, &token, &subjected, None).await?;
-    ensure_eq!(
-        reply.status,
-        403,
-        "a template with a subject of the sender's"
-    );
+    reply
+        .expect(403)
+        .context("a template with a subject of the sender's")?;
     ensure_eq!(balance(world, &user).await?.0, before, "nothing charged");
 
     let template =
         json!({"to": "ada@example.com", "template_id": "welcome", "variables": {"name": "Ada"}});
     let reply = send(world, &token, &template, Some("template-1")).await?;
-    ensure_eq!(
-        reply.status,
-        201,
-        "a template: {}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    reply.expect(201).context("a template")?;
     let sent = world
         .stack
         .email()
@@ -521,11 +487,9 @@ pub async fn only_templates_unless_the_operator_allows_more(world: &World) -> an
         .await?;
     let allowed = unique("Allowed");
     let reply = send(world, &token, &mail(&allowed), None).await?;
-    ensure_eq!(
-        reply.status,
-        201,
-        "once the operator allows this sender their own content"
-    );
+    reply
+        .expect(201)
+        .context("once the operator allows this sender their own content")?;
     Ok(())
 }
 
@@ -540,41 +504,31 @@ pub async fn daily_limits_hold_in_the_database(world: &World) -> anyhow::Result<
         .await?;
     let first = unique("Day 1");
     let body = json!({"to": ["a@example.com", "b@example.com"], "subject": first, "text": "Hi"});
-    ensure_eq!(
-        send(world, &token, &body, None).await?.status,
-        201,
-        "the first mail, to 2"
-    );
+    send(world, &token, &body, None)
+        .await?
+        .expect(201)
+        .context("the first mail, to 2")?;
     let over = unique("Day 2");
     let body = json!({"to": ["a@example.com", "b@example.com"], "subject": over, "text": "Hi"});
     let reply = send(world, &token, &body, None).await?;
-    ensure_eq!(
-        reply.status,
-        429,
-        "2 + 2 recipients > 3: {}",
-        String::from_utf8_lossy(&reply.body)
-    );
-    world.openapi.check("POST", "/send-email/emails", &reply)?;
+    reply
+        .expect(429)
+        .context("2 + 2 recipients > 3")?
+        .documented(&world.openapi, "POST", EMAILS)?;
     ensure!(
-        detail(&reply)?.contains("Try again after"),
+        reply.detail()?.contains("Try again after"),
         "the answer says when"
     );
     ensure_eq!(sends(world, &over), 0, "nothing sent");
     let (before, _) = balance(world, &user).await?;
-    ensure_eq!(
-        send(world, &token, &mail(&unique("Day 3")), None)
-            .await?
-            .status,
-        201,
-        "one more recipient fits"
-    );
-    ensure_eq!(
-        send(world, &token, &mail(&unique("Day 4")), None)
-            .await?
-            .status,
-        429,
-        "and the 3rd mail is over the 2 a day"
-    );
+    send(world, &token, &mail(&unique("Day 3")), None)
+        .await?
+        .expect(201)
+        .context("one more recipient fits")?;
+    send(world, &token, &mail(&unique("Day 4")), None)
+        .await?
+        .expect(429)
+        .context("and the 3rd mail is over the 2 a day")?;
     ensure_eq!(
         balance(world, &user).await?.0,
         before - 1,
@@ -594,11 +548,11 @@ pub async fn daily_limits_hold_in_the_database(world: &World) -> anyhow::Result<
             .await?,
     )
     .await?;
+    direct.expect(400).context("a direct call is refused too")?;
     ensure!(
-        direct.status == 400 && String::from_utf8_lossy(&direct.body).contains("http_429"),
-        "a direct call is refused too: {} {}",
-        direct.status,
-        String::from_utf8_lossy(&direct.body)
+        direct.text().contains("http_429"),
+        "a direct call is refused too: {}",
+        direct.text()
     );
     Ok(())
 }
@@ -610,9 +564,9 @@ pub async fn a_repeated_idempotency_key_charges_and_sends_once(
     let (before, _) = balance(world, &user).await?;
     let subject = unique("Once");
     let first = send(world, &token, &mail(&subject), Some("same-key")).await?;
-    ensure_eq!(first.status, 201, "first");
+    first.expect(201).context("first")?;
     let second = send(world, &token, &mail(&subject), Some("same-key")).await?;
-    ensure_eq!(second.status, 200, "replay");
+    second.expect(200).context("replay")?;
     ensure_eq!(second.header("idempotent-replayed"), Some("true"), "marked");
     ensure_eq!(
         second.json()?["mail_id"],
@@ -628,7 +582,7 @@ pub async fn a_repeated_idempotency_key_charges_and_sends_once(
     ensure_eq!(sends(world, &subject), 1, "sent once");
 
     let other = send(world, &token, &mail(&unique("Other")), Some("same-key")).await?;
-    ensure_eq!(other.status, 422, "same key, different email");
+    other.expect(422).context("same key, different email")?;
     Ok(())
 }
 
@@ -639,11 +593,10 @@ pub async fn nobody_can_charge_another_user(world: &World) -> anyhow::Result<()>
     // A body naming someone else is just an unknown field...
     let mut body = mail(&unique("Not yours"));
     body["user_id"] = json!(victim);
-    ensure_eq!(
-        send(world, &token, &body, None).await?.status,
-        201,
-        "sent as the caller"
-    );
+    send(world, &token, &body, None)
+        .await?
+        .expect(201)
+        .context("sent as the caller")?;
     // ...and the database function has no user parameter to abuse.
     let direct = Reply::read(
         world
@@ -692,7 +645,7 @@ pub async fn concurrent_sends_never_overdraw(world: &World) -> anyhow::Result<()
     let subject = unique("Race");
     // Learn the price from one send, then leave credits for exactly N more.
     let probe = send(world, &token, &mail(&unique("Price")), None).await?;
-    ensure_eq!(probe.status, 201, "probe send");
+    probe.expect(201).context("probe send")?;
     let price = probe.json()?["credits_used"].as_i64().context("price")?;
     const N: i64 = 3;
     set_balance(world, &user, N * price).await?;
@@ -760,27 +713,25 @@ pub async fn a_retry_while_the_first_is_in_flight_is_409(world: &World) -> anyho
     };
     tokio::time::sleep(std::time::Duration::from_millis(400)).await;
     let second = send(world, &token, &mail(&subject), Some("in-flight")).await?;
-    ensure_eq!(second.status, 409, "the retry while the first is in flight");
-    world.openapi.check("POST", "/send-email/emails", &second)?;
+    second
+        .expect(409)
+        .context("the retry while the first is in flight")?
+        .documented(&world.openapi, "POST", EMAILS)?;
     let first = first.await??;
-    ensure_eq!(
-        first.status,
-        502,
-        "the first timed out: its outcome is unknown"
-    );
+    first
+        .expect(502)
+        .context("the first timed out: its outcome is unknown")?;
     ensure_eq!(
         balance(world, &user).await?,
         (before - 1, before - 1),
         "it stays charged: the provider may have sent it"
     );
     let third = send(world, &token, &mail(&subject), Some("in-flight")).await?;
-    ensure_eq!(
-        third.status,
-        409,
-        "afterwards: that key's outcome is being confirmed"
-    );
+    third
+        .expect(409)
+        .context("afterwards: that key's outcome is being confirmed")?;
     ensure!(
-        detail(&third)?.contains("same key"),
+        third.detail()?.contains("same key"),
         "the answer says to retry with the same key, not a new one"
     );
     Ok(())

@@ -21,6 +21,9 @@ use serde_json::{json, Value};
 /// send-email's `#[event(scheduled)]` in workerd.
 pub const CRON: &str = "send-email-cron";
 
+/// The reconciler's route in openapi.yaml.
+const RECONCILE: &str = "/send-email/emails/reconcile";
+
 /// `POST /emails/reconcile` on `function` with `bearer`.
 async fn reconcile(world: &World, function: &str, bearer: &str) -> anyhow::Result<Reply> {
     Reply::read(
@@ -113,14 +116,10 @@ pub async fn the_reconciler_settles_stuck_mails_once(world: &World) -> anyhow::R
     let (_, user_token) = sign_up(world).await?;
     for bearer in [user_token.as_str(), "", "not-the-key"] {
         let reply = reconcile(world, "send-email", bearer).await?;
-        ensure_eq!(
-            reply.status,
-            401,
-            "only the service key starts a run ({bearer:?})"
-        );
-        world
-            .openapi
-            .check("POST", "/send-email/emails/reconcile", &reply)?;
+        reply
+            .expect(401)
+            .with_context(|| format!("only the service key starts a run ({bearer:?})"))?
+            .documented(&world.openapi, "POST", RECONCILE)?;
     }
 
     // Resend.
@@ -135,7 +134,7 @@ pub async fn the_reconciler_settles_stuck_mails_once(world: &World) -> anyhow::R
         Some(&format!("lost-{}", uuid::Uuid::new_v4())),
     )
     .await?;
-    ensure_eq!(reply.status, 502, "[lost] is an unknown outcome");
+    reply.expect(502).context("[lost] is an unknown outcome")?;
     let (lost_id, _, _) = mail_by_subject(world, &lost).await?;
     // Reserved and sent, but never recorded: the provider has it under the key.
     let recorded_never = unique("Unrecorded");
@@ -180,10 +179,8 @@ pub async fn the_reconciler_settles_stuck_mails_once(world: &World) -> anyhow::R
     );
     let (a, b) = (a?, b?);
     for run in [&a, &b] {
-        ensure_eq!(run.status, 200, "{}", String::from_utf8_lossy(&run.body));
-        world
-            .openapi
-            .check("POST", "/send-email/emails/reconcile", run)?;
+        run.expect(200)?
+            .documented(&world.openapi, "POST", RECONCILE)?;
     }
     let runs = [&a.json()?, &b.json()?];
     for (id, expected) in [
@@ -241,18 +238,16 @@ pub async fn the_reconciler_settles_stuck_mails_once(world: &World) -> anyhow::R
     let (start, _) = balance(world, &user).await?;
     let partly = unique("Partly");
     let body = json!({"to": ["ada@example.com", "inactive-x@example.com"], "subject": partly, "text": "Hi"});
-    ensure_eq!(
-        send_to(world, POSTMARK, &token, &body, None).await?.status,
-        502,
-        "partly sent: unknown"
-    );
+    send_to(world, POSTMARK, &token, &body, None)
+        .await?
+        .expect(502)
+        .context("partly sent: unknown")?;
     let failed = unique("[fail]");
     let body = json!({"to": "ada@example.com", "subject": failed, "text": "Hi"});
-    ensure_eq!(
-        send_to(world, POSTMARK, &token, &body, None).await?.status,
-        502,
-        "a 500: unknown"
-    );
+    send_to(world, POSTMARK, &token, &body, None)
+        .await?
+        .expect(502)
+        .context("a 500: unknown")?;
     let (partly_id, _, _) = mail_by_subject(world, &partly).await?;
     let (failed_id, _, _) = mail_by_subject(world, &failed).await?;
     backdate(world, &[&partly_id, &failed_id]).await?;
@@ -300,7 +295,7 @@ pub async fn the_reconciler_settles_stuck_mails_once(world: &World) -> anyhow::R
         Some(&format!("cron-{}", uuid::Uuid::new_v4())),
     )
     .await?;
-    ensure_eq!(reply.status, 502, "[lost] is an unknown outcome");
+    reply.expect(502).context("[lost] is an unknown outcome")?;
     let (lost_id, _, _) = mail_by_subject(world, &lost).await?;
     backdate(world, &[&lost_id]).await?;
     let fired: Value = world

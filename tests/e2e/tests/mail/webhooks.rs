@@ -2,13 +2,18 @@
 //! as Svix signs them, Postmark's behind basic auth; each event recorded
 //! once and the mail's delivery status visible to its sender under RLS.
 
-use super::{balance, mail, mail_by_subject, send, send_to, sign_up, unique, POSTMARK};
+use super::{balance, mail, mail_by_subject, send, send_to, sign_up, unique, EMAILS, POSTMARK};
+use anyhow::Context as _;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use edge_e2e::{ensure_eq, Reply, World};
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
+
+/// The webhook routes in openapi.yaml.
+const RESEND_ROUTE: &str = "/send-email/webhooks/email/resend";
+const POSTMARK_ROUTE: &str = "/send-email/webhooks/email/postmark";
 
 /// Resend's delivery of `event` as Svix sends it, signed with `secret`
 /// (`whsec_<base64>`) at `timestamp`, under the header prefix given.
@@ -110,7 +115,10 @@ pub async fn deliveries_bounces_and_complaints_reach_the_mail_once(
     let subject = unique("Delivered");
     let mut first = mail(&subject);
     first["to"] = json!(bouncing);
-    ensure_eq!(send(world, &token, &first, None).await?.status, 201, "sent");
+    send(world, &token, &first, None)
+        .await?
+        .expect(201)
+        .context("sent")?;
     let (mail_id, _, _) = mail_by_subject(world, &subject).await?;
     let (message_id, _, _, _) = delivery(world, &mail_id).await?;
     let (paid, _) = balance(world, &user).await?;
@@ -124,15 +132,10 @@ pub async fn deliveries_bounces_and_complaints_reach_the_mail_once(
         ("redelivery, the spec's headers", "webhook"),
     ] {
         let reply = resend_event(world, &event_id, &delivered, secret, now, prefix).await?;
-        ensure_eq!(
-            reply.status,
-            200,
-            "{what}: {}",
-            String::from_utf8_lossy(&reply.body)
-        );
-        world
-            .openapi
-            .check("POST", "/send-email/webhooks/email/resend", &reply)?;
+        reply
+            .expect(200)
+            .context(what)?
+            .documented(&world.openapi, "POST", RESEND_ROUTE)?;
         ensure_eq!(
             reply.json()?["duplicate"],
             json!(what != "first delivery"),
@@ -160,10 +163,10 @@ pub async fn deliveries_bounces_and_complaints_reach_the_mail_once(
         ("future", secret, now + 600),
     ] {
         let reply = resend_event(world, "msg_bad", &bounced, key, at, "svix").await?;
-        ensure_eq!(reply.status, 400, "{what}");
-        world
-            .openapi
-            .check("POST", "/send-email/webhooks/email/resend", &reply)?;
+        reply
+            .expect(400)
+            .context(what)?
+            .documented(&world.openapi, "POST", RESEND_ROUTE)?;
     }
     ensure_eq!(
         delivery(world, &mail_id).await?.1,
@@ -173,13 +176,10 @@ pub async fn deliveries_bounces_and_complaints_reach_the_mail_once(
 
     // A permanent bounce: the worst status wins; no refund (the policy).
     let bounce_id = format!("msg_{}", uuid::Uuid::new_v4().simple());
-    ensure_eq!(
-        resend_event(world, &bounce_id, &bounced, secret, now, "svix")
-            .await?
-            .status,
-        200,
-        "bounce"
-    );
+    resend_event(world, &bounce_id, &bounced, secret, now, "svix")
+        .await?
+        .expect(200)
+        .context("bounce")?;
     let (_, status, reason, events) = delivery(world, &mail_id).await?;
     ensure_eq!((status.as_str(), events), ("bounced", 2), "bounced");
     ensure_eq!(
@@ -194,13 +194,10 @@ pub async fn deliveries_bounces_and_complaints_reach_the_mail_once(
     );
     // A late delivery event does not undo it.
     let late = format!("msg_{}", uuid::Uuid::new_v4().simple());
-    ensure_eq!(
-        resend_event(world, &late, &delivered, secret, now, "svix")
-            .await?
-            .status,
-        200,
-        "late"
-    );
+    resend_event(world, &late, &delivered, secret, now, "svix")
+        .await?
+        .expect(200)
+        .context("late")?;
     ensure_eq!(
         delivery(world, &mail_id).await?.1,
         "bounced",
@@ -209,11 +206,8 @@ pub async fn deliveries_bounces_and_complaints_reach_the_mail_once(
     // Opens and the like are received and dropped.
     let opened = json!({"type": "email.opened", "created_at": "2026-12-01T12:00:03.000Z", "data": {"email_id": message_id}});
     let reply = resend_event(world, "msg_opened", &opened, secret, now, "svix").await?;
-    ensure_eq!(
-        (reply.status, reply.json()?["ignored"].clone()),
-        (200, json!(true)),
-        "untracked type"
-    );
+    reply.expect(200).context("untracked type")?;
+    ensure_eq!(reply.json()?["ignored"], json!(true), "untracked type");
 
     // The sender sees it under RLS; nobody else does.
     let path = format!("user_mails?id=eq.{mail_id}&select=delivery_status,delivery_reason");
@@ -245,11 +239,10 @@ pub async fn deliveries_bounces_and_complaints_reach_the_mail_once(
     // Postmark: basic auth, its bounce and complaint payloads.
     let subject = unique("Postmark");
     let body = json!({"to": complaining, "subject": subject, "text": "Hi"});
-    ensure_eq!(
-        send_to(world, POSTMARK, &token, &body, None).await?.status,
-        201,
-        "sent via Postmark"
-    );
+    send_to(world, POSTMARK, &token, &body, None)
+        .await?
+        .expect(201)
+        .context("sent via Postmark")?;
     let (mail_id, _, _) = mail_by_subject(world, &subject).await?;
     let (message_id, _, _, _) = delivery(world, &mail_id).await?;
     let auth = (
@@ -260,21 +253,16 @@ pub async fn deliveries_bounces_and_complaints_reach_the_mail_once(
         "Recipient": complaining, "Tag": "", "DeliveredAt": "2026-12-01T12:00:00.0000000-05:00",
         "Details": "Test delivery webhook details", "MessageStream": "outbound", "Metadata": {}});
     let reply = postmark_event(world, (auth.0, "wrong"), &delivery_event).await?;
-    ensure_eq!(reply.status, 401, "wrong credentials");
-    world
-        .openapi
-        .check("POST", "/send-email/webhooks/email/postmark", &reply)?;
+    reply.expect(401).context("wrong credentials")?.documented(
+        &world.openapi,
+        "POST",
+        POSTMARK_ROUTE,
+    )?;
     for duplicate in [false, true] {
         let reply = postmark_event(world, auth, &delivery_event).await?;
-        ensure_eq!(
-            reply.status,
-            200,
-            "{}",
-            String::from_utf8_lossy(&reply.body)
-        );
-        world
-            .openapi
-            .check("POST", "/send-email/webhooks/email/postmark", &reply)?;
+        reply
+            .expect(200)?
+            .documented(&world.openapi, "POST", POSTMARK_ROUTE)?;
         ensure_eq!(
             reply.json()?["duplicate"],
             json!(duplicate),
@@ -285,11 +273,10 @@ pub async fn deliveries_bounces_and_complaints_reach_the_mail_once(
         "Name": "Spam complaint", "MessageID": message_id, "Email": complaining,
         "BouncedAt": "2026-12-01T12:05:00.0000000-05:00", "Description": "The subscriber explicitly marked this message as spam.",
         "Inactive": true, "CanActivate": false, "MessageStream": "outbound"});
-    ensure_eq!(
-        postmark_event(world, auth, &complaint).await?.status,
-        200,
-        "complaint"
-    );
+    postmark_event(world, auth, &complaint)
+        .await?
+        .expect(200)
+        .context("complaint")?;
     let (_, status, _, events) = delivery(world, &mail_id).await?;
     ensure_eq!(
         (status.as_str(), events),
@@ -303,20 +290,12 @@ pub async fn deliveries_bounces_and_complaints_reach_the_mail_once(
     let again = unique("Again");
     let body = json!({"to": ["ok@example.com", bouncing.to_uppercase(), complaining], "subject": again, "text": "Hi"});
     let reply = send(world, &token, &body, None).await?;
+    reply
+        .expect(422)?
+        .documented(&world.openapi, "POST", EMAILS)?;
     ensure_eq!(
-        reply.status,
-        422,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
-    world.openapi.check("POST", "/send-email/emails", &reply)?;
-    let fields: Vec<Value> = reply.json()?["errors"]
-        .as_array()
-        .map(|e| e.iter().map(|e| e["field"].clone()).collect())
-        .unwrap_or_default();
-    ensure_eq!(
-        fields,
-        vec![json!("to[1]"), json!("to[2]")],
+        reply.fields()?,
+        ["to[1]", "to[2]"],
         "each suppressed address named"
     );
     ensure_eq!(balance(world, &user).await?.0, before, "nothing charged");

@@ -121,12 +121,7 @@ fn check_answer(
     status: u16,
     retry: bool,
 ) -> anyhow::Result<()> {
-    ensure_eq!(
-        reply.status,
-        status,
-        "{what}: {}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    reply.expect(status).with_context(|| what.to_owned())?;
     ensure_eq!(reply.media_type(), "application/problem+json", "{what}");
     ensure_eq!(reply.json()?["status"], json!(status), "{what}");
     ensure_eq!(
@@ -188,9 +183,7 @@ pub async fn a_failing_captcha_provider_is_503_and_writes_nothing(
                 ))
                 .await?;
                 check_answer(&what, &reply, took, 503, true)?;
-                world
-                    .openapi
-                    .check("POST", "/ticket-intake/tickets", &reply)?;
+                reply.documented(&world.openapi, "POST", intake::TICKETS)?;
                 ensure_eq!(
                     intake::tickets_titled(world, &title).await?,
                     0,
@@ -233,7 +226,7 @@ pub async fn a_failing_email_provider_keeps_the_charge_and_the_ledger(
                 // like a connection lost mid-request, so it is no certainty
                 // either): no refund, the outcome left for the reconciler.
                 check_answer(&what, &reply, took, 502, false)?;
-                world.openapi.check("POST", "/send-email/emails", &reply)?;
+                reply.documented(&world.openapi, "POST", mail::EMAILS)?;
                 let (_, status, refunds) = mail::mail_by_subject(world, &subject).await?;
                 ensure_eq!(
                     (status.as_str(), refunds),
@@ -284,12 +277,7 @@ pub async fn failing_storage_signs_nothing_and_leaves_no_row(world: &World) -> a
         &body,
     )
     .await?;
-    ensure_eq!(
-        reply.status,
-        201,
-        "normal: {}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    reply.expect(201).context("normal")?;
     ensure!(
         reply.json()?["url"].as_str().is_some_and(|u| u
             .contains("/object/upload/sign/attachments/")
@@ -313,9 +301,7 @@ pub async fn failing_storage_signs_nothing_and_leaves_no_row(world: &World) -> a
             .await?;
             let (status, retry) = storage_status(fault);
             check_answer(&what, &reply, took, status, retry)?;
-            world
-                .openapi
-                .check("POST", "/attachment-urls/attachments/upload-url", &reply)?;
+            reply.documented(&world.openapi, "POST", attachments::UPLOAD_URL)?;
             ensure_eq!(
                 attachments::rows_named(world, &name).await?,
                 "0",
@@ -339,9 +325,7 @@ pub async fn failing_storage_signs_nothing_and_leaves_no_row(world: &World) -> a
             .await?;
             let (status, retry) = storage_status(fault);
             check_answer(&what, &reply, took, status, retry)?;
-            world
-                .openapi
-                .check("POST", "/attachment-urls/attachments/sign", &reply)?;
+            reply.documented(&world.openapi, "POST", attachments::SIGN)?;
             Ok(())
         }
     });
@@ -399,13 +383,13 @@ pub async fn a_failing_jwks_is_503_and_never_lets_a_token_in(world: &World) -> a
             let what = format!("JWKS, {}", fault.name());
             let (reply, took) = timed(sign_seeded(world, &function, &token)).await?;
             check_answer(&what, &reply, took, 503, true)?;
-            world
-                .openapi
-                .check("POST", "/attachment-urls/attachments/sign", &reply)?;
+            reply.documented(&world.openapi, "POST", attachments::SIGN)?;
             // HS256 tokens need no JWKS and keep working.
             let hs256 = world.stack.user_token(DemoUser::Member);
             let reply = sign_seeded(world, &function, &hs256).await?;
-            ensure_eq!(reply.status, 200, "{what}: HS256 still verifies");
+            reply
+                .expect(200)
+                .with_context(|| format!("{what}: HS256 still verifies"))?;
             Ok(())
         }
     }))
@@ -419,7 +403,9 @@ pub async fn a_jwks_failing_later_keeps_its_keys_for_their_lifetime(
     let known = es256(edge_stack::tokens::ES256_KID)?;
     auth.set_fault(None);
     let reply = sign_seeded(world, JWKS_SWITCH, &known).await?;
-    ensure_eq!(reply.status, 200, "the keys are fetched and cached");
+    reply
+        .expect(200)
+        .context("the keys are fetched and cached")?;
 
     // A token naming a kid the cache lacks makes the function refetch (a
     // rotation?); the JWKS now hangs, so that token is a bounded 503...
@@ -430,6 +416,6 @@ pub async fn a_jwks_failing_later_keeps_its_keys_for_their_lifetime(
     let still = sign_seeded(world, JWKS_SWITCH, &known).await;
     auth.set_fault(None);
     outcome?;
-    ensure_eq!(still?.status, 200, "the cached key set is kept");
+    still?.expect(200).context("the cached key set is kept")?;
     Ok(())
 }
