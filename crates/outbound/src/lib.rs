@@ -22,6 +22,10 @@
 use std::fmt;
 use std::time::Duration;
 
+// Compiled natively too (it only does anything inside workerd), so that
+// edge-worker, its user, builds in native `cargo` runs of the workspace.
+pub mod driven;
+
 use edge_core::{Error, Sleep};
 
 /// How long the whole exchange may take, and how many body bytes to read.
@@ -211,7 +215,7 @@ mod transport {
             bounds.timeout.as_millis() as f64,
             bounds.max_body_bytes as f64,
         );
-        let outcome: Outcome = wasm_bindgen_futures::JsFuture::from(promise)
+        let outcome: Outcome = crate::driven::settle(promise)
             .await
             .map_err(|e| Failure::Lost(format!("{e:?}")))?
             .into();

@@ -23,7 +23,6 @@ use edge_core::{Error, Function, Host, Method, Request, Response, Source, Vars};
 use std::cell::OnceCell;
 use std::future::Future;
 use std::rc::Rc;
-use std::task::Poll;
 use std::thread::LocalKey;
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::JsValue;
@@ -109,21 +108,11 @@ macro_rules! fetch {
 /// at the first poll (nothing awaited I/O), else a promise of it. workerd
 /// takes either from a fetch handler; the promise costs a `Promise`, a
 /// closure and a microtask per request, which was a tenth of `/health`.
-///
-/// After `Pending` the future is polled again by `future_to_promise` with a
-/// real waker; every future in it (`JsFuture`) re-registers its waker on
-/// each poll and keeps a value that arrived in between, so nothing is lost.
+/// While pending, the future is driven from JavaScript one step per
+/// promise it awaits ([`edge_outbound::driven`]), not by
+/// wasm-bindgen-futures' executor.
 pub fn respond(answer: impl Future<Output = JsResponse> + 'static) -> JsValue {
-    let mut answer = Box::pin(answer);
-    match answer
-        .as_mut()
-        .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
-    {
-        Poll::Ready(response) => response.into(),
-        Poll::Pending => {
-            wasm_bindgen_futures::future_to_promise(async move { Ok(answer.await.into()) }).into()
-        }
-    }
+    edge_outbound::driven::drive(async move { answer.await.into() })
 }
 
 /// The request as workerd hands it to the fetch handler; taken instead of
@@ -192,7 +181,7 @@ fn unserved(name: &'static str, request: &Request, err: Error) -> JsResponse {
 /// js/glue.js; the pipeline answers 413 from `content-length` or from a
 /// body one byte over the limit), in one crossing.
 async fn read_body(req: &JsRequest, limit: usize) -> Result<Vec<u8>, String> {
-    let body = wasm_bindgen_futures::JsFuture::from(request_body(req, limit as f64))
+    let body = edge_outbound::driven::settle(request_body(req, limit as f64))
         .await
         .map_err(|e| e.as_string().unwrap_or_else(|| format!("{e:?}")))?;
     Ok(js_sys::Uint8Array::new(&body).to_vec())

@@ -13,9 +13,9 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
+use edge_outbound::driven::settle;
 use js_sys::{Array, Object, Reflect, JSON};
 use wasm_bindgen::{JsCast, JsValue};
-use wasm_bindgen_futures::JsFuture;
 use web_sys::{CryptoKey, SubtleCrypto};
 
 use crate::jwks::KeyParams;
@@ -61,7 +61,7 @@ pub(crate) async fn import(params: &KeyParams) -> Result<PublicKey, String> {
             &usages,
         )
         .map_err(js_error)?;
-    let key = JsFuture::from(promise).await.map_err(js_error)?;
+    let key = settle(promise).await.map_err(js_error)?;
     Ok(PublicKey {
         key: key.unchecked_into(),
         verify_params: js_object(&verify_params)?,
@@ -85,7 +85,7 @@ pub(crate) async fn verify(
             message,
         )
         .map_err(js_error)?;
-    let result = JsFuture::from(promise).await.map_err(js_error)?;
+    let result = settle(promise).await.map_err(js_error)?;
     result
         .as_bool()
         .ok_or_else(|| "crypto.subtle.verify did not resolve to a boolean".to_owned())
