@@ -63,6 +63,7 @@ use std::collections::HashMap;
 use edge_core::Error;
 use serde::de::IgnoredAny;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::event::{
@@ -70,7 +71,8 @@ use crate::event::{
     PaymentLink, Provider, Reversal, ReversalKind, ReversalStatus, Subscription, SubscriptionItem,
 };
 use crate::parse::{
-    currency, non_empty, null_as_default, read, unix_field, unix_to_rfc3339, unreadable, Parts,
+    currency, non_empty, null_as_default, read_raw as read, unix_field, unix_to_rfc3339,
+    unreadable, Parts,
 };
 
 /// The 400's detail for a thin event: it names the object that changed but
@@ -107,7 +109,8 @@ pub fn parse(body: &[u8]) -> Result<Event, Error> {
         .and_then(Value::as_i64)
         .and_then(unix_to_rfc3339)
         .ok_or_else(|| unreadable(Provider::Stripe, "`created` is not a time"))?;
-    let parts = change(&kind, &object.unwrap_or_default()).unwrap_or_else(Parts::invalid);
+    let parts =
+        change(&kind, object.as_deref().unwrap_or(RawValue::NULL)).unwrap_or_else(Parts::invalid);
     Ok(Event {
         provider: Provider::Stripe,
         event_id,
@@ -125,7 +128,7 @@ pub fn parse(body: &[u8]) -> Result<Event, Error> {
 pub const PAYMENT_FAILED_REASON: &str =
     "the subscription's state arrives with customer.subscription.updated";
 
-fn change(kind: &str, object: &Value) -> Result<Parts, String> {
+fn change(kind: &str, object: &RawValue) -> Result<Parts, String> {
     match kind {
         "checkout.session.completed" => checkout(read(object, "checkout session")?, None),
         "checkout.session.async_payment_succeeded" => {
@@ -180,8 +183,10 @@ struct Envelope {
 
 #[derive(Deserialize)]
 struct EventData {
+    /// Kept as its JSON text and read straight into the type the event's
+    /// `type` calls for.
     #[serde(default)]
-    object: Option<Value>,
+    object: Option<Box<RawValue>>,
 }
 
 type Metadata = HashMap<String, String>;
