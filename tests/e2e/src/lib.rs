@@ -22,6 +22,7 @@ use serde_json::Value;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub mod leaks;
 
@@ -461,4 +462,49 @@ macro_rules! ensure_eq {
 /// parallel; the stand-ins read the `what` part (`[lost]`, `pass...`).
 pub fn unique(what: &str) -> String {
     format!("{what}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// The intakes' rate limits count in fixed windows of `window`, aligned to
+/// the epoch (`kit.intake_window`). When less than `needed` is left of the
+/// current one, waits for the next to begin (and a second more), so what
+/// follows falls in one window if it takes at most `needed`. Waits only
+/// then, and never more than `needed` and a second.
+pub async fn inside_one_window(window: Duration, needed: Duration) {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let left = left_of_window(now, window);
+    if left < needed {
+        tokio::time::sleep(left + Duration::from_secs(1)).await;
+    }
+}
+
+/// What is left, at `now` since the epoch, of its window of `window`.
+fn left_of_window(now: Duration, window: Duration) -> Duration {
+    let into = now.as_millis() % window.as_millis().max(1);
+    window.saturating_sub(Duration::from_millis(
+        u64::try_from(into).unwrap_or_default(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_are_aligned_to_the_epoch() {
+        let (minute, hour) = (Duration::from_secs(60), Duration::from_secs(3600));
+        // 14:00:00 and 13:59:30 on some day.
+        let day = Duration::from_secs(20_000 * 86_400);
+        let fourteen = day + Duration::from_secs(14 * 3600);
+        assert_eq!(left_of_window(fourteen, hour), hour);
+        assert_eq!(
+            left_of_window(fourteen - Duration::from_secs(30), hour),
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            left_of_window(fourteen + Duration::from_millis(50_500), minute),
+            Duration::from_millis(9_500)
+        );
+    }
 }
