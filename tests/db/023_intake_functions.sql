@@ -66,7 +66,7 @@ grant execute on function tests.intake_rows(uuid) to service_role;
 grant select, insert on table tests.answers to service_role;
 grant select on table tests.answers to authenticated;
 
-select plan(78);
+select plan(79);
 
 /*
  * Who may call them: service_role only
@@ -233,7 +233,10 @@ select results_eq(
 
 -- An expired window of someone else's, and a new address family.
 insert into kit.intake_rate_counters (bucket, window_start, expires_at, hits)
-values ('ip:00000000-0000-4000-8000-000000000000:192.0.2.1', now() - interval '2 hours', now() - interval '1 hour', 9);
+values ('ip:00000000-0000-4000-8000-000000000000:192.0.2.1', now() - interval '2 hours', now() - interval '1 hour', 9),
+-- ... and one that ended a moment ago, which a transaction begun inside it
+-- may still count into.
+       ('ip:00000000-0000-4000-8000-000000000000:192.0.2.2', now() - interval '61 seconds', now() - interval '1 second', 21);
 
 select tests.authenticate_as_service_role();
 do $$
@@ -248,8 +251,13 @@ $$;
 select tests.clear_authentication();
 
 select is_empty(
-  $$ select 1 from kit.intake_rate_counters where expires_at <= now() $$,
-  'intake_begin deletes expired windows as it goes');
+  $$ select 1 from kit.intake_rate_counters where expires_at <= now() - interval '10 minutes' $$,
+  'intake_begin deletes long-expired windows as it goes');
+select results_eq(
+  $$ select hits from kit.intake_rate_counters
+     where bucket = 'ip:00000000-0000-4000-8000-000000000000:192.0.2.2' $$,
+  $$ values (21) $$,
+  'a window that ended a moment ago is kept: deleting it would let a request begun inside it start it again at one hit');
 select set_eq(
   $$ select bucket, hits from kit.intake_rate_counters
      where bucket like 'ip:' || tests.account_id('other') || ':%' $$,
