@@ -241,12 +241,9 @@ mod transport {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use edge_testing::clock::tokio_sleep;
     use std::time::Instant;
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-
-    fn tokio_sleep(d: Duration) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> {
-        Box::pin(tokio::time::sleep(d))
-    }
 
     const BOUNDS: Bounds = Bounds {
         timeout: Duration::from_millis(400),
@@ -254,7 +251,9 @@ mod tests {
     };
 
     /// A server that answers each connection with `write`, after reading
-    /// the request head.
+    /// the request head: raw bytes, since these cases are answers no HTTP
+    /// server would send (a body shorter than its length, one byte at a
+    /// time), which edge_testing's scripted server cannot.
     async fn server<F, Fut>(write: F) -> String
     where
         F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
